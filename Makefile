@@ -1,0 +1,43 @@
+# Two commands on a fresh machine do all set-up (see README):
+#   make demo   - the example migration on the bundled local test cluster
+#   make test   - every test, including e2e against the local test cluster
+SHELL := /bin/bash
+GO    ?= go
+BIN   := bin/runbook
+
+.PHONY: build test unit vet demo sandbox-up sandbox-down tools schema fuzz
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/runbook
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# Regenerates the checked-in JSON Schema from the action registry.
+schema:
+	$(GO) run ./cmd/runbook schema > schema/runbook.schema.json
+
+unit:
+	$(GO) test ./...
+
+fuzz:
+	$(GO) test ./runbooks -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-20s}
+	$(GO) test ./runbooks -run '^$$' -fuzz FuzzValues -fuzztime $${FUZZTIME:-20s}
+
+# --- local test cluster (owned by hack/ and test/sandbox) ---
+tools:
+	@bash hack/build-tools.sh
+
+sandbox-up:
+	@bash hack/sandbox.sh up
+
+sandbox-down:
+	@bash hack/sandbox.sh down
+
+test: vet tools
+	RUNBOOK_TOOLS_DIR=$$(bash hack/build-tools.sh --print-dir) $(GO) test -count=1 ./...
+	$(MAKE) fuzz FUZZTIME=10s
+
+demo: build sandbox-up
+	bash examples/migrate-ippool/demo.sh
