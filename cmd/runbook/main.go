@@ -1,0 +1,25 @@
+// Command runbook runs declarative runbooks for Kubernetes network operations.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/runbookdev/runbook/internal/exitcode"
+)
+
+func main() {
+	// The first SIGINT/SIGTERM cancels the context so a run stops cleanly between
+	// operations with its journal written; a second one kills the process.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd := newRootCmd(os.Stdout, os.Stderr)
+	err := cmd.ExecuteContext(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "Error:", err)
+	}
+	os.Exit(int(exitcode.Of(err)))
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/runbookdev/runbook/internal/exitcode"
+)
+
+func run(t *testing.T, args ...string) (string, string, exitcode.Code) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := newRootCmd(&out, &errOut)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(context.Background())
+	if err != nil {
+		errOut.WriteString("Error: " + err.Error() + "\n")
+	}
+	return out.String(), errOut.String(), exitcode.Of(err)
+}
+
+const example = "../../examples/migrate-ippool/runbook.yaml"
+
+func TestCLI(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		code       exitcode.Code
+		stdout     string // substring
+		stderr     string // substring
+		jsonStdout bool
+	}{
+		{"validate example", []string{"validate", example}, exitcode.OK, "valid (5 steps)", "", false},
+		{"validate with values", []string{"validate", example, "-f", "../../examples/migrate-ippool/values/prod.yaml"}, exitcode.OK, "valid", "", false},
+		{"validate broken", []string{"validate", "../../runbooks/testdata/broken/04-unknown-action.yaml"}, exitcode.Invalid, "",
+			`04-unknown-action.yaml:7:13: steps[0].action: unknown action "ensurePol" (did you mean "ensurePool"?)`, false},
+		{"validate json", []string{"validate", "-o", "json", "../../runbooks/testdata/broken/03-duplicate-step-id.yaml"}, exitcode.Invalid, `"line": 8`, "", true},
+		{"runbook as values", []string{"validate", example, "-f", example}, exitcode.Invalid, "", "this is a Runbook, not a values file", false},
+		{"set unknown param", []string{"validate", example, "--set", "newCDIR=10.0.0.0/16"}, exitcode.Invalid, "", `unknown param "newCDIR" (did you mean "newCIDR"?)`, false},
+		{"no args", []string{"validate"}, exitcode.Invalid, "", "expected at least one runbook file", false},
+		{"bad output", []string{"actions", "-o", "xml"}, exitcode.Invalid, "", "--output must be text, json or yaml", false},
+		{"bad flag", []string{"validate", "--nope", example}, exitcode.Invalid, "", "unknown flag", false},
+		{"actions", []string{"actions"}, exitcode.OK, "deletePool            point of no return", "", false},
+		{"actions json", []string{"actions", "-o", "json"}, exitcode.OK, `"name": "ensurePool"`, "", true},
+		{"explain", []string{"explain", "deletePodsInPool"}, exitcode.OK, "unmanagedPods", "", false},
+		{"explain function", []string{"explain", "podsInPool"}, exitcode.OK, "podsInPool(name string) []PodRef", "", false},
+		{"explain unknown", []string{"explain", "deletepool"}, exitcode.Invalid, "", `did you mean "deletePool"?`, false},
+		{"schema", []string{"schema"}, exitcode.OK, `"$schema": "https://json-schema.org/draft/2020-12/schema"`, "", true},
+		{"version", []string{"version", "-o", "json"}, exitcode.OK, `"version": "dev"`, "", true},
+		{"plan needs a kubeconfig", []string{"plan", example, "-f", "../../examples/migrate-ippool/values/sandbox.yaml", "--kubeconfig", "/nonexistent"}, exitcode.Invalid, "", "kubeconfig", false},
+		{"plan with invalid values changes nothing", []string{"plan", example, "--kubeconfig", "/nonexistent"}, exitcode.Invalid, "", "required param is not set", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, code := run(t, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, stdout, stderr)
+			}
+			if !strings.Contains(stdout, tt.stdout) {
+				t.Errorf("stdout lacks %q:\n%s", tt.stdout, stdout)
+			}
+			if !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("stderr lacks %q:\n%s", tt.stderr, stderr)
+			}
+			if tt.jsonStdout && !json.Valid([]byte(stdout)) {
+				t.Errorf("stdout is not JSON:\n%s", stdout)
+			}
+		})
+	}
+}
