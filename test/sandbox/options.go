@@ -1,0 +1,74 @@
+package sandbox
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/runbookdev/runbook/test/scenarios"
+)
+
+// ToolsDirEnv names the environment variable holding the directory of the built
+// control-plane binaries (`bash hack/build-tools.sh --print-dir`).
+const ToolsDirEnv = "RUNBOOK_TOOLS_DIR"
+
+// FlavourCRD is the manifest install of Calico (calico.yaml): crd.projectcalico.org/v1
+// CRDs, calico-config with calico-ipam, calico-node creating default-ipv4-ippool.
+const FlavourCRD = "crd"
+
+// Options configure Start. The zero value is usable when RUNBOOK_TOOLS_DIR is set.
+type Options struct {
+	// ToolsDir holds kube-apiserver, etcd, kube-controller-manager, kube-scheduler
+	// and kwok. Default: $RUNBOOK_TOOLS_DIR.
+	ToolsDir string
+	// WorkDir receives certificates, etcd data, kubeconfigs and logs/. Default: a
+	// new temporary directory, removed by Stop.
+	WorkDir string
+	// Scenario is the cluster to build. Default: the shipped "default" scenario.
+	Scenario *scenarios.Scenario
+	// Flavour is how Calico is installed; only FlavourCRD so far.
+	Flavour string
+	// CalicoModuleDir is the checkout of the pinned github.com/projectcalico/calico
+	// module whose manifests/calico.yaml is installed. Default: `go list -m`.
+	CalicoModuleDir string
+	// ReadyTimeout bounds the wait for nodes and scenario pods. Default: 2 minutes.
+	ReadyTimeout time.Duration
+	// Progress receives one line per start-up phase. Default: discarded.
+	Progress io.Writer
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.ToolsDir == "" {
+		o.ToolsDir = os.Getenv(ToolsDirEnv)
+	}
+	if o.ToolsDir == "" {
+		return o, fmt.Errorf("no tools directory: set Options.ToolsDir or %s (bash hack/build-tools.sh --print-dir)", ToolsDirEnv)
+	}
+	for _, bin := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"} {
+		if _, err := os.Stat(filepath.Join(o.ToolsDir, bin)); err != nil {
+			return o, fmt.Errorf("tools directory %s: %w (run bash hack/build-tools.sh)", o.ToolsDir, err)
+		}
+	}
+	if o.Flavour == "" {
+		o.Flavour = FlavourCRD
+	}
+	if o.Flavour != FlavourCRD {
+		return o, fmt.Errorf("flavour %q is not supported yet (supported: %s)", o.Flavour, FlavourCRD)
+	}
+	if o.Scenario == nil {
+		s, err := scenarios.Load(scenarios.Default)
+		if err != nil {
+			return o, err
+		}
+		o.Scenario = s
+	}
+	if o.ReadyTimeout == 0 {
+		o.ReadyTimeout = 2 * time.Minute
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	return o, nil
+}

@@ -1,0 +1,99 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The package's shared cluster, started by the first ForTest and stopped by Main.
+var shared struct {
+	once    sync.Once
+	opts    Options
+	cluster *Cluster
+	err     error
+}
+
+// Main runs a test package that uses ForTest; call it from TestMain:
+//
+//	func TestMain(m *testing.M) { sandbox.Main(m, sandbox.Options{}) }
+//
+// The cluster starts lazily, on the first ForTest, so `go test -run` of tests
+// that need none starts nothing. After the tests it is stopped; if a test failed,
+// its work directory (logs/) is kept and printed.
+func Main(m *testing.M, opts Options) {
+	shared.opts = opts
+	code := m.Run()
+	if c := shared.cluster; c != nil {
+		if code != 0 {
+			c.ownWorkDir = false // keep the logs for the failure
+			fmt.Fprintf(os.Stderr, "sandbox: tests failed; cluster logs kept in %s\n", c.LogDir())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		if err := c.Stop(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "sandbox: stopping: %v\n", err)
+			if code == 0 {
+				code = 1
+			}
+		}
+		cancel()
+	}
+	os.Exit(code)
+}
+
+// ForTest returns the test package's shared cluster, starting it on first use
+// (the package must call Main from TestMain). Without a tools directory the test is
+// skipped with instructions, except under CI=true, where it fails: CI must never
+// silently skip the cluster tests.
+func ForTest(t testing.TB) *Cluster {
+	t.Helper()
+	requireTools(t, shared.opts)
+	shared.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		shared.cluster, shared.err = Start(ctx, shared.opts)
+	})
+	if shared.err != nil {
+		t.Fatalf("sandbox: %v", shared.err)
+	}
+	return shared.cluster
+}
+
+// StartForTest starts a cluster of the test's own (for tests that break it on
+// purpose), stopped when the test ends. WorkDir defaults to a test temp directory.
+func StartForTest(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	requireTools(t, opts)
+	if opts.WorkDir == "" {
+		opts.WorkDir = t.TempDir()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c, err := Start(ctx, opts)
+	if err != nil {
+		t.Fatalf("sandbox: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := c.Stop(ctx); err != nil {
+			t.Errorf("sandbox: stopping: %v", err)
+		}
+	})
+	return c
+}
+
+func requireTools(t testing.TB, opts Options) {
+	t.Helper()
+	if opts.ToolsDir != "" || os.Getenv(ToolsDirEnv) != "" {
+		return
+	}
+	msg := ToolsDirEnv + " is not set: run `make test`, or export " + ToolsDirEnv + "=$(bash hack/build-tools.sh --print-dir)"
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("sandbox: %s (CI=true: cluster tests must run)", msg)
+	}
+	t.Skipf("sandbox: %s", msg)
+}
