@@ -21,10 +21,10 @@ type identity struct {
 }
 
 var (
-	adminUser      = identity{user: envtest.User{Name: "kubernetes-admin", Groups: []string{"system:masters"}}}
-	kcmUser        = identity{file: ControllerManager, user: envtest.User{Name: "system:kube-controller-manager"}}
-	schedulerUser  = identity{file: Scheduler, user: envtest.User{Name: "system:kube-scheduler"}}
-	kwokUser       = identity{file: Kwok, user: envtest.User{Name: "kwok-controller", Groups: []string{"system:masters"}}}
+	adminUser     = identity{user: envtest.User{Name: "kubernetes-admin", Groups: []string{"system:masters"}}}
+	kcmUser       = identity{file: ControllerManager, user: envtest.User{Name: "system:kube-controller-manager"}}
+	schedulerUser = identity{file: Scheduler, user: envtest.User{Name: "system:kube-scheduler"}}
+	kwokUser      = identity{file: Kwok, user: envtest.User{Name: "kwok-controller", Groups: []string{"system:masters"}}}
 	// kubeletUser plays every kubelet for the CNI stand-in: it watches pods and
 	// records the events a kubelet records.
 	kubeletUser = identity{file: "kubelet", user: envtest.User{Name: "sandbox-kubelet", Groups: []string{"system:masters"}}}

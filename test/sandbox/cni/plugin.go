@@ -69,7 +69,7 @@ type Plugin struct {
 	workers sync.WaitGroup
 	ctx     context.Context // the Run context, for workers started by event handlers
 
-	synced                     chan struct{}
+	synced                        chan struct{}
 	nAssigned, nReleased, nFailed atomic.Int64
 }
 
