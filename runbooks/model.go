@@ -52,7 +52,11 @@ type Runbook struct {
 	Params      []*Param
 	Steps       []*Step
 	Pos         Pos
+	scope       *Scope
 }
+
+// Env builds the expression environment of this runbook for one evaluation.
+func (rb *Runbook) Env(b Bindings) (map[string]any, error) { return rb.scope.Env(b) }
 
 // Param is a declared runbook parameter.
 type Param struct {

@@ -465,7 +465,8 @@ func (p *parser) hooks(n *yaml.Node, path string, stepIndex int) []*Hook {
 // compileAll is the second pass: with every step id known, compile guards and check
 // each with: block against its action's declaration.
 func (p *parser) compileAll() {
-	cp := newCompiler(p.c, p.rb, newScope(p.rb, p.reg))
+	p.rb.scope = newScope(p.rb, p.reg)
+	cp := newCompiler(p.c, p.rb, p.rb.scope)
 	for _, g := range p.pending {
 		g.site.at = scalarAt(g.node, p.lines)
 		src := g.node.Value

@@ -35,9 +35,6 @@ type Scope struct {
 	funcs      []*actions.Func
 }
 
-// Reserved top-level names of the expression environment.
-var reservedNames = []string{"params", "env", "steps", "run"}
-
 func newScope(rb *Runbook, reg *actions.Registry) *Scope {
 	s := &Scope{paramField: map[string]int{}, paramTypes: map[string]value.Type{}, stepField: map[string]int{}, funcs: reg.Funcs()}
 	var pf []reflect.StructField

@@ -1,0 +1,69 @@
+package actions
+
+import "context"
+
+// Call is one execution of an action by the engine.
+type Call struct {
+	RunID  string
+	StepID string
+	With   map[string]any // rendered and typed parameters, defaults applied
+	// Prior is what earlier attempts of this step recorded (a resumed run): intents
+	// written before creating things, and the objects created.
+	Prior Record
+	// Recorder persists intents and created objects in the run journal before the
+	// action acts on them, so a crash between "decide" and "do" is recoverable.
+	Recorder Recorder
+}
+
+// Record is what the journal remembers of a step for its action.
+type Record struct {
+	Intent  map[string]string `json:"intent,omitempty"`
+	Created []ObjectRef       `json:"created,omitempty"`
+}
+
+// ObjectRef names an object an action created.
+type ObjectRef struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Namespace  string `json:"namespace,omitempty"`
+	Name       string `json:"name"`
+}
+
+// Recorder writes to the run journal; every write is fenced by the run's lock.
+type Recorder interface {
+	Intent(ctx context.Context, key, value string) error
+	Created(ctx context.Context, ref ObjectRef) error
+}
+
+// Outcome is what an action did.
+type Outcome struct {
+	Changed bool
+	Outputs map[string]any
+	Message string // one line for the report, e.g. "created pool new-pool"
+}
+
+// Impl is an action's behaviour. Apply observes the cluster and converges it:
+// when the desired state already holds it changes nothing and says so (Changed
+// false), which is what makes re-running a finished runbook a no-op.
+type Impl interface {
+	Apply(ctx context.Context, c *Call) (Outcome, error)
+}
+
+// Inverter is implemented by actions with an inverse (rollback: auto). An inverse
+// that finds its object in use keeps it and says so in Kept: that is not a failure.
+type Inverter interface {
+	Invert(ctx context.Context, c *Call) (InverseOutcome, error)
+}
+
+// InverseOutcome is what an inverse did.
+type InverseOutcome struct {
+	Changed bool
+	Kept    string // why the object was kept, when it was
+	Message string
+}
+
+// Cleaner is implemented by actions whose temporary objects must go whatever
+// happens (success, failure, interrupt, or on resume after a crash).
+type Cleaner interface {
+	Cleanup(ctx context.Context, c *Call) error
+}

@@ -1,0 +1,366 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/internal/exitcode"
+	"github.com/runbookdev/runbook/internal/value"
+	"github.com/runbookdev/runbook/runbooks"
+)
+
+// putConfigMap is the engine tests' action: it converges a ConfigMap's data, records
+// what it created, and its inverse deletes only what this run created.
+type putConfigMap struct {
+	cs      kubernetes.Interface
+	applies *[]string // call log, to prove what ran and in which order
+	failOn  string    // name whose Apply fails
+	cancel  context.CancelFunc
+	stopOn  string // name whose Apply simulates a kill -9: it cancels and returns
+}
+
+var putDecl = &actions.Decl{Name: "putConfigMap", Summary: "test", Inverse: "delete if created",
+	Params: []actions.Param{
+		{Name: "name", Spec: value.Spec{Type: value.String, Required: true}},
+		{Name: "value", Spec: value.Spec{Type: value.String, Default: "v"}},
+		{Name: "temporary", Spec: value.Spec{Type: value.Bool, Default: false}},
+	},
+	Outputs: []actions.Output{{Name: "created", Type: value.Bool}}}
+
+func (a *putConfigMap) Apply(ctx context.Context, c *actions.Call) (actions.Outcome, error) {
+	name := c.With["name"].(string)
+	*a.applies = append(*a.applies, "apply "+name)
+	if name == a.stopOn {
+		a.cancel()
+		return actions.Outcome{}, ctx.Err()
+	}
+	if name == a.failOn {
+		return actions.Outcome{}, fmt.Errorf("injected failure on %s", name)
+	}
+	want := map[string]string{"v": c.With["value"].(string)}
+	cm, err := a.cs.CoreV1().ConfigMaps("default").Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		if err := c.Recorder.Intent(ctx, "create", name); err != nil {
+			return actions.Outcome{}, err
+		}
+		_, err = a.cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}, Data: want}, metav1.CreateOptions{})
+		if err != nil {
+			return actions.Outcome{}, err
+		}
+		if err := c.Recorder.Created(ctx, actions.ObjectRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: "default", Name: name}); err != nil {
+			return actions.Outcome{}, err
+		}
+		return actions.Outcome{Changed: true, Outputs: map[string]any{"created": true}, Message: "created " + name}, nil
+	}
+	if err != nil {
+		return actions.Outcome{}, err
+	}
+	if reflect.DeepEqual(cm.Data, want) {
+		return actions.Outcome{Outputs: map[string]any{"created": false}, Message: name + " already as wanted"}, nil
+	}
+	cm.Data = want
+	if _, err := a.cs.CoreV1().ConfigMaps("default").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		return actions.Outcome{}, err
+	}
+	return actions.Outcome{Changed: true, Outputs: map[string]any{"created": false}, Message: "updated " + name}, nil
+}
+
+func (a *putConfigMap) Invert(ctx context.Context, c *actions.Call) (actions.InverseOutcome, error) {
+	name := c.With["name"].(string)
+	*a.applies = append(*a.applies, "invert "+name)
+	if name == "undeletable" {
+		return actions.InverseOutcome{}, errors.New("injected inverse failure")
+	}
+	if len(c.Prior.Created) == 0 {
+		return actions.InverseOutcome{Kept: name + " existed before this run"}, nil
+	}
+	err := a.cs.CoreV1().ConfigMaps("default").Delete(ctx, name, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return actions.InverseOutcome{}, err
+	}
+	return actions.InverseOutcome{Changed: true, Message: "deleted " + name}, nil
+}
+
+func (a *putConfigMap) Cleanup(ctx context.Context, c *actions.Call) error {
+	if !c.With["temporary"].(bool) {
+		return nil
+	}
+	name := c.With["name"].(string)
+	*a.applies = append(*a.applies, "cleanup "+name)
+	err := a.cs.CoreV1().ConfigMaps("default").Delete(ctx, name, metav1.DeleteOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+func testRegistry() *actions.Registry {
+	reg := actions.NewRegistry()
+	reg.Add(putDecl)
+	for _, f := range actions.Default.Funcs() {
+		reg.AddFunc(f)
+	}
+	return reg
+}
+
+type fixture struct {
+	t       *testing.T
+	cs      *fake.Clientset
+	applies []string
+	store   *FileStore
+	events  []Event
+}
+
+func newFixture(t *testing.T) *fixture {
+	return &fixture{t: t, cs: fake.NewClientset(), store: &FileStore{Path: filepath.Join(t.TempDir(), "journal.json")}}
+}
+
+func (f *fixture) run(src string, mod func(*Options, *putConfigMap)) (*Report, error) {
+	f.t.Helper()
+	rb, err := runbooks.Parse("test.yaml", []byte(src), testRegistry())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	params, err := runbooks.ResolveParams(rb, runbooks.ValueInputs{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	act := &putConfigMap{cs: f.cs, applies: &f.applies, cancel: cancel}
+	o := Options{Runbook: rb, Params: params, Impls: map[string]actions.Impl{"putConfigMap": act}, Store: f.store,
+		Holder: "test", Events: func(e Event) { f.events = append(f.events, e) }}
+	if mod != nil {
+		mod(&o, act)
+	}
+	return Run(ctx, o)
+}
+
+func (f *fixture) configMaps() []string {
+	l, _ := f.cs.CoreV1().ConfigMaps("default").List(context.Background(), metav1.ListOptions{})
+	var out []string
+	for _, cm := range l.Items {
+		out = append(out, cm.Name)
+	}
+	return out
+}
+
+const threeSteps = `apiVersion: runbook/v1alpha1
+kind: Runbook
+metadata: {name: three}
+steps:
+  - {id: a, action: putConfigMap, with: {name: a}, rollback: auto}
+  - {id: b, action: putConfigMap, with: {name: b}, rollback: auto, assert: steps.b.outputs.created || steps.b.status == "running"}
+  - {id: c, action: putConfigMap, with: {name: c}, rollback: auto}
+`
+
+func statuses(rep *Report) string {
+	var s []string
+	for _, st := range rep.Steps {
+		s = append(s, fmt.Sprintf("%s=%s/%v", st.ID, st.Status, st.Changed))
+	}
+	return strings.Join(s, " ")
+}
+
+func TestRunAndIdempotentRerun(t *testing.T) {
+	f := newFixture(t)
+	rep, err := f.run(threeSteps, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(rep); got != "a=done/true b=done/true c=done/true" {
+		t.Fatalf("first run: %s", got)
+	}
+	f.applies = nil
+	rep2, err := f.run(threeSteps, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep2.RunID == rep.RunID || rep2.Resumed {
+		t.Error("a finished run is not resumed: re-running starts a new run")
+	}
+	if got := statuses(rep2); got != "a=done/false b=done/false c=done/false" {
+		t.Fatalf("re-run must change nothing: %s", got)
+	}
+}
+
+func TestResumeAfterCrash(t *testing.T) {
+	f := newFixture(t)
+	// A kill in the middle of step c: a and b are done, c is in flight.
+	rep, err := f.run(threeSteps, func(o *Options, a *putConfigMap) { a.stopOn = "c" })
+	if exitcode.Of(err) != exitcode.Interrupted || rep.Status != StatusInterrupted {
+		t.Fatalf("want interrupted, got %v %v", rep.Status, err)
+	}
+	if got := f.configMaps(); strings.Join(got, ",") != "a,b" {
+		t.Fatalf("configmaps %v; an interrupt must not roll back", got)
+	}
+	f.applies = nil
+	rep2, err := f.run(threeSteps, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep2.Resumed || rep2.RunID != rep.RunID {
+		t.Fatalf("want the same run resumed, got %+v", rep2)
+	}
+	if strings.Join(f.applies, ",") != "apply c" {
+		t.Fatalf("resume re-applied finished steps: %v", f.applies)
+	}
+}
+
+func TestRollbackInReverseOrder(t *testing.T) {
+	f := newFixture(t)
+	// "b" existed before the run: its inverse must keep it.
+	f.cs.CoreV1().ConfigMaps("default").Create(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: "default"}}, metav1.CreateOptions{})
+	rep, err := f.run(threeSteps+`  - {id: d, action: putConfigMap, with: {name: d}}
+`, func(o *Options, a *putConfigMap) { a.failOn = "d" })
+	if exitcode.Of(err) != exitcode.RolledBack {
+		t.Fatalf("want rolled back, got %v", err)
+	}
+	if got := strings.Join(f.applies, ","); got != "apply a,apply b,apply c,apply d,invert c,invert b,invert a" {
+		t.Fatalf("order: %s", got)
+	}
+	if got := strings.Join(f.configMaps(), ","); got != "b" {
+		t.Fatalf("left %s, want only the pre-existing b", got)
+	}
+	if rep.Steps[1].Rollback != "kept: b existed before this run" {
+		t.Errorf("b rollback = %q", rep.Steps[1].Rollback)
+	}
+}
+
+func TestRollbackFailedAndStopPolicy(t *testing.T) {
+	f := newFixture(t)
+	src := `apiVersion: runbook/v1alpha1
+kind: Runbook
+metadata: {name: rf}
+steps:
+  - {id: a, action: putConfigMap, with: {name: a}, rollback: auto}
+  - {id: u, action: putConfigMap, with: {name: undeletable}, rollback: auto}
+  - {id: x, action: putConfigMap, with: {name: boom}}
+`
+	rep, err := f.run(src, func(o *Options, a *putConfigMap) { a.failOn = "boom" })
+	if exitcode.Of(err) != exitcode.RollbackFailed || len(rep.LeftToDo) != 1 || !strings.Contains(rep.LeftToDo[0], "step u: rollback failed") {
+		t.Fatalf("want rollbackFailed naming the step, got %v %+v", err, rep.LeftToDo)
+	}
+	// The other inverse still ran.
+	if !strings.Contains(strings.Join(f.applies, ","), "invert a") {
+		t.Fatal("one failing inverse must not stop the others")
+	}
+
+	g := newFixture(t)
+	_, err = g.run(strings.Replace(src, "name: rf}", "name: rf}\nonFailure: stop", 1), func(o *Options, a *putConfigMap) { a.failOn = "boom" })
+	if exitcode.Of(err) != exitcode.StepFailed || strings.Contains(strings.Join(g.applies, ","), "invert") {
+		t.Fatalf("onFailure: stop must not roll back: %v %v", err, g.applies)
+	}
+}
+
+func TestCleanupAlwaysRuns(t *testing.T) {
+	src := `apiVersion: runbook/v1alpha1
+kind: Runbook
+metadata: {name: cl}
+steps:
+  - {id: tmp, action: putConfigMap, with: {name: tmp, temporary: true}}
+  - {id: last, action: putConfigMap, with: {name: last}}
+`
+	for _, tc := range []struct{ name, failOn, stopOn string }{{"success", "", ""}, {"failure", "last", ""}, {"interrupt", "", "last"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.run(src, func(o *Options, a *putConfigMap) { a.failOn, a.stopOn = tc.failOn, tc.stopOn })
+			if !strings.Contains(strings.Join(f.applies, ","), "cleanup tmp") {
+				t.Fatalf("cleanup did not run: %v", f.applies)
+			}
+			for _, n := range f.configMaps() {
+				if n == "tmp" {
+					t.Fatal("temporary object left behind")
+				}
+			}
+		})
+	}
+}
+
+func TestGuards(t *testing.T) {
+	f := newFixture(t)
+	src := `apiVersion: runbook/v1alpha1
+kind: Runbook
+metadata: {name: g}
+params: {skip: {type: bool, default: true}}
+steps:
+  - {id: a, action: putConfigMap, with: {name: a}, when: "!params.skip"}
+  - {id: b, action: putConfigMap, with: {name: b}, require: 'steps.a.status == "skipped"'}
+  - {id: c, action: putConfigMap, with: {name: c}, require: 'cidrContains("10.0.0.0/8", "192.168.0.0/16")'}
+`
+	rep, err := f.run(src, nil)
+	if exitcode.Of(err) != exitcode.StepFailed && exitcode.Of(err) != exitcode.RolledBack {
+		t.Fatalf("require false must fail the step: %v", err)
+	}
+	if got := statuses(rep); got != "a=skipped/false b=done/true c=failed/false" {
+		t.Fatalf("%s", got)
+	}
+	if !strings.Contains(rep.Steps[2].Error, "precondition failed, nothing was changed") {
+		t.Errorf("error %q", rep.Steps[2].Error)
+	}
+}
+
+func TestStopBeforeAndChangedRunbook(t *testing.T) {
+	f := newFixture(t)
+	rep, err := f.run(threeSteps, func(o *Options, _ *putConfigMap) { o.StopBefore = "c" })
+	if exitcode.Of(err) != exitcode.Interrupted || statuses(rep) != "a=done/true b=done/true c=pending/false" {
+		t.Fatalf("stop-before: %v %s", err, statuses(rep))
+	}
+	changed := strings.Replace(threeSteps, "name: c}", "name: c, value: w}", 1)
+	if _, err := f.run(changed, nil); exitcode.Of(err) != exitcode.Invalid || !strings.Contains(err.Error(), "--allow-changed") {
+		t.Fatalf("a changed runbook must not resume silently: %v", err)
+	}
+	rep, err = f.run(changed, func(o *Options, _ *putConfigMap) { o.AllowChanged = true })
+	if err != nil || !rep.Resumed {
+		t.Fatalf("--allow-changed resumes: %v", err)
+	}
+}
+
+func TestCorruptJournalDetected(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.run(threeSteps, func(o *Options, _ *putConfigMap) { o.StopBefore = "b" }); exitcode.Of(err) != exitcode.Interrupted {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(f.store.Path)
+	for name, mutate := range map[string]func([]byte) []byte{
+		"truncated":   func(b []byte) []byte { return b[:len(b)/2] },
+		"hand-edited": func(b []byte) []byte { return []byte(strings.Replace(string(b), `"status":"done"`, `"status":"skipped"`, 1)) },
+	} {
+		os.WriteFile(f.store.Path, mutate(b), 0o600)
+		_, err := f.run(threeSteps, nil)
+		if exitcode.Of(err) != exitcode.Invalid || !strings.Contains(err.Error(), "corrupt") {
+			t.Errorf("%s journal: got %v", name, err)
+		}
+	}
+}
+
+func TestFileStoreCompareAndSwap(t *testing.T) {
+	s := &FileStore{Path: filepath.Join(t.TempDir(), "j.json")}
+	ctx := context.Background()
+	rev, err := s.Save(ctx, &Journal{RunID: "1"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Save(ctx, &Journal{RunID: "2"}, ""); !errors.Is(err, ErrConflict) {
+		t.Fatalf("create over an existing journal: %v", err)
+	}
+	if _, err := s.Save(ctx, &Journal{RunID: "2"}, rev); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Save(ctx, &Journal{RunID: "3"}, rev); !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale revision: %v", err)
+	}
+}

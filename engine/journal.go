@@ -1,0 +1,125 @@
+// Package engine runs a validated runbook against a cluster: the step lifecycle
+// (when → require → apply → until → assert), the run journal that makes a killed run
+// resumable, rollback of completed steps in reverse order, and cleanup hooks that
+// always run. The cluster is the source of truth for progress; the journal keeps only
+// what cannot be derived from it.
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/runbookdev/runbook/actions"
+)
+
+// JournalVersion is the format version of the journal; a journal of another version
+// is refused rather than misread.
+const JournalVersion = 1
+
+// Run and step statuses.
+const (
+	StatusPending        = "pending"
+	StatusRunning        = "running"
+	StatusDone           = "done"
+	StatusSkipped        = "skipped"
+	StatusFailed         = "failed"
+	StatusInterrupted    = "interrupted"
+	StatusRolledBack     = "rolledBack"
+	StatusRollbackFailed = "rollbackFailed"
+	StatusStopped        = "stopped" // --stop-before reached
+)
+
+// Journal is the checkpoint of one run.
+type Journal struct {
+	RunID         string                 `json:"runID"`
+	Runbook       string                 `json:"runbook"`
+	RunbookDigest string                 `json:"runbookDigest"`
+	ParamsDigest  string                 `json:"paramsDigest"`
+	Env           string                 `json:"env,omitempty"`
+	Status        string                 `json:"status"`
+	Holder        string                 `json:"holder,omitempty"`
+	StartedAt     time.Time              `json:"startedAt"`
+	UpdatedAt     time.Time              `json:"updatedAt"`
+	Steps         map[string]*StepRecord `json:"steps"`
+	Error         string                 `json:"error,omitempty"`
+}
+
+// StepRecord is what the journal keeps of one step.
+type StepRecord struct {
+	Status     string         `json:"status"`
+	Changed    bool           `json:"changed,omitempty"`
+	Outputs    map[string]any `json:"outputs,omitempty"`
+	StartedAt  *time.Time     `json:"startedAt,omitempty"`
+	FinishedAt *time.Time     `json:"finishedAt,omitempty"`
+	Attempts   int            `json:"attempts,omitempty"`
+	Message    string         `json:"message,omitempty"`
+	Error      string         `json:"error,omitempty"`
+	Rollback   string         `json:"rollback,omitempty"` // outcome of its rollback, when run
+	actions.Record
+}
+
+// Finished reports whether the run reached an end state (a new apply starts a new run).
+func (j *Journal) Finished() bool {
+	switch j.Status {
+	case StatusDone, StatusRolledBack:
+		return true
+	}
+	return false
+}
+
+func (j *Journal) step(id string) *StepRecord {
+	if j.Steps == nil {
+		j.Steps = map[string]*StepRecord{}
+	}
+	r := j.Steps[id]
+	if r == nil {
+		r = &StepRecord{Status: StatusPending}
+		j.Steps[id] = r
+	}
+	return r
+}
+
+// envelope is the stored form: versioned and checksummed so a truncated or
+// hand-edited journal is detected instead of trusted.
+type envelope struct {
+	Version  int             `json:"version"`
+	Checksum string          `json:"checksum"`
+	Journal  json.RawMessage `json:"journal"`
+}
+
+// ErrCorrupt marks a journal that failed its integrity check.
+var ErrCorrupt = errors.New("run journal is corrupt")
+
+// Encode serialises a journal with its checksum.
+func Encode(j *Journal) ([]byte, error) {
+	body, err := json.Marshal(j)
+	if err != nil {
+		return nil, fmt.Errorf("encode journal: %w", err)
+	}
+	sum := sha256.Sum256(body)
+	return json.Marshal(envelope{Version: JournalVersion, Checksum: "sha256:" + hex.EncodeToString(sum[:]), Journal: body})
+}
+
+// Decode parses and verifies a stored journal.
+func Decode(b []byte) (*Journal, error) {
+	var env envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if env.Version != JournalVersion {
+		return nil, fmt.Errorf("%w: format version %d, this runbook understands %d", ErrCorrupt, env.Version, JournalVersion)
+	}
+	sum := sha256.Sum256(env.Journal)
+	if got := "sha256:" + hex.EncodeToString(sum[:]); got != env.Checksum {
+		return nil, fmt.Errorf("%w: checksum mismatch (stored %s, content %s): it was truncated or edited by hand", ErrCorrupt, env.Checksum, got)
+	}
+	var j Journal
+	if err := json.Unmarshal(env.Journal, &j); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return &j, nil
+}

@@ -1,0 +1,513 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/internal/exitcode"
+	"github.com/runbookdev/runbook/runbooks"
+)
+
+// Options configure a run.
+type Options struct {
+	Runbook *runbooks.Runbook
+	Params  *runbooks.Params
+	Impls   map[string]actions.Impl // behaviour by action name
+	Store   Store
+	Env     string // the environment's name, visible to expressions as env
+	Holder  string // identity written into the journal
+	// Funcs are the cluster functions guards call (reading a shared informer cache).
+	Funcs map[string]any
+	// Changes signals that the cache changed, so `until` re-evaluates at once instead
+	// of waiting for its fallback interval. May be nil.
+	Changes      <-chan struct{}
+	StopBefore   string
+	AllowChanged bool
+	Events       func(Event)
+	Now          func() time.Time
+	// UntilInterval is the fallback re-evaluation interval of until guards.
+	UntilInterval time.Duration
+}
+
+type runner struct {
+	Options
+	j       *Journal
+	rev     string
+	started map[string]time.Time
+}
+
+// Run executes (or resumes) the runbook and returns the report. The returned error
+// carries the exit code of the outcome.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Events == nil {
+		o.Events = func(Event) {}
+	}
+	if o.UntilInterval == 0 {
+		o.UntilInterval = 2 * time.Second
+	}
+	if o.StopBefore != "" && o.Runbook.StepByID(o.StopBefore) == nil {
+		return nil, exitcode.Newf(exitcode.Invalid, "--stop-before %q: no such step", o.StopBefore)
+	}
+	for _, st := range o.Runbook.Steps {
+		if o.Impls[st.Action] == nil {
+			return nil, exitcode.Newf(exitcode.Invalid, "step %s: action %s is not implemented in this build", st.ID, st.Action)
+		}
+	}
+	r := &runner{Options: o, started: map[string]time.Time{}}
+	resumed, err := r.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep := r.execute(ctx)
+	rep.Resumed = resumed
+	return rep, exitcode.New(codeFor(rep.Status), reportErr(rep))
+}
+
+func reportErr(rep *Report) error {
+	switch rep.Status {
+	case StatusDone:
+		return nil
+	case StatusStopped:
+		return fmt.Errorf("run %s stopped before step %s as asked; apply again to continue", rep.RunID, rep.Error)
+	}
+	if rep.Error != "" {
+		return fmt.Errorf("run %s %s: %s", rep.RunID, rep.Status, rep.Error)
+	}
+	return fmt.Errorf("run %s %s", rep.RunID, rep.Status)
+}
+
+func codeFor(status string) exitcode.Code {
+	switch status {
+	case StatusDone:
+		return exitcode.OK
+	case StatusFailed:
+		return exitcode.StepFailed
+	case StatusRolledBack:
+		return exitcode.RolledBack
+	case StatusRollbackFailed:
+		return exitcode.RollbackFailed
+	case StatusInterrupted, StatusStopped:
+		return exitcode.Interrupted
+	}
+	return exitcode.Internal
+}
+
+// open loads the journal and decides between resuming and starting a new run.
+func (r *runner) open(ctx context.Context) (bool, error) {
+	j, rev, err := r.Store.Load(ctx)
+	if err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			return false, exitcode.Newf(exitcode.Invalid, "%v; inspect it, then delete it to start over (progress is re-observed from the cluster)", err)
+		}
+		return false, err
+	}
+	rbDigest, pDigest := r.Runbook.Digest(), r.Params.Digest()
+	resume := j != nil && !j.Finished() && j.ParamsDigest == pDigest && j.Runbook == r.Runbook.Name
+	if resume && j.RunbookDigest != rbDigest && !r.AllowChanged {
+		return false, exitcode.Newf(exitcode.Invalid,
+			"the runbook changed since run %s started (%s, now %s): resume with --allow-changed if the change is intended", j.RunID, j.RunbookDigest, rbDigest)
+	}
+	if j != nil && !j.Finished() && !resume {
+		return false, exitcode.Newf(exitcode.Invalid,
+			"run %s of %s is unfinished (%s) with other params or another runbook: finish it (apply with the same params) or roll it back first",
+			j.RunID, j.Runbook, j.Status)
+	}
+	if resume {
+		r.j, r.rev = j, rev
+		r.j.RunbookDigest = rbDigest
+		r.j.Status, r.j.Error, r.j.Holder = StatusRunning, "", r.Holder
+		r.emit(Event{Type: "run.resume", Message: fmt.Sprintf("resuming run %s from %s", j.RunID, r.Store.Describe())})
+	} else {
+		now := r.Now().UTC()
+		r.rev = rev
+		r.j = &Journal{RunID: newRunID(now), Runbook: r.Runbook.Name, RunbookDigest: rbDigest, ParamsDigest: pDigest,
+			Env: r.Env, Status: StatusRunning, Holder: r.Holder, StartedAt: now, Steps: map[string]*StepRecord{}}
+		r.emit(Event{Type: "run.start", Message: fmt.Sprintf("run %s of %s", r.j.RunID, r.Runbook.Name)})
+	}
+	return resume, r.save(ctx)
+}
+
+func newRunID(now time.Time) string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return now.Format("20060102-150405") + "-" + hex.EncodeToString(b)
+}
+
+func (r *runner) emit(e Event) {
+	e.Time, e.RunID = r.Now().UTC(), r.j.RunID
+	r.Events(e)
+}
+
+// save writes the journal with a compare-and-swap. After an interrupt the run's
+// context is cancelled, but the journal must still be written: saves use a context
+// detached from cancellation, bounded by its own timeout.
+func (r *runner) save(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	r.j.UpdatedAt = r.Now().UTC()
+	rev, err := r.Store.Save(ctx, r.j, r.rev)
+	if err != nil {
+		return fmt.Errorf("save journal: %w", err)
+	}
+	r.rev = rev
+	return nil
+}
+
+func (r *runner) bindings() runbooks.Bindings {
+	steps := map[string]runbooks.StepResult{}
+	for id, rec := range r.j.Steps {
+		steps[id] = runbooks.StepResult{Status: rec.Status, Changed: rec.Changed, Outputs: rec.Outputs}
+	}
+	return runbooks.Bindings{Params: r.Params.Values, Env: r.Env, Run: runbooks.RunInfo{ID: r.j.RunID, StartedAt: r.j.StartedAt},
+		Steps: steps, Funcs: r.Funcs}
+}
+
+func (r *runner) env() (map[string]any, error) { return r.Runbook.Env(r.bindings()) }
+
+// execute runs the steps in order, then rollback (on failure) and cleanup.
+func (r *runner) execute(ctx context.Context) *Report {
+	failedAt := -1
+	var failErr error
+	for i, st := range r.Runbook.Steps {
+		rec := r.j.step(st.ID)
+		if rec.Status == StatusDone || rec.Status == StatusSkipped {
+			continue // finished in an earlier invocation of this run
+		}
+		if st.ID == r.StopBefore {
+			r.j.Status, r.j.Error = StatusStopped, st.ID
+			break
+		}
+		if ctx.Err() != nil {
+			r.j.Status, r.j.Error = StatusInterrupted, "interrupted before step "+st.ID
+			break
+		}
+		if err := r.step(ctx, st, rec); err != nil {
+			if ctx.Err() != nil {
+				// A signal is not a failure: stop cleanly, keep everything for resume.
+				rec.Status, rec.Error = StatusInterrupted, err.Error()
+				r.j.Status, r.j.Error = StatusInterrupted, fmt.Sprintf("interrupted during step %s", st.ID)
+				r.emit(Event{Type: "step.fail", Step: st.ID, Status: StatusInterrupted, Message: err.Error()})
+				_ = r.save(ctx)
+				break
+			}
+			failedAt, failErr = i, err
+			rec.Status, rec.Error = StatusFailed, err.Error()
+			r.j.Status, r.j.Error = StatusFailed, fmt.Sprintf("step %s: %v", st.ID, err)
+			r.emit(Event{Type: "step.fail", Step: st.ID, Status: StatusFailed, Message: err.Error()})
+			if serr := r.save(ctx); serr != nil {
+				r.j.Error += "; " + serr.Error()
+			}
+			break
+		}
+	}
+	if r.j.Status == StatusRunning {
+		r.j.Status = StatusDone
+	}
+	var leftToDo []string
+	if failedAt >= 0 && r.Runbook.Steps[failedAt].EffectiveOnFailure(r.Runbook) == runbooks.Rollback {
+		leftToDo = r.rollback(ctx, failedAt, failErr)
+	}
+	r.cleanup(ctx)
+	if err := r.save(ctx); err != nil && r.j.Error == "" {
+		r.j.Error = err.Error()
+	}
+	r.emit(Event{Type: "run.end", Status: r.j.Status, Message: r.j.Error})
+	return r.report(leftToDo)
+}
+
+// step runs one step's lifecycle: when → require → apply → until → assert.
+func (r *runner) step(ctx context.Context, st *runbooks.Step, rec *StepRecord) error {
+	env, err := r.env()
+	if err != nil {
+		return err
+	}
+	if st.When != nil {
+		ok, err := st.When.Eval(env)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			rec.Status, rec.Message = StatusSkipped, "when was false: "+st.When.Source
+			r.emit(Event{Type: "step.skip", Step: st.ID, Status: StatusSkipped, Message: rec.Message})
+			return r.save(ctx)
+		}
+	}
+	if st.Require != nil {
+		ok, err := st.Require.Eval(env)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("precondition failed, nothing was changed: require: %s", st.Require.Source)
+		}
+	}
+	with, err := st.With.Render(env)
+	if err != nil {
+		return err
+	}
+	now := r.Now().UTC()
+	if rec.StartedAt == nil {
+		rec.StartedAt = &now
+	}
+	r.started[st.ID] = now
+	rec.Status = StatusRunning
+	rec.Attempts++
+	// The step is marked in flight before it acts: a crash from here on resumes this
+	// step, whose action re-observes the cluster and converges.
+	if err := r.save(ctx); err != nil {
+		return err
+	}
+	r.emit(Event{Type: "step.start", Step: st.ID, Status: StatusRunning, Message: st.Name})
+	stepCtx := ctx
+	if st.Timeout > 0 {
+		var cancel context.CancelFunc
+		stepCtx, cancel = context.WithTimeout(ctx, st.Timeout)
+		defer cancel()
+	}
+	call := &actions.Call{RunID: r.j.RunID, StepID: st.ID, With: with, Prior: rec.Record, Recorder: &recorder{r: r, rec: rec}}
+	out, err := r.Impls[st.Action].Apply(stepCtx, call)
+	if err != nil {
+		return fmt.Errorf("%s: %w", st.Action, err)
+	}
+	rec.Changed = rec.Changed || out.Changed
+	rec.Outputs, rec.Message = out.Outputs, out.Message
+	if st.Until != nil {
+		if err := r.waitUntil(stepCtx, st); err != nil {
+			return err
+		}
+	}
+	if st.Assert != nil {
+		env, err := r.env()
+		if err != nil {
+			return err
+		}
+		ok, err := st.Assert.Eval(env)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("postcondition failed: assert: %s", st.Assert.Source)
+		}
+	}
+	fin := r.Now().UTC()
+	rec.Status, rec.FinishedAt, rec.Error = StatusDone, &fin, ""
+	r.emit(Event{Type: "step.done", Step: st.ID, Status: StatusDone, Changed: out.Changed, Message: out.Message})
+	return r.save(ctx)
+}
+
+// waitUntil re-evaluates the until guard whenever the cache reports a change
+// (debounced), with a fallback interval, until it holds or the step times out.
+func (r *runner) waitUntil(ctx context.Context, st *runbooks.Step) error {
+	tick := time.NewTicker(r.UntilInterval)
+	defer tick.Stop()
+	for {
+		env, err := r.env()
+		if err != nil {
+			return err
+		}
+		ok, err := st.Until.Eval(env)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("until still false after the step's timeout %s: %s", st.Timeout, st.Until.Source)
+			}
+			return ctx.Err()
+		case <-r.Changes:
+			// Debounce: a burst of cache events costs one evaluation.
+			time.Sleep(100 * time.Millisecond)
+			for len(r.Changes) > 0 {
+				<-r.Changes
+			}
+		case <-tick.C:
+		}
+	}
+}
+
+// rollback undoes completed steps in reverse order, from the failed step down, never
+// across a point of no return. It returns what a human must still do.
+func (r *runner) rollback(ctx context.Context, failedAt int, cause error) []string {
+	if ctx.Err() != nil {
+		return nil // never on interrupt
+	}
+	var left []string
+	ran := false
+	for i := failedAt; i >= 0; i-- {
+		st := r.Runbook.Steps[i]
+		rec := r.j.step(st.ID)
+		if st.Decl != nil && st.Decl.PointOfNoReturn && rec.Status == StatusDone {
+			r.emit(Event{Type: "rollback", Step: st.ID, Message: "point of no return: rollback stops here"})
+			break
+		}
+		if rec.Status != StatusDone && rec.Status != StatusFailed {
+			continue
+		}
+		if st.Rollback == runbooks.RollbackNone {
+			continue
+		}
+		ran = true
+		msg, err := r.rollbackStep(ctx, st, rec)
+		if err != nil {
+			rec.Rollback = "failed: " + err.Error()
+			left = append(left, fmt.Sprintf("step %s: rollback failed: %v", st.ID, err))
+		} else {
+			rec.Rollback = msg
+		}
+		r.emit(Event{Type: "rollback", Step: st.ID, Message: rec.Rollback})
+		_ = r.save(ctx)
+	}
+	switch {
+	case len(left) > 0:
+		r.j.Status = StatusRollbackFailed
+	case ran:
+		r.j.Status = StatusRolledBack
+	}
+	_ = cause
+	return left
+}
+
+func (r *runner) rollbackStep(ctx context.Context, st *runbooks.Step, rec *StepRecord) (string, error) {
+	env, err := r.env()
+	if err != nil {
+		return "", err
+	}
+	if st.Rollback == runbooks.RollbackAuto {
+		inv, ok := r.Impls[st.Action].(actions.Inverter)
+		if !ok {
+			return "", fmt.Errorf("action %s has no inverse in this build", st.Action)
+		}
+		with, err := st.With.Render(env)
+		if err != nil {
+			return "", err
+		}
+		out, err := inv.Invert(ctx, &actions.Call{RunID: r.j.RunID, StepID: st.ID, With: with, Prior: rec.Record, Recorder: &recorder{r: r, rec: rec}})
+		if err != nil {
+			return "", err
+		}
+		if out.Kept != "" {
+			return "kept: " + out.Kept, nil
+		}
+		return nonEmpty(out.Message, "undone"), nil
+	}
+	var msgs []string
+	for i, h := range st.RollbackHooks {
+		if err := r.runHook(ctx, env, st, rec, h); err != nil {
+			return "", fmt.Errorf("rollback hook %d (%s): %w", i, h.Action, err)
+		}
+		msgs = append(msgs, h.Action)
+	}
+	return "ran " + strings.Join(msgs, ", "), nil
+}
+
+func (r *runner) runHook(ctx context.Context, env map[string]any, st *runbooks.Step, rec *StepRecord, h *runbooks.Hook) error {
+	with, err := h.With.Render(env)
+	if err != nil {
+		return err
+	}
+	impl := r.Impls[h.Action]
+	if impl == nil {
+		return fmt.Errorf("action %s is not implemented in this build", h.Action)
+	}
+	_, err = impl.Apply(ctx, &actions.Call{RunID: r.j.RunID, StepID: st.ID, With: with, Prior: rec.Record, Recorder: &recorder{r: r, rec: rec}})
+	return err
+}
+
+// cleanup runs the cleanup hooks of every step that started, in reverse order,
+// whatever the outcome — also after an interrupt, with a fresh bounded context.
+func (r *runner) cleanup(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	for i := len(r.Runbook.Steps) - 1; i >= 0; i-- {
+		st := r.Runbook.Steps[i]
+		rec := r.j.Steps[st.ID]
+		if rec == nil || rec.Status == StatusPending || rec.Status == StatusSkipped {
+			continue
+		}
+		env, err := r.env()
+		if err != nil {
+			continue
+		}
+		if cl, ok := r.Impls[st.Action].(actions.Cleaner); ok {
+			with, rerr := st.With.Render(env)
+			if rerr == nil {
+				rerr = cl.Cleanup(cctx, &actions.Call{RunID: r.j.RunID, StepID: st.ID, With: with, Prior: rec.Record, Recorder: &recorder{r: r, rec: rec}})
+			}
+			r.cleanupResult(st, rerr)
+		}
+		for _, h := range st.CleanupHooks {
+			r.cleanupResult(st, r.runHook(cctx, env, st, rec, h))
+		}
+	}
+}
+
+func (r *runner) cleanupResult(st *runbooks.Step, err error) {
+	if err != nil {
+		msg := fmt.Sprintf("step %s: cleanup failed: %v", st.ID, err)
+		if r.j.Error == "" {
+			r.j.Error = msg
+		} else {
+			r.j.Error += "; " + msg
+		}
+		r.emit(Event{Type: "cleanup", Step: st.ID, Message: msg})
+		return
+	}
+	r.emit(Event{Type: "cleanup", Step: st.ID, Message: "cleaned up"})
+}
+
+func (r *runner) report(left []string) *Report {
+	rep := &Report{RunID: r.j.RunID, Runbook: r.j.Runbook, Status: r.j.Status, Error: r.j.Error, LeftToDo: left}
+	for _, st := range r.Runbook.Steps {
+		rec := r.j.step(st.ID)
+		sr := StepReport{ID: st.ID, Action: st.Action, Status: rec.Status, Changed: rec.Changed, Message: rec.Message, Error: rec.Error, Rollback: rec.Rollback}
+		if rec.StartedAt != nil && rec.FinishedAt != nil {
+			sr.Duration = rec.FinishedAt.Sub(*rec.StartedAt)
+		}
+		rep.Steps = append(rep.Steps, sr)
+	}
+	return rep
+}
+
+func nonEmpty(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// recorder persists an action's intents and created objects before it acts.
+type recorder struct {
+	r   *runner
+	rec *StepRecord
+}
+
+func (w *recorder) Intent(ctx context.Context, key, value string) error {
+	if w.rec.Intent == nil {
+		w.rec.Intent = map[string]string{}
+	}
+	w.rec.Intent[key] = value
+	return w.r.save(ctx)
+}
+
+func (w *recorder) Created(ctx context.Context, ref actions.ObjectRef) error {
+	for _, c := range w.rec.Created {
+		if c == ref {
+			return nil
+		}
+	}
+	w.rec.Created = append(w.rec.Created, ref)
+	return w.r.save(ctx)
+}

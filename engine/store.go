@@ -1,0 +1,155 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Store keeps run journals. Save is a compare-and-swap on rev (the revision Load or
+// the previous Save returned; "" for a journal that does not exist yet), so two
+// writers can never silently overwrite each other.
+type Store interface {
+	Load(ctx context.Context) (j *Journal, rev string, err error) // nil journal when none
+	Save(ctx context.Context, j *Journal, rev string) (newRev string, err error)
+	Describe() string
+}
+
+// ErrConflict is returned by Save when the journal changed since rev.
+var ErrConflict = errors.New("run journal was changed by someone else")
+
+// FileStore keeps the journal in a local file (--state).
+type FileStore struct{ Path string }
+
+func (s *FileStore) Describe() string { return "file " + s.Path }
+
+func (s *FileStore) Load(context.Context) (*Journal, string, error) {
+	b, err := os.ReadFile(s.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("read journal %s: %w", s.Path, err)
+	}
+	j, err := Decode(b)
+	if err != nil {
+		return nil, "", fmt.Errorf("journal %s: %w", s.Path, err)
+	}
+	return j, fileRev(b), nil
+}
+
+func (s *FileStore) Save(_ context.Context, j *Journal, rev string) (string, error) {
+	b, err := Encode(j)
+	if err != nil {
+		return "", err
+	}
+	cur, err := os.ReadFile(s.Path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if rev != "" {
+			return "", fmt.Errorf("%w: %s disappeared", ErrConflict, s.Path)
+		}
+	case err != nil:
+		return "", fmt.Errorf("read journal %s: %w", s.Path, err)
+	case fileRev(cur) != rev:
+		return "", fmt.Errorf("%w: %s", ErrConflict, s.Path)
+	}
+	// Write a temporary file and rename it over the journal: a crash mid-write leaves
+	// the old journal whole, never half of the new one.
+	tmp, err := os.CreateTemp(filepath.Dir(s.Path), ".journal-*")
+	if err != nil {
+		return "", fmt.Errorf("write journal: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("write journal: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("write journal: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", fmt.Errorf("write journal: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), s.Path); err != nil {
+		return "", fmt.Errorf("write journal: %w", err)
+	}
+	return fileRev(b), nil
+}
+
+func fileRev(b []byte) string {
+	sum := sha256.Sum256(bytes.TrimSpace(b))
+	return hex.EncodeToString(sum[:8])
+}
+
+// ConfigMapStore keeps the journal in a ConfigMap; resourceVersion preconditions make
+// every Save a compare-and-swap on the API server.
+type ConfigMapStore struct {
+	Client    kubernetes.Interface
+	Namespace string
+	Name      string
+}
+
+const journalKey = "journal.json"
+
+func (s *ConfigMapStore) Describe() string {
+	return fmt.Sprintf("configmap %s/%s", s.Namespace, s.Name)
+}
+
+func (s *ConfigMapStore) Load(ctx context.Context) (*Journal, string, error) {
+	cm, err := s.Client.CoreV1().ConfigMaps(s.Namespace).Get(ctx, s.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("read journal %s: %w", s.Describe(), err)
+	}
+	data, ok := cm.Data[journalKey]
+	if !ok {
+		return nil, "", fmt.Errorf("journal %s: %w: key %s missing", s.Describe(), ErrCorrupt, journalKey)
+	}
+	j, err := Decode([]byte(data))
+	if err != nil {
+		return nil, "", fmt.Errorf("journal %s: %w", s.Describe(), err)
+	}
+	return j, cm.ResourceVersion, nil
+}
+
+func (s *ConfigMapStore) Save(ctx context.Context, j *Journal, rev string) (string, error) {
+	b, err := Encode(j)
+	if err != nil {
+		return "", err
+	}
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, ResourceVersion: rev,
+			Labels: map[string]string{"app.kubernetes.io/managed-by": "runbook", "runbook.dev/runbook": j.Runbook}},
+		Data: map[string]string{journalKey: string(b)},
+	}
+	var out *corev1.ConfigMap
+	if rev == "" {
+		out, err = s.Client.CoreV1().ConfigMaps(s.Namespace).Create(ctx, cm, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			return "", fmt.Errorf("%w: %s was created by someone else", ErrConflict, s.Describe())
+		}
+	} else {
+		out, err = s.Client.CoreV1().ConfigMaps(s.Namespace).Update(ctx, cm, metav1.UpdateOptions{})
+		if apierrors.IsConflict(err) {
+			return "", fmt.Errorf("%w: %s", ErrConflict, s.Describe())
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("write journal %s: %w", s.Describe(), err)
+	}
+	return out.ResourceVersion, nil
+}
