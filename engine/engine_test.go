@@ -336,8 +336,10 @@ func TestCorruptJournalDetected(t *testing.T) {
 	}
 	b, _ := os.ReadFile(f.store.Path)
 	for name, mutate := range map[string]func([]byte) []byte{
-		"truncated":   func(b []byte) []byte { return b[:len(b)/2] },
-		"hand-edited": func(b []byte) []byte { return []byte(strings.Replace(string(b), `"status":"done"`, `"status":"skipped"`, 1)) },
+		"truncated": func(b []byte) []byte { return b[:len(b)/2] },
+		"hand-edited": func(b []byte) []byte {
+			return []byte(strings.Replace(string(b), `"status":"done"`, `"status":"skipped"`, 1))
+		},
 	} {
 		os.WriteFile(f.store.Path, mutate(b), 0o600)
 		_, err := f.run(threeSteps, nil)
