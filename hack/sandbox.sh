@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Starts, stops and inspects the local test cluster (test/sandbox) in the background.
+#
+#   bash hack/sandbox.sh up       start it (no-op if running); writes .sandbox/kubeconfig
+#   bash hack/sandbox.sh down     stop it (no-op if stopped); logs stay in .sandbox/logs
+#   bash hack/sandbox.sh status   running? memory of its processes
+#
+# Environment: SCENARIO (name in test/scenarios or a file; default "default"),
+# FLAVOUR (Calico install; only "crd" so far), SANDBOX_DIR (default .sandbox).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+go=${GO:-go}
+dir=${SANDBOX_DIR:-.sandbox}
+cmd=${1:-}
+
+case "$cmd" in
+  up|down|status) ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac
+
+# The daemon is a built binary rather than `go run`, so the process that keeps
+# running is a stable file and `down` can recognise it.
+mkdir -p "$dir/bin"
+GOFLAGS=${GOFLAGS:-} "$go" build -o "$dir/bin/sandbox" ./test/sandbox/cmd/sandbox
+
+case "$cmd" in
+  up)
+    tools=$(bash hack/build-tools.sh --print-dir)
+    ln -sfn "$tools/kubectl" "$dir/bin/kubectl"
+    exec "$dir/bin/sandbox" up -dir="$dir" -tools="$tools" \
+      -scenario="${SCENARIO:-default}" -flavour="${FLAVOUR:-crd}"
+    ;;
+  down|status)
+    exec "$dir/bin/sandbox" "$cmd" -dir="$dir"
+    ;;
+esac
