@@ -1,6 +1,9 @@
 package actions
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // Call is one execution of an action by the engine.
 type Call struct {
@@ -67,3 +70,27 @@ type InverseOutcome struct {
 type Cleaner interface {
 	Cleanup(ctx context.Context, c *Call) error
 }
+
+// Planner is implemented by actions that can tell, read-only, what Apply would do.
+// Plan runs the action's own validation too (server-side dry-run alone proves little
+// for Calico pools), so a plan that passes has already checked what Apply checks.
+type Planner interface {
+	Plan(ctx context.Context, c *Call) (Planned, error)
+}
+
+// Planned is an action's read-only verdict.
+type Planned struct {
+	// Change is none (already satisfied), create, update, delete, or check (a
+	// verification that changes nothing lasting).
+	Change  string
+	Details []string // human lines: what would change and why
+	// Warnings are findings that do not block (e.g. tunnel addresses will move).
+	Warnings []string
+	// Facts are the observations the plan depends on (e.g. "pool new-pool: absent");
+	// apply --plan refuses when they changed since.
+	Facts []string
+}
+
+// ErrAwaitApproval is returned by an action that waits for a human approval; the
+// engine ends the invocation with a resumable state instead of failing.
+var ErrAwaitApproval = errors.New("waiting for approval")

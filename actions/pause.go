@@ -1,6 +1,10 @@
 package actions
 
-import "github.com/runbookdev/runbook/internal/value"
+import (
+	"context"
+
+	"github.com/runbookdev/runbook/internal/value"
+)
 
 var pauseDecl = &Decl{
 	Name:    "pause",
@@ -13,4 +17,19 @@ var pauseDecl = &Decl{
 	Outputs: []Output{
 		{Name: "approvedBy", Type: value.String, Description: "Who approved."},
 	},
+}
+
+// pauseImpl is satisfied once the run journal records an approval (written by
+// `runbook approve`, or by the engine after an interactive confirmation).
+type pauseImpl struct{}
+
+func (pauseImpl) Apply(_ context.Context, c *Call) (Outcome, error) {
+	if who := c.Prior.Intent["approvedBy"]; who != "" {
+		return Outcome{Outputs: map[string]any{"approvedBy": who}, Message: "approved by " + who}, nil
+	}
+	return Outcome{}, ErrAwaitApproval
+}
+
+func (pauseImpl) Plan(context.Context, *Call) (Planned, error) {
+	return Planned{Change: "check", Details: []string{"waits for approval"}}, nil
 }
