@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -110,6 +111,8 @@ func (a *putConfigMap) Cleanup(ctx context.Context, c *actions.Call) error {
 func testRegistry() *actions.Registry {
 	reg := actions.NewRegistry()
 	reg.Add(putDecl)
+	pause, _ := actions.Default.Action("pause")
+	reg.Add(pause)
 	for _, f := range actions.Default.Funcs() {
 		reg.AddFunc(f)
 	}
@@ -141,7 +144,11 @@ func (f *fixture) run(src string, mod func(*Options, *putConfigMap)) (*Report, e
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	act := &putConfigMap{cs: f.cs, applies: &f.applies, cancel: cancel}
-	o := Options{Runbook: rb, Params: params, Impls: map[string]actions.Impl{"putConfigMap": act}, Store: f.store,
+	bound, err := actions.Bind(ctx, &actions.Cluster{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	o := Options{Runbook: rb, Params: params, Impls: map[string]actions.Impl{"putConfigMap": act, "pause": bound.Impls["pause"]}, Store: f.store,
 		Holder: "test", Events: func(e Event) { f.events = append(f.events, e) }}
 	if mod != nil {
 		mod(&o, act)
@@ -364,5 +371,61 @@ func TestFileStoreCompareAndSwap(t *testing.T) {
 	}
 	if _, err := s.Save(ctx, &Journal{RunID: "3"}, rev); !errors.Is(err, ErrConflict) {
 		t.Fatalf("stale revision: %v", err)
+	}
+}
+
+const pauseRunbook = `apiVersion: runbook/v1alpha1
+kind: Runbook
+metadata: {name: phased}
+steps:
+  - {id: a, action: putConfigMap, with: {name: a}}
+  - {id: gate, action: pause, with: {message: "Delete next?"}}
+  - {id: b, action: putConfigMap, with: {name: b}}
+`
+
+func TestPauseApproveResume(t *testing.T) {
+	f := newFixture(t)
+	rep, err := f.run(pauseRunbook, nil)
+	if exitcode.Of(err) != exitcode.AwaitApproval || statuses(rep) != "a=done/true gate=awaitingApproval/false b=pending/false" {
+		t.Fatalf("want a wait at the gate: %v %s", err, statuses(rep))
+	}
+	if _, err := Approve(context.Background(), f.store, "not-this-run", "alice"); exitcode.Of(err) != exitcode.Invalid {
+		t.Fatalf("approving another run: %v", err)
+	}
+	step, err := Approve(context.Background(), f.store, rep.RunID, "alice")
+	if err != nil || step != "gate" {
+		t.Fatalf("approve: %v %q", err, step)
+	}
+	rep, err = f.run(pauseRunbook, nil)
+	if err != nil || statuses(rep) != "a=done/true gate=done/false b=done/true" {
+		t.Fatalf("after approval: %v %s", err, statuses(rep))
+	}
+	hist, err := f.store.History(context.Background())
+	if err != nil || len(hist) != 1 || hist[0].RunID != rep.RunID || hist[0].Steps["gate"].Outputs["approvedBy"] != "alice" {
+		t.Fatalf("history: %v %+v", err, hist)
+	}
+}
+
+func TestInteractiveConfirm(t *testing.T) {
+	f := newFixture(t)
+	var asked []string
+	rep, err := f.run(pauseRunbook, func(o *Options, _ *putConfigMap) {
+		o.Confirm = func(st *runbooks.Step, q string) (bool, error) { asked = append(asked, st.ID+": "+q); return true, nil }
+	})
+	if err != nil || statuses(rep) != "a=done/true gate=done/false b=done/true" || strings.Join(asked, "|") != "gate: Delete next?" {
+		t.Fatalf("%v %s %v", err, statuses(rep), asked)
+	}
+}
+
+func TestDeadlineAndFence(t *testing.T) {
+	f := newFixture(t)
+	rep, err := f.run(threeSteps, func(o *Options, _ *putConfigMap) { o.Deadline = time.Now().Add(-time.Second) })
+	if exitcode.Of(err) != exitcode.Interrupted || !strings.Contains(rep.Error, "--deadline") {
+		t.Fatalf("deadline: %v %+v", err, rep)
+	}
+	g := newFixture(t)
+	_, err = g.run(threeSteps, func(o *Options, _ *putConfigMap) { o.Fence = func() error { return ErrFenced } })
+	if !errors.Is(err, ErrFenced) || len(g.applies) != 0 {
+		t.Fatalf("a fenced run must not write or act: %v %v", err, g.applies)
 	}
 }

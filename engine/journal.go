@@ -30,7 +30,9 @@ const (
 	StatusInterrupted    = "interrupted"
 	StatusRolledBack     = "rolledBack"
 	StatusRollbackFailed = "rollbackFailed"
-	StatusStopped        = "stopped" // --stop-before reached
+	StatusStopped        = "stopped" // --stop-before reached, or a confirmation declined
+	// StatusAwaitingApproval: a pause step waits for `runbook approve`.
+	StatusAwaitingApproval = "awaitingApproval"
 )
 
 // Journal is the checkpoint of one run.

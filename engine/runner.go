@@ -33,6 +33,15 @@ type Options struct {
 	Now          func() time.Time
 	// UntilInterval is the fallback re-evaluation interval of until guards.
 	UntilInterval time.Duration
+	// Fence is called before every journal write and must fail once the run's lock
+	// may no longer be held (see Lock.Fence). Nil means no lock (tests).
+	Fence func() error
+	// Deadline, when set, stops the run cleanly between steps once passed.
+	Deadline time.Time
+	// Confirm asks a human (TTY runs): before a point of no return, and at pause
+	// steps. Nil means non-interactive: points of no return proceed (the operator
+	// passed --yes or runs from a pipeline) and pauses end the invocation.
+	Confirm func(step *runbooks.Step, question string) (bool, error)
 }
 
 type runner struct {
@@ -97,6 +106,8 @@ func codeFor(status string) exitcode.Code {
 		return exitcode.RollbackFailed
 	case StatusInterrupted, StatusStopped:
 		return exitcode.Interrupted
+	case StatusAwaitingApproval:
+		return exitcode.AwaitApproval
 	}
 	return exitcode.Internal
 }
@@ -153,6 +164,11 @@ func (r *runner) emit(e Event) {
 func (r *runner) save(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	if r.Fence != nil {
+		if err := r.Fence(); err != nil {
+			return fmt.Errorf("save journal: %w", err)
+		}
+	}
 	r.j.UpdatedAt = r.Now().UTC()
 	rev, err := r.Store.Save(ctx, r.j, r.rev)
 	if err != nil {
@@ -190,7 +206,26 @@ func (r *runner) execute(ctx context.Context) *Report {
 			r.j.Status, r.j.Error = StatusInterrupted, "interrupted before step "+st.ID
 			break
 		}
-		if err := r.step(ctx, st, rec); err != nil {
+		if !r.Deadline.IsZero() && r.Now().After(r.Deadline) {
+			r.j.Status, r.j.Error = StatusInterrupted, "--deadline reached before step "+st.ID
+			break
+		}
+		if st.Decl != nil && st.Decl.PointOfNoReturn && r.Confirm != nil {
+			ok, err := r.Confirm(st, fmt.Sprintf("Step %s (%s) is a point of no return: rollback cannot undo it. Continue?", st.ID, st.Action))
+			if err != nil || !ok {
+				r.j.Status, r.j.Error = StatusStopped, st.ID
+				break
+			}
+		}
+		err := r.step(ctx, st, rec)
+		if errors.Is(err, actions.ErrAwaitApproval) {
+			rec.Status = StatusAwaitingApproval
+			r.j.Status, r.j.Error = StatusAwaitingApproval, fmt.Sprintf("step %s waits for approval: runbook approve %s", st.ID, r.j.RunID)
+			r.emit(Event{Type: "step.wait", Step: st.ID, Status: StatusAwaitingApproval, Message: r.j.Error})
+			_ = r.save(ctx)
+			break
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				// A signal is not a failure: stop cleanly, keep everything for resume.
 				rec.Status, rec.Error = StatusInterrupted, err.Error()
@@ -219,6 +254,13 @@ func (r *runner) execute(ctx context.Context) *Report {
 	r.cleanup(ctx)
 	if err := r.save(ctx); err != nil && r.j.Error == "" {
 		r.j.Error = err.Error()
+	}
+	if r.j.Finished() {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		if err := r.Store.Archive(actx, r.j); err != nil {
+			r.emit(Event{Type: "run.archive", Message: err.Error()})
+		}
+		cancel()
 	}
 	r.emit(Event{Type: "run.end", Status: r.j.Status, Message: r.j.Error})
 	return r.report(leftToDo)
@@ -275,6 +317,21 @@ func (r *runner) step(ctx context.Context, st *runbooks.Step, rec *StepRecord) e
 	}
 	call := &actions.Call{RunID: r.j.RunID, StepID: st.ID, With: with, Prior: rec.Record, Recorder: &recorder{r: r, rec: rec}}
 	out, err := r.Impls[st.Action].Apply(stepCtx, call)
+	if errors.Is(err, actions.ErrAwaitApproval) && r.Confirm != nil {
+		msg, _ := with["message"].(string)
+		ok, cerr := r.Confirm(st, nonEmpty(msg, "Continue?"))
+		if cerr != nil || !ok {
+			return actions.ErrAwaitApproval
+		}
+		if err := call.Recorder.Intent(ctx, "approvedBy", r.Holder+" (interactive)"); err != nil {
+			return err
+		}
+		call.Prior = rec.Record
+		out, err = r.Impls[st.Action].Apply(stepCtx, call)
+	}
+	if errors.Is(err, actions.ErrAwaitApproval) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", st.Action, err)
 	}

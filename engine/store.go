@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -22,6 +23,10 @@ import (
 type Store interface {
 	Load(ctx context.Context) (j *Journal, rev string, err error) // nil journal when none
 	Save(ctx context.Context, j *Journal, rev string) (newRev string, err error)
+	// Archive keeps a copy of a finished run for `runbook history`.
+	Archive(ctx context.Context, j *Journal) error
+	// History lists archived runs, newest first.
+	History(ctx context.Context) ([]*Journal, error)
 	Describe() string
 }
 
@@ -88,6 +93,47 @@ func (s *FileStore) Save(_ context.Context, j *Journal, rev string) (string, err
 	return fileRev(b), nil
 }
 
+func (s *FileStore) historyDir() string { return s.Path + ".history" }
+
+func (s *FileStore) Archive(_ context.Context, j *Journal) error {
+	b, err := Encode(j)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.historyDir(), 0o755); err != nil {
+		return fmt.Errorf("archive run: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(s.historyDir(), j.RunID+".json"), b, 0o644); err != nil {
+		return fmt.Errorf("archive run: %w", err)
+	}
+	return nil
+}
+
+func (s *FileStore) History(context.Context) ([]*Journal, error) {
+	files, err := filepath.Glob(filepath.Join(s.historyDir(), "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []*Journal
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read archived run: %w", err)
+		}
+		j, err := Decode(b)
+		if err != nil {
+			return nil, fmt.Errorf("archived run %s: %w", f, err)
+		}
+		out = append(out, j)
+	}
+	sortNewestFirst(out)
+	return out, nil
+}
+
+func sortNewestFirst(js []*Journal) {
+	sort.Slice(js, func(a, b int) bool { return js[a].StartedAt.After(js[b].StartedAt) })
+}
+
 func fileRev(b []byte) string {
 	sum := sha256.Sum256(bytes.TrimSpace(b))
 	return hex.EncodeToString(sum[:8])
@@ -105,6 +151,45 @@ const journalKey = "journal.json"
 
 func (s *ConfigMapStore) Describe() string {
 	return fmt.Sprintf("configmap %s/%s", s.Namespace, s.Name)
+}
+
+const archivedLabel = "runbook.dev/archived-from"
+
+func (s *ConfigMapStore) Archive(ctx context.Context, j *Journal) error {
+	b, err := Encode(j)
+	if err != nil {
+		return err
+	}
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: s.Name + "-" + j.RunID, Namespace: s.Namespace,
+			Labels: map[string]string{"app.kubernetes.io/managed-by": "runbook", "runbook.dev/runbook": j.Runbook, archivedLabel: s.Name}},
+		Data: map[string]string{journalKey: string(b)},
+	}
+	_, err = s.Client.CoreV1().ConfigMaps(s.Namespace).Create(ctx, cm, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		_, err = s.Client.CoreV1().ConfigMaps(s.Namespace).Update(ctx, cm, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("archive run %s: %w", j.RunID, err)
+	}
+	return nil
+}
+
+func (s *ConfigMapStore) History(ctx context.Context) ([]*Journal, error) {
+	l, err := s.Client.CoreV1().ConfigMaps(s.Namespace).List(ctx, metav1.ListOptions{LabelSelector: archivedLabel + "=" + s.Name})
+	if err != nil {
+		return nil, fmt.Errorf("list archived runs: %w", err)
+	}
+	var out []*Journal
+	for _, cm := range l.Items {
+		j, err := Decode([]byte(cm.Data[journalKey]))
+		if err != nil {
+			return nil, fmt.Errorf("archived run %s: %w", cm.Name, err)
+		}
+		out = append(out, j)
+	}
+	sortNewestFirst(out)
+	return out, nil
 }
 
 func (s *ConfigMapStore) Load(ctx context.Context) (*Journal, string, error) {

@@ -1,0 +1,103 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/runbookdev/runbook/engine"
+	"github.com/runbookdev/runbook/test/sandbox"
+)
+
+// TestLockContentionTakeoverAndFencing exercises the run lock on a real apiserver:
+// a second holder is refused with the first one's name, an expired lease is taken
+// over, and a holder that stopped renewing (as after SIGSTOP) can no longer write.
+func TestLockContentionTakeoverAndFencing(t *testing.T) {
+	c := sandbox.ForTest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cs := kubernetes.NewForConfigOrDie(c.RESTConfig())
+	ns := createNamespace(ctx, t, cs, "lock-test")
+	newLock := func(holder string) *engine.Lock {
+		return &engine.Lock{Client: cs, Namespace: ns, Name: "runbook-lock-calico-ipam", Holder: holder,
+			LeaseDuration: 2 * time.Second, RenewEvery: 300 * time.Millisecond}
+	}
+
+	a := newLock("alice@laptop pid 1")
+	if err := a.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Fence(); err != nil {
+		t.Fatalf("fresh holder is fenced: %v", err)
+	}
+	b := newLock("bob@ci pid 2")
+	var held *engine.HeldError
+	if err := b.Acquire(ctx); !errors.As(err, &held) || held.Holder != "alice@laptop pid 1" {
+		t.Fatalf("second acquire: want HeldError naming alice, got %v", err)
+	}
+
+	// Alice holds and renews: Bob is still refused after a lease duration.
+	aCtx := a.Hold(ctx)
+	time.Sleep(2500 * time.Millisecond)
+	if err := b.Acquire(ctx); !errors.As(err, &held) {
+		t.Fatalf("a renewed lease must not be taken over: %v", err)
+	}
+	if err := a.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if aCtx.Err() != nil {
+		t.Fatalf("release is not a loss: %v", context.Cause(aCtx))
+	}
+
+	// Released: Bob acquires at once. Then Bob stops renewing (paused): after the
+	// lease duration his fence fails, Carol takes over, and Bob's journal write is
+	// refused twice over — by the fence and by the journal's resourceVersion.
+	if err := b.Acquire(ctx); err != nil {
+		t.Fatalf("acquire after release: %v", err)
+	}
+	store := &engine.ConfigMapStore{Client: cs, Namespace: ns, Name: "runbook-fenced"}
+	rev, err := store.Save(ctx, &engine.Journal{RunID: "bob", Status: engine.StatusRunning}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2100 * time.Millisecond)
+	if err := b.Fence(); !errors.Is(err, engine.ErrFenced) {
+		t.Fatalf("a holder past its lease must be fenced: %v", err)
+	}
+	carol := newLock("carol@ci pid 3")
+	if err := carol.Acquire(ctx); err != nil {
+		t.Fatalf("takeover of an expired lease: %v", err)
+	}
+	carolCtx := carol.Hold(ctx)
+	defer carol.Release(ctx)
+	if _, err := store.Save(ctx, &engine.Journal{RunID: "bob", Status: engine.StatusRunning, Holder: "carol"}, rev); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Save(ctx, &engine.Journal{RunID: "bob", Holder: "bob"}, rev); !errors.Is(err, engine.ErrConflict) {
+		t.Fatalf("the old holder's stale write must conflict: %v", err)
+	}
+
+	// A holder whose lease is taken from under it notices at its next renewal and
+	// its context is cancelled, so mutation stops.
+	if _, err := engine.Unlock(ctx, cs, ns, "runbook-lock-calico-ipam"); err != nil {
+		t.Fatal(err)
+	}
+	dave := newLock("dave@ci pid 4")
+	if err := dave.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-carolCtx.Done():
+		if !errors.Is(context.Cause(carolCtx), engine.ErrFenced) {
+			t.Fatalf("cause: %v", context.Cause(carolCtx))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("carol did not notice losing the lock")
+	}
+	if err := carol.Fence(); !errors.Is(err, engine.ErrFenced) {
+		t.Fatalf("carol must be fenced: %v", err)
+	}
+}
