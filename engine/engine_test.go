@@ -429,3 +429,102 @@ func TestDeadlineAndFence(t *testing.T) {
 		t.Fatalf("a fenced run must not write or act: %v %v", err, g.applies)
 	}
 }
+
+func (a *putConfigMap) Plan(ctx context.Context, c *actions.Call) (actions.Planned, error) {
+	name := c.With["name"].(string)
+	if name == a.failOn {
+		return actions.Planned{}, fmt.Errorf("injected plan refusal on %s", name)
+	}
+	cm, err := a.cs.CoreV1().ConfigMaps("default").Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return actions.Planned{Change: "create", Details: []string{"create " + name}, Facts: []string{"configmap " + name + ": absent"}}, nil
+	}
+	if err != nil {
+		return actions.Planned{}, err
+	}
+	fact := "configmap " + name + ": v=" + cm.Data["v"]
+	if cm.Data["v"] == c.With["value"] {
+		return actions.Planned{Change: "none", Facts: []string{fact}}, nil
+	}
+	return actions.Planned{Change: "update", Facts: []string{fact}}, nil
+}
+
+func (f *fixture) plan(src string, mod func(*Options, *putConfigMap)) *Plan {
+	f.t.Helper()
+	rb, err := runbooks.Parse("test.yaml", []byte(src), testRegistry())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	params, _ := runbooks.ResolveParams(rb, runbooks.ValueInputs{})
+	act := &putConfigMap{cs: f.cs, applies: &f.applies}
+	o := Options{Runbook: rb, Params: params, Impls: map[string]actions.Impl{"putConfigMap": act}, Store: f.store}
+	if mod != nil {
+		mod(&o, act)
+	}
+	p, err := MakePlan(context.Background(), o)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return p
+}
+
+func planChanges(p *Plan) string {
+	var s []string
+	for _, st := range p.Steps {
+		s = append(s, st.ID+"="+st.Change)
+	}
+	return strings.Join(s, " ")
+}
+
+func TestPlanIsReadOnlyAndDetectsDrift(t *testing.T) {
+	f := newFixture(t)
+	p := f.plan(threeSteps, nil)
+	if got := planChanges(p); got != "a=create b=create c=create" || p.Changes() != 3 {
+		t.Fatalf("plan: %s", got)
+	}
+	if len(f.configMaps()) != 0 || len(f.applies) != 0 {
+		t.Fatal("plan changed the cluster")
+	}
+	if err := CheckDrift(p, f.plan(threeSteps, nil)); err != nil {
+		t.Fatalf("no drift expected: %v", err)
+	}
+	// Someone creates "b" behind our back: the saved plan's facts no longer hold.
+	f.cs.CoreV1().ConfigMaps("default").Create(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: "default"}, Data: map[string]string{"v": "x"}}, metav1.CreateOptions{})
+	err := CheckDrift(p, f.plan(threeSteps, nil))
+	if exitcode.Of(err) != exitcode.PlanDrift || !strings.Contains(err.Error(), "step b: planned create, now update") {
+		t.Fatalf("drift: %v", err)
+	}
+	// A changed runbook is drift too.
+	if err := CheckDrift(p, f.plan(strings.Replace(threeSteps, "name: c}", "name: c, value: z}", 1), nil)); exitcode.Of(err) != exitcode.PlanDrift {
+		t.Fatalf("runbook drift: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "plan.json")
+	if err := SavePlan(path, p); err != nil {
+		t.Fatal(err)
+	}
+	if back, err := LoadPlan(path); err != nil || back.RunbookDigest != p.RunbookDigest || len(back.Steps) != 3 {
+		t.Fatalf("round trip: %v", err)
+	}
+}
+
+func TestPlanAfterApplyAndRefusals(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.run(threeSteps, nil); err != nil {
+		t.Fatal(err)
+	}
+	p := f.plan(threeSteps, nil)
+	if got := planChanges(p); got != "a=none b=none c=none" || p.Changes() != 0 {
+		t.Fatalf("plan after apply: %s", got)
+	}
+	g := newFixture(t)
+	// A refusal on the first step is a finding; on a step after a change it is
+	// only checked at apply (the earlier step may fix it).
+	p = g.plan(threeSteps, func(_ *Options, a *putConfigMap) { a.failOn = "a" })
+	if len(p.Refusals()) != 1 || !strings.Contains(p.Refusals()[0], "injected plan refusal on a") {
+		t.Fatalf("refusals %v", p.Refusals())
+	}
+	p = g.plan(threeSteps, func(_ *Options, a *putConfigMap) { a.failOn = "b" })
+	if len(p.Refusals()) != 0 || p.Steps[1].Change != "unknown" {
+		t.Fatalf("later refusal must be deferred: %v %s", p.Refusals(), planChanges(p))
+	}
+}

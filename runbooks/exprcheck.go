@@ -49,19 +49,20 @@ func newCompiler(c *collector, rb *Runbook, scope *Scope) *compiler {
 // compile checks references with an AST pass, then type-checks and compiles. want, when
 // non-nil, is the Go type the result must have (bool for guards). It returns nil when
 // the expression has errors (already reported).
-func (cp *compiler) compile(src string, site exprSite, want reflect.Type) *vm.Program {
+func (cp *compiler) compile(src string, site exprSite, want reflect.Type) (*vm.Program, []string) {
 	if strings.TrimSpace(src) == "" {
 		line, col := site.at(0)
 		cp.c.add(line, col, site.path, "empty expression")
-		return nil
+		return nil, nil
 	}
 	tree, err := exprparser.Parse(src)
 	if err != nil {
 		cp.reportExprErr(err, site)
-		return nil
+		return nil, nil
 	}
-	if !cp.checkRefs(tree, site) {
-		return nil
+	refs, ok := cp.checkRefs(tree, site)
+	if !ok {
+		return nil, nil
 	}
 	opts := []expr.Option{expr.Env(cp.env)}
 	if want == reflect.TypeOf(false) {
@@ -70,9 +71,9 @@ func (cp *compiler) compile(src string, site exprSite, want reflect.Type) *vm.Pr
 	prog, err := expr.Compile(src, opts...)
 	if err != nil {
 		cp.reportExprErr(err, site)
-		return nil
+		return nil, nil
 	}
-	return prog
+	return prog, refs
 }
 
 func (cp *compiler) reportExprErr(err error, site exprSite) {
@@ -90,16 +91,18 @@ func (cp *compiler) reportExprErr(err error, site exprSite) {
 // checkRefs walks the AST for references the type checker cannot explain well:
 // unknown params, unknown or later steps, unknown functions. It reports each with a
 // position and a suggestion, and returns false when any was found.
-func (cp *compiler) checkRefs(tree *exprparser.Tree, site exprSite) bool {
+// It also returns the ids of the steps the expression reads.
+func (cp *compiler) checkRefs(tree *exprparser.Tree, site exprSite) ([]string, bool) {
 	v := &refVisitor{cp: cp, site: site, ok: true}
 	ast.Walk(&tree.Node, v)
-	return v.ok
+	return v.steps, v.ok
 }
 
 type refVisitor struct {
-	cp   *compiler
-	site exprSite
-	ok   bool
+	cp    *compiler
+	site  exprSite
+	ok    bool
+	steps []string
 }
 
 func (v *refVisitor) fail(offset int, format string, args ...any) {
@@ -128,6 +131,9 @@ func (v *refVisitor) Visit(node *ast.Node) {
 			}
 		case "steps":
 			v.checkStep(prop.Value, off)
+			if !slices.Contains(v.steps, prop.Value) {
+				v.steps = append(v.steps, prop.Value)
+			}
 		}
 	case *ast.CallNode:
 		id, ok := n.Callee.(*ast.IdentifierNode)

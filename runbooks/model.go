@@ -125,6 +125,7 @@ type Expr struct {
 	Field   string // when, require, until, assert, or the with: path of a template
 	Pos     Pos
 	Program *vm.Program
+	Steps   []string // ids of the steps the expression reads
 }
 
 // StepByID returns the step with the given id.

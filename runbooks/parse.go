@@ -479,9 +479,9 @@ func (p *parser) compileAll() {
 		site := g.site
 		base := site.at
 		site.at = func(o int) (int, int) { return base(o + off) }
-		prog := cp.compile(src, site, reflect.TypeOf(false))
+		prog, refs := cp.compile(src, site, reflect.TypeOf(false))
 		line, col := base(off)
-		*g.target = &Expr{Source: src, Field: g.path, Pos: Pos{File: p.c.file, Line: line, Col: col}, Program: prog}
+		*g.target = &Expr{Source: src, Field: g.path, Pos: Pos{File: p.c.file, Line: line, Col: col}, Program: prog, Steps: refs}
 	}
 	for _, w := range p.withs {
 		*w.dst = p.with(cp, w)
@@ -536,9 +536,9 @@ func (p *parser) fieldValue(cp *compiler, w pendingWith, f *Field, decl actions.
 				}
 				off := rp.offset
 				site.at = func(o int) (int, int) { return at(off + o) }
-				prog := cp.compile(rp.expr, site, nil)
+				prog, refs := cp.compile(rp.expr, site, nil)
 				line, col := at(off)
-				t.parts = append(t.parts, tmplPart{expr: &Expr{Source: rp.expr, Field: path, Pos: Pos{File: p.c.file, Line: line, Col: col}, Program: prog}})
+				t.parts = append(t.parts, tmplPart{expr: &Expr{Source: rp.expr, Field: path, Pos: Pos{File: p.c.file, Line: line, Col: col}, Program: prog, Steps: refs}})
 			}
 			f.Tmpl = t
 			if t.Whole() {

@@ -43,3 +43,17 @@ func (w *With) Dynamic() bool {
 	}
 	return false
 }
+
+// StepRefs returns the ids of the steps the with: block's templates read.
+func (w *With) StepRefs() []string {
+	var out []string
+	for _, f := range w.Fields {
+		if f.Tmpl == nil {
+			continue
+		}
+		for _, e := range f.Tmpl.Exprs() {
+			out = append(out, e.Steps...)
+		}
+	}
+	return out
+}
