@@ -528,3 +528,29 @@ func TestPlanAfterApplyAndRefusals(t *testing.T) {
 		t.Fatalf("later refusal must be deferred: %v %s", p.Refusals(), planChanges(p))
 	}
 }
+
+func TestRollbackCommandOnStoppedRun(t *testing.T) {
+	f := newFixture(t)
+	src := strings.Replace(threeSteps, "name: three}", "name: three}\nonFailure: stop", 1)
+	_, err := f.run(src, func(o *Options, a *putConfigMap) { a.failOn = "c" })
+	if exitcode.Of(err) != exitcode.StepFailed {
+		t.Fatalf("want stopped on failure: %v", err)
+	}
+	f.applies = nil
+	rb, _ := runbooks.Parse("test.yaml", []byte(src), testRegistry())
+	params, _ := runbooks.ResolveParams(rb, runbooks.ValueInputs{})
+	act := &putConfigMap{cs: f.cs, applies: &f.applies}
+	rep, err := RollbackRun(context.Background(), Options{Runbook: rb, Params: params, Store: f.store, Impls: map[string]actions.Impl{"putConfigMap": act}})
+	if exitcode.Of(err) != exitcode.RolledBack || rep.Status != StatusRolledBack {
+		t.Fatalf("rollback: %v", err)
+	}
+	if got := strings.Join(f.applies, ","); got != "invert c,invert b,invert a" {
+		t.Fatalf("order %s", got)
+	}
+	if len(f.configMaps()) != 0 {
+		t.Fatalf("left %v", f.configMaps())
+	}
+	if _, err := RollbackRun(context.Background(), Options{Runbook: rb, Params: params, Store: f.store, Impls: map[string]actions.Impl{"putConfigMap": act}}); exitcode.Of(err) != exitcode.Invalid {
+		t.Fatalf("a finished run cannot be rolled back again: %v", err)
+	}
+}

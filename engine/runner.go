@@ -410,7 +410,9 @@ func (r *runner) rollback(ctx context.Context, failedAt int, cause error) []stri
 			r.emit(Event{Type: "rollback", Step: st.ID, Message: "point of no return: rollback stops here"})
 			break
 		}
-		if rec.Status != StatusDone && rec.Status != StatusFailed {
+		switch rec.Status {
+		case StatusDone, StatusFailed, StatusRunning, StatusInterrupted:
+		default:
 			continue
 		}
 		if st.Rollback == runbooks.RollbackNone {
@@ -433,7 +435,9 @@ func (r *runner) rollback(ctx context.Context, failedAt int, cause error) []stri
 	case ran:
 		r.j.Status = StatusRolledBack
 	}
-	_ = cause
+	if cause != nil && !ran {
+		r.emit(Event{Type: "rollback", Message: "nothing to roll back"})
+	}
 	return left
 }
 
@@ -567,4 +571,55 @@ func (w *recorder) Created(ctx context.Context, ref actions.ObjectRef) error {
 	}
 	w.rec.Created = append(w.rec.Created, ref)
 	return w.r.save(ctx)
+}
+
+// RollbackRun runs the rollback hooks of an unfinished run (stopped, failed with
+// onFailure: stop, or interrupted) in reverse order, then its cleanup hooks.
+func RollbackRun(ctx context.Context, o Options) (*Report, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Events == nil {
+		o.Events = func(Event) {}
+	}
+	j, rev, err := o.Store.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if j == nil || j.Finished() {
+		return nil, exitcode.Newf(exitcode.Invalid, "no unfinished run of %s in %s to roll back", o.Runbook.Name, o.Store.Describe())
+	}
+	if j.ParamsDigest != o.Params.Digest() || j.Runbook != o.Runbook.Name {
+		return nil, exitcode.Newf(exitcode.Invalid, "run %s was started with other params or another runbook: pass the same -f/--set", j.RunID)
+	}
+	if j.RunbookDigest != o.Runbook.Digest() && !o.AllowChanged {
+		return nil, exitcode.Newf(exitcode.Invalid, "the runbook changed since run %s started: pass --allow-changed to roll back with this version", j.RunID)
+	}
+	r := &runner{Options: o, j: j, rev: rev, started: map[string]time.Time{}}
+	last := -1
+	for i, st := range o.Runbook.Steps {
+		if rec := j.Steps[st.ID]; rec != nil && rec.Status != StatusPending && rec.Status != StatusSkipped {
+			last = i
+		}
+	}
+	r.j.Holder = o.Holder
+	r.emit(Event{Type: "rollback", Message: fmt.Sprintf("rolling back run %s", j.RunID)})
+	var left []string
+	if last >= 0 {
+		left = r.rollback(ctx, last, nil)
+	}
+	if r.j.Status != StatusRollbackFailed {
+		r.j.Status = StatusRolledBack
+	}
+	r.cleanup(ctx)
+	if err := r.save(ctx); err != nil {
+		return nil, err
+	}
+	if r.j.Finished() {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		_ = o.Store.Archive(actx, r.j)
+		cancel()
+	}
+	rep := r.report(left)
+	return rep, exitcode.New(codeFor(rep.Status), reportErr(rep))
 }

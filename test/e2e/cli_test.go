@@ -1,0 +1,173 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/runbookdev/runbook/test/sandbox"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// runbookBinary builds the CLI once per test binary: the e2e tests drive the real
+// command, flags and exit codes, as a pipeline would.
+func runbookBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "runbook-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "runbook")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/runbookdev/runbook/cmd/runbook").CombinedOutput()
+		if err != nil {
+			buildErr = errors.New(string(out))
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build runbook: %v", buildErr)
+	}
+	return binPath
+}
+
+type cliResult struct {
+	code           int
+	stdout, stderr string
+}
+
+func runCLI(t *testing.T, c *sandbox.Cluster, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, runbookBinary(t), append(args, "--kubeconfig", c.KubeconfigPath())...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return cliResult{code: code, stdout: out.String(), stderr: errOut.String()}
+}
+
+func (r cliResult) must(t *testing.T, code int, contains ...string) {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, code, r.stdout, r.stderr)
+	}
+	for _, s := range contains {
+		if !strings.Contains(r.stdout+r.stderr, s) {
+			t.Fatalf("output lacks %q\nstdout:\n%s\nstderr:\n%s", s, r.stdout, r.stderr)
+		}
+	}
+}
+
+const gatedRunbook = `apiVersion: runbook/v1alpha1
+kind: Runbook
+metadata: {name: gated}
+params:
+  skipExtra: {type: bool, default: true}
+steps:
+  - id: extra
+    action: pause
+    when: "!params.skipExtra"
+  - id: gate
+    action: pause
+    with: {message: "Go on with the change window?"}
+`
+
+// TestCLIPhasedRunLockAndAudit drives the binary: a pause ends the invocation with
+// exit 9, approve + apply finishes it, status/history/reports show it, a re-run is a
+// new run, and a held lock refuses a second operator with exit 3 naming the holder.
+func TestCLIPhasedRunLockAndAudit(t *testing.T) {
+	c := sandbox.ForTest(t)
+	dir := t.TempDir()
+	rb := filepath.Join(dir, "gated.yaml")
+	if err := os.WriteFile(rb, []byte(gatedRunbook), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ns := "runbook-cli-e2e"
+
+	runCLI(t, c, "plan", rb, "-n", ns).must(t, 0, "gate: pause check")
+	r := runCLI(t, c, "apply", rb, "-n", ns)
+	r.must(t, 9, "waits for approval: runbook approve")
+	runID := between(r.stdout+r.stderr, "runbook approve ", "\n")
+	if runID == "" {
+		t.Fatalf("no run id in output:\n%s%s", r.stdout, r.stderr)
+	}
+	runCLI(t, c, "status", "-n", ns).must(t, 0, runID, "awaitingApproval")
+	runCLI(t, c, "approve", runID, "-n", ns, "--as", "alice").must(t, 0, "approved by alice")
+
+	md := filepath.Join(dir, "report.md")
+	runCLI(t, c, "apply", rb, "-n", ns, "--report", md, "--report", filepath.Join(dir, "report.json")).must(t, 0, "resuming run "+runID, "run "+runID+": done")
+	if b, _ := os.ReadFile(md); !strings.Contains(string(b), "| gate | pause | done |") || !strings.Contains(string(b), "| extra | pause | skipped |") {
+		t.Fatalf("markdown report:\n%s", b)
+	}
+	runCLI(t, c, "history", "-n", ns).must(t, 0, runID, "done")
+	runCLI(t, c, "status", runID, "-n", ns, "-o", "json").must(t, 0, `"approvedBy": "alice"`)
+
+	// Kubernetes Events on the journal object.
+	cs := kubernetes.NewForConfigOrDie(c.RESTConfig())
+	evs, err := cs.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=runbook-gated"})
+	if err != nil || len(evs.Items) == 0 {
+		t.Fatalf("no events on the journal: %v", err)
+	}
+
+	// Another operator holds the lock: refused fast, naming the holder.
+	now := metav1.NewMicroTime(time.Now())
+	holder, secs := "bob@laptop pid 42", int32(300)
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "runbook-lock-calico-ipam", Namespace: ns},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, RenewTime: &now, AcquireTime: &now}}
+	if cur, err := cs.CoordinationV1().Leases(ns).Get(context.Background(), lease.Name, metav1.GetOptions{}); err == nil {
+		cur.Spec = lease.Spec
+		_, err = cs.CoordinationV1().Leases(ns).Update(context.Background(), cur, metav1.UpdateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	} else if _, err := cs.CoordinationV1().Leases(ns).Create(context.Background(), lease, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	runCLI(t, c, "apply", rb, "-n", ns).must(t, 3, `held by "bob@laptop pid 42"`)
+	runCLI(t, c, "unlock", "-n", ns).must(t, 2, "needs --yes")
+	runCLI(t, c, "unlock", "-n", ns, "--yes").must(t, 0, "broke the lock held by")
+	// A finished run is not resumed: a new run, and nothing changes.
+	r = runCLI(t, c, "apply", rb, "-n", ns, "--yes")
+	r.must(t, 9, "waits for approval")
+	if strings.Contains(r.stdout, runID) {
+		t.Fatalf("re-run reused the finished run id:\n%s", r.stdout)
+	}
+	// Bad input changes nothing and names the problem.
+	runCLI(t, c, "apply", rb, "-n", ns, "--set", "skipExtr=false").must(t, 2, `unknown param "skipExtr" (did you mean "skipExtra"?)`)
+}
+
+func between(s, a, b string) string {
+	i := strings.Index(s, a)
+	if i < 0 {
+		return ""
+	}
+	s = s[i+len(a):]
+	if j := strings.Index(s, b); j >= 0 {
+		return strings.TrimSpace(s[:j])
+	}
+	return strings.TrimSpace(s)
+}
