@@ -31,7 +31,10 @@ type putConfigMap struct {
 	failOn  string    // name whose Apply fails
 	cancel  context.CancelFunc
 	stopOn  string // name whose Apply simulates a kill -9: it cancels and returns
+	dead    *bool  // set once the simulated process died: it does nothing more
 }
+
+func (a *putConfigMap) isDead() bool { return a.dead != nil && *a.dead }
 
 var putDecl = &actions.Decl{Name: "putConfigMap", Summary: "test", Inverse: "delete if created",
 	Params: []actions.Param{
@@ -43,6 +46,9 @@ var putDecl = &actions.Decl{Name: "putConfigMap", Summary: "test", Inverse: "del
 
 func (a *putConfigMap) Apply(ctx context.Context, c *actions.Call) (actions.Outcome, error) {
 	name := c.With["name"].(string)
+	if a.isDead() {
+		return actions.Outcome{}, errors.New("process is dead")
+	}
 	*a.applies = append(*a.applies, "apply "+name)
 	if name == a.stopOn {
 		a.cancel()
@@ -61,6 +67,7 @@ func (a *putConfigMap) Apply(ctx context.Context, c *actions.Call) (actions.Outc
 		if err != nil {
 			return actions.Outcome{}, err
 		}
+		*a.applies = append(*a.applies, "create "+name)
 		if err := c.Recorder.Created(ctx, actions.ObjectRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: "default", Name: name}); err != nil {
 			return actions.Outcome{}, err
 		}
@@ -81,6 +88,9 @@ func (a *putConfigMap) Apply(ctx context.Context, c *actions.Call) (actions.Outc
 
 func (a *putConfigMap) Invert(ctx context.Context, c *actions.Call) (actions.InverseOutcome, error) {
 	name := c.With["name"].(string)
+	if a.isDead() {
+		return actions.InverseOutcome{}, errors.New("process is dead")
+	}
 	*a.applies = append(*a.applies, "invert "+name)
 	if name == "undeletable" {
 		return actions.InverseOutcome{}, errors.New("injected inverse failure")
@@ -96,7 +106,7 @@ func (a *putConfigMap) Invert(ctx context.Context, c *actions.Call) (actions.Inv
 }
 
 func (a *putConfigMap) Cleanup(ctx context.Context, c *actions.Call) error {
-	if !c.With["temporary"].(bool) {
+	if !c.With["temporary"].(bool) || a.isDead() {
 		return nil
 	}
 	name := c.With["name"].(string)
@@ -222,7 +232,7 @@ func TestResumeAfterCrash(t *testing.T) {
 	if !rep2.Resumed || rep2.RunID != rep.RunID {
 		t.Fatalf("want the same run resumed, got %+v", rep2)
 	}
-	if strings.Join(f.applies, ",") != "apply c" {
+	if strings.Join(f.applies, ",") != "apply c,create c" {
 		t.Fatalf("resume re-applied finished steps: %v", f.applies)
 	}
 }
@@ -236,7 +246,7 @@ func TestRollbackInReverseOrder(t *testing.T) {
 	if exitcode.Of(err) != exitcode.RolledBack {
 		t.Fatalf("want rolled back, got %v", err)
 	}
-	if got := strings.Join(f.applies, ","); got != "apply a,apply b,apply c,apply d,invert c,invert b,invert a" {
+	if got := strings.Join(f.applies, ","); got != "apply a,create a,apply b,apply c,create c,apply d,invert c,invert b,invert a" {
 		t.Fatalf("order: %s", got)
 	}
 	if got := strings.Join(f.configMaps(), ","); got != "b" {
@@ -552,5 +562,82 @@ func TestRollbackCommandOnStoppedRun(t *testing.T) {
 	}
 	if _, err := RollbackRun(context.Background(), Options{Runbook: rb, Params: params, Store: f.store, Impls: map[string]actions.Impl{"putConfigMap": act}}); exitcode.Of(err) != exitcode.Invalid {
 		t.Fatalf("a finished run cannot be rolled back again: %v", err)
+	}
+}
+
+// dyingStore simulates kill -9 after a number of journal writes: from then on
+// nothing is written and the process's actions stop (see putConfigMap.dead).
+type dyingStore struct {
+	Store
+	writesLeft int
+	dead       *bool
+}
+
+func (d *dyingStore) Save(ctx context.Context, j *Journal, rev string) (string, error) {
+	if *d.dead {
+		return "", errors.New("process is dead")
+	}
+	if d.writesLeft == 0 {
+		*d.dead = true
+		return "", errors.New("process is dead")
+	}
+	d.writesLeft--
+	return d.Store.Save(ctx, j, rev)
+}
+
+// TestCrashAtEveryJournalWrite kills the run at every journal write (every step
+// boundary and every intent inside a step), resumes it, and checks the end state is
+// the one of an uninterrupted run with no object created twice.
+func TestCrashAtEveryJournalWrite(t *testing.T) {
+	src := `apiVersion: runbook/v1alpha1
+kind: Runbook
+metadata: {name: crash}
+steps:
+  - {id: a, action: putConfigMap, with: {name: a}, rollback: auto}
+  - {id: tmp, action: putConfigMap, with: {name: tmp, temporary: true}}
+  - {id: b, action: putConfigMap, with: {name: b}, rollback: auto}
+`
+	// Count the writes of an uninterrupted run.
+	ref := newFixture(t)
+	counter := &dyingStore{Store: ref.store, writesLeft: -1, dead: new(bool)}
+	if _, err := ref.run(src, func(o *Options, _ *putConfigMap) { o.Store = counter }); err != nil {
+		t.Fatal(err)
+	}
+	total := -counter.writesLeft - 1
+	want := strings.Join(ref.configMaps(), ",")
+	injected, survived := 0, 0
+	for k := 0; k < total; k++ {
+		f := newFixture(t)
+		dead := false
+		_, _ = f.run(src, func(o *Options, a *putConfigMap) {
+			o.Store = &dyingStore{Store: f.store, writesLeft: k, dead: &dead}
+			a.dead = &dead
+		})
+		injected++
+		rep, err := f.run(src, nil)
+		if err != nil {
+			t.Errorf("crash after write %d: resume failed: %v", k, err)
+			continue
+		}
+		if got := strings.Join(f.configMaps(), ","); got != want {
+			t.Errorf("crash after write %d: end state %s, want %s", k, got, want)
+			continue
+		}
+		creates := 0
+		for _, a := range f.applies {
+			if strings.HasPrefix(a, "create ") {
+				creates++
+			}
+		}
+		if creates != 3 {
+			t.Errorf("crash after write %d: %d creates, want 3 (%v)", k, creates, f.applies)
+			continue
+		}
+		_ = rep
+		survived++
+	}
+	t.Logf("crashes injected: %d, survived: %d (journal writes per run: %d)", injected, survived, total)
+	if injected < 8 {
+		t.Fatalf("only %d crash points", injected)
 	}
 }
