@@ -35,6 +35,10 @@ sandbox-up:
 sandbox-down:
 	@bash hack/sandbox.sh down
 
+.PHONY: sandbox-status
+sandbox-status:
+	@bash hack/sandbox.sh status
+
 test: vet tools
 	RUNBOOK_TOOLS_DIR=$$(bash hack/build-tools.sh --print-dir) $(GO) test -count=1 ./...
 	$(MAKE) fuzz FUZZTIME=10s

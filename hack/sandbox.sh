@@ -23,7 +23,7 @@ esac
 # The daemon is a built binary rather than `go run`, so the process that keeps
 # running is a stable file and `down` can recognise it.
 mkdir -p "$dir/bin"
-GOFLAGS=${GOFLAGS:-} "$go" build -o "$dir/bin/sandbox" ./test/sandbox/cmd/sandbox
+"$go" build -o "$dir/bin/sandbox" ./test/sandbox/cmd/sandbox
 
 case "$cmd" in
   up)

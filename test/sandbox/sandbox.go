@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/projectcalico/calico/libcalico-go/lib/apiconfig"
@@ -171,8 +172,9 @@ func (c *Cluster) startControlPlane(m *calicoManifest) error {
 	}
 	c.env, c.closeLogs = env, closeLogs
 	if _, err := env.Start(); err != nil {
-		// envtest stops what it started when Start fails part-way.
-		return fmt.Errorf("control plane: %w", err)
+		// env.Start leaves etcd and the apiserver running when a later step (the CRDs)
+		// fails; env.Stop stops whatever runs.
+		return errors.Join(fmt.Errorf("control plane: %w", err), env.Stop())
 	}
 	etcd, apiserver := controlPlaneComponents(env)
 	c.components = append(c.components, etcd, apiserver)
@@ -334,7 +336,19 @@ func silenceLibcalico(workDir string) error {
 	if err != nil {
 		return err
 	}
+	libcalicoLog.Lock()
+	defer libcalicoLog.Unlock()
 	logrus.SetOutput(f)
 	logrus.SetLevel(logrus.WarnLevel)
+	if libcalicoLog.file != nil {
+		libcalicoLog.file.Close() // the previous cluster's; logrus no longer writes to it
+	}
+	libcalicoLog.file = f
 	return nil
+}
+
+// libcalicoLog is the file logrus currently writes to.
+var libcalicoLog struct {
+	sync.Mutex
+	file *os.File
 }

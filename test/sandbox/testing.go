@@ -11,10 +11,11 @@ import (
 
 // The package's shared cluster, started by the first ForTest and stopped by Main.
 var shared struct {
-	once    sync.Once
-	opts    Options
-	cluster *Cluster
-	err     error
+	once       sync.Once
+	mainCalled bool
+	opts       Options
+	cluster    *Cluster
+	err        error
 }
 
 // Main runs a test package that uses ForTest; call it from TestMain:
@@ -25,7 +26,7 @@ var shared struct {
 // that need none starts nothing. After the tests it is stopped; if a test failed,
 // its work directory (logs/) is kept and printed.
 func Main(m *testing.M, opts Options) {
-	shared.opts = opts
+	shared.opts, shared.mainCalled = opts, true
 	code := m.Run()
 	if c := shared.cluster; c != nil {
 		if code != 0 {
@@ -50,6 +51,11 @@ func Main(m *testing.M, opts Options) {
 // silently skip the cluster tests.
 func ForTest(t testing.TB) *Cluster {
 	t.Helper()
+	if !shared.mainCalled {
+		// Without Main nobody stops the cluster, and etcd and the apiserver outlive
+		// the test binary.
+		t.Fatal("sandbox.ForTest needs TestMain to call sandbox.Main(m, opts)")
+	}
 	requireTools(t, shared.opts)
 	shared.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -71,6 +71,9 @@ func (p *Plugin) process(ctx context.Context, q *nodeQueue, t task) error {
 	}
 	switch WantedAction(pod) {
 	case Add:
+		if p.hasSandbox(pod.UID) {
+			return nil // set up already; the lister lags behind our patch
+		}
 		return p.add(ctx, q, pod)
 	case Del:
 		return p.del(ctx, pod)
@@ -106,6 +109,7 @@ func (p *Plugin) add(ctx context.Context, q *nodeQueue, pod *corev1.Pod) error {
 		}
 		return fmt.Errorf("cni: writing addresses of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
+	p.recordSandbox(pod.UID)
 	p.nAssigned.Add(1)
 	return nil
 }
@@ -186,6 +190,7 @@ func (p *Plugin) del(ctx context.Context, pod *corev1.Pod) error {
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return fmt.Errorf("cni: clearing addresses of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
+	p.forgetSandbox(pod.UID)
 	return nil
 }
 

@@ -69,6 +69,12 @@ type Plugin struct {
 	workers sync.WaitGroup
 	ctx     context.Context // the Run context, for workers started by event handlers
 
+	// sandboxes holds the pods this plugin set up, until each is torn down or gone:
+	// the next event for a pod can arrive before the lister shows the annotations
+	// just written, and a second ADD would leak the first sandbox's addresses.
+	sandboxMu sync.Mutex
+	sandboxes map[types.UID]struct{}
+
 	synced                        chan struct{}
 	nAssigned, nReleased, nFailed atomic.Int64
 }
@@ -84,7 +90,7 @@ func New(cfg Config) *Plugin {
 	if cfg.NewContainerID == nil {
 		cfg.NewContainerID = randomContainerID
 	}
-	return &Plugin{cfg: cfg, nodes: map[string]*nodeQueue{}, synced: make(chan struct{})}
+	return &Plugin{cfg: cfg, nodes: map[string]*nodeQueue{}, sandboxes: map[types.UID]struct{}{}, synced: make(chan struct{})}
 }
 
 // Run watches the cluster and serves pods until ctx ends, then drains its workers.
@@ -161,7 +167,11 @@ func (p *Plugin) onPodGone(obj any) {
 		obj = tombstone.Obj
 	}
 	pod, ok := obj.(*corev1.Pod)
-	if !ok || pod.Spec.NodeName == "" || pod.Annotations[AnnotationPodIPs] == "" {
+	if !ok {
+		return
+	}
+	p.forgetSandbox(pod.UID)
+	if pod.Spec.NodeName == "" || pod.Annotations[AnnotationPodIPs] == "" {
 		return
 	}
 	if handle := p.handle(pod); handle != "" {
@@ -195,6 +205,25 @@ func (p *Plugin) shutdown() {
 	}
 	p.mu.Unlock()
 	p.workers.Wait()
+}
+
+func (p *Plugin) hasSandbox(uid types.UID) bool {
+	p.sandboxMu.Lock()
+	defer p.sandboxMu.Unlock()
+	_, ok := p.sandboxes[uid]
+	return ok
+}
+
+func (p *Plugin) recordSandbox(uid types.UID) {
+	p.sandboxMu.Lock()
+	defer p.sandboxMu.Unlock()
+	p.sandboxes[uid] = struct{}{}
+}
+
+func (p *Plugin) forgetSandbox(uid types.UID) {
+	p.sandboxMu.Lock()
+	defer p.sandboxMu.Unlock()
+	delete(p.sandboxes, uid)
 }
 
 func randomContainerID() string {
