@@ -36,9 +36,10 @@ var (
 
 // TestManualMigration performs the Calico doc "Migrate from one IP pool to another"
 // by hand on the default scenario, and checks that every pod ends up in the new
-// pool and that the old pool leaves nothing behind in IPAM.
+// pool and that the old pool leaves nothing behind in IPAM. It migrates the whole
+// cluster, so it runs on a cluster of its own, not the package's shared one.
 func TestManualMigration(t *testing.T) {
-	c := sandbox.ForTest(t)
+	c := sandbox.StartForTest(t, sandbox.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cs := kubernetes.NewForConfigOrDie(c.RESTConfig())
@@ -124,6 +125,13 @@ func TestManualMigration(t *testing.T) {
 		}
 	}
 	t.Logf("end: %d pods in %s, CNI stand-in %+v", len(podsIn(ctx, t, cs, newPool)), newPool, c.CNIStats())
+	events, err := cs.CoreV1().Events("").List(ctx, metav1.ListOptions{FieldSelector: "reason=FailedCreatePodSandBox"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events.Items {
+		t.Logf("event: %s/%s: %s", e.InvolvedObject.Namespace, e.InvolvedObject.Name, e.Message)
+	}
 }
 
 // verifyNewAllocations is the doc's step 4: an nginx deployment in ippool-test

@@ -117,6 +117,11 @@ func (p *Plugin) add(ctx context.Context, q *nodeQueue, pod *corev1.Pod) error {
 // assign requests addresses exactly as the calico-ipam plugin does.
 func (p *Plugin) assign(ctx context.Context, conf NetConf, pod *corev1.Pod, handle string) (v4, v6 []cnet.IPNet, err error) {
 	ns, err := p.namespaces.Get(pod.Namespace)
+	if apierrors.IsNotFound(err) {
+		// A pod can reach us before its brand-new namespace reaches the lister; the
+		// real plugin reads the namespace from the API server on every ADD.
+		ns, err = p.cfg.Plugin.CoreV1().Namespaces().Get(ctx, pod.Namespace, metav1.GetOptions{})
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading namespace %s: %w", pod.Namespace, err)
 	}
