@@ -1,0 +1,103 @@
+package calico
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// ErrNotInstalled means the cluster does not serve the Calico resources a flavour
+// needs.
+var ErrNotInstalled = errors.New("calico resources not served")
+
+// fieldManager names runbook in managedFields of what it writes.
+const fieldManager = "runbook"
+
+// cacheCatchUp bounds the wait for the cache to show runbook's own write. Not
+// catching up in time is not an error: the write succeeded, only a guard evaluated
+// at once could still see the old state.
+const cacheCatchUp = 10 * time.Second
+
+// CRD is the Client of a manifest install (crd.projectcalico.org/v1).
+type CRD struct {
+	kube  kubernetes.Interface
+	dyn   dynamic.Interface
+	cache *crdCache
+	live  *crdLive
+	stop  context.CancelFunc
+	once  sync.Once
+}
+
+var _ Client = (*CRD)(nil)
+
+// NewCRD checks that the cluster serves Calico's v1 CRDs, starts the informers and
+// returns once their caches are synced. ctx bounds both the wait and, until Close,
+// the informers' lifetime.
+func NewCRD(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface) (*CRD, error) {
+	if err := checkServed(kube); err != nil {
+		return nil, err
+	}
+	c := &CRD{kube: kube, dyn: dyn, cache: newCRDCache(), live: &crdLive{kube: kube, dyn: dyn}}
+	dynFactory := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)
+	kubeFactory := informers.NewSharedInformerFactory(kube, 0)
+	systemFactory := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace("kube-system"))
+	if err := c.cache.register(dynFactory, kubeFactory, systemFactory); err != nil {
+		return nil, err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	c.stop = stop
+	for _, f := range []interface{ Start(<-chan struct{}) }{dynFactory, kubeFactory, systemFactory} {
+		f.Start(runCtx.Done())
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), c.cache.synced...) {
+		c.Close()
+		return nil, fmt.Errorf("calico: waiting for the informer caches: %w", context.Cause(ctx))
+	}
+	return c, nil
+}
+
+// checkServed verifies the v1 CRDs exist, so that a cluster without Calico fails
+// with a clear message instead of informers retrying a 404 forever.
+func checkServed(kube kubernetes.Interface) error {
+	const gv = "crd.projectcalico.org/v1"
+	list, err := kube.Discovery().ServerResourcesForGroupVersion(gv)
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("%w: %s is not served by this cluster (is Calico installed?)", ErrNotInstalled, gv)
+	}
+	if err != nil {
+		return fmt.Errorf("calico: discovery of %s: %w", gv, err)
+	}
+	var have []string
+	for _, r := range list.APIResources {
+		have = append(have, r.Name)
+	}
+	for _, want := range []string{gvrPools.Resource, gvrBlocks.Resource, gvrAffinities.Resource} {
+		if !slices.Contains(have, want) {
+			return fmt.Errorf("%w: %s/%s is not served by this cluster", ErrNotInstalled, gv, want)
+		}
+	}
+	return nil
+}
+
+func (c *CRD) Flavour() Flavour                                   { return FlavourCRD }
+func (c *CRD) Live() Reader                                       { return c.live }
+func (c *CRD) Changes() <-chan struct{}                           { return c.cache.notify.changes }
+func (c *CRD) Close()                                             { c.once.Do(c.stop) }
+func (c *CRD) Pools(ctx context.Context) ([]Pool, error)          { return c.cache.Pools(ctx) }
+func (c *CRD) Blocks(ctx context.Context) ([]Block, error)        { return c.cache.Blocks(ctx) }
+func (c *CRD) Affinities(ctx context.Context) ([]Affinity, error) { return c.cache.Affinities(ctx) }
+func (c *CRD) Pods(ctx context.Context) ([]Pod, error)            { return c.cache.Pods(ctx) }
+func (c *CRD) Nodes(ctx context.Context) ([]Node, error)          { return c.cache.Nodes(ctx) }
+func (c *CRD) ClusterCIDRs(ctx context.Context) ([]CIDRSource, error) {
+	return c.cache.ClusterCIDRs(ctx)
+}

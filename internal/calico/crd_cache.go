@@ -1,0 +1,222 @@
+package calico
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+)
+
+// crdCache is the informer-backed Reader of the CRD flavour.
+type crdCache struct {
+	pools      *index[Pool]
+	blocks     *index[Block]
+	affinities *index[Affinity]
+	pods       *index[Pod]
+	nodes      *index[Node]
+	kcmPods    *index[corev1.Pod]
+	configMaps *index[corev1.ConfigMap]
+	notify     *notifier
+	synced     []cache.InformerSynced
+}
+
+func newCRDCache() *crdCache {
+	return &crdCache{pools: newIndex[Pool](), blocks: newIndex[Block](), affinities: newIndex[Affinity](),
+		pods: newIndex[Pod](), nodes: newIndex[Node](), kcmPods: newIndex[corev1.Pod](),
+		configMaps: newIndex[corev1.ConfigMap](), notify: newNotifier()}
+}
+
+// register wires the informers the inventory needs into the factories. Each
+// informer's store keeps a trimmed object (transform), and an event handler converts
+// it once into the index its Reader method serves.
+func (c *crdCache) register(dyn dynamicinformer.DynamicSharedInformerFactory, kube, kubeSystem informers.SharedInformerFactory) error {
+	for _, r := range []struct {
+		inf   cache.SharedIndexInformer
+		trim  cache.TransformFunc
+		apply func(key string, obj any)
+		del   func(key string)
+	}{
+		{dyn.ForResource(gvrPools).Informer(), nil, unstructuredInto(c.pools, poolFromObject), c.pools.del},
+		{dyn.ForResource(gvrBlocks).Informer(), nil, unstructuredInto(c.blocks, blockFromObject), c.blocks.del},
+		{dyn.ForResource(gvrAffinities).Informer(), nil, unstructuredInto(c.affinities, affinityFromObject), c.affinities.del},
+		{kube.Core().V1().Pods().Informer(), trimPod, c.applyPod, func(k string) { c.pods.del(k); c.kcmPods.del(k) }},
+		{kube.Core().V1().Nodes().Informer(), trimNode, c.applyNode, c.nodes.del},
+		{kubeSystem.Core().V1().ConfigMaps().Informer(), trimConfigMap, c.applyConfigMap, c.configMaps.del},
+	} {
+		if err := r.inf.SetTransform(stripManagedFields(r.trim)); err != nil {
+			return fmt.Errorf("informer transform: %w", err)
+		}
+		reg, err := r.inf.AddEventHandler(c.handler(r.apply, r.del))
+		if err != nil {
+			return fmt.Errorf("informer handler: %w", err)
+		}
+		c.synced = append(c.synced, reg.HasSynced)
+	}
+	return nil
+}
+
+// handler applies informer events to an index and signals the change.
+func (c *crdCache) handler(apply func(string, any), del func(string)) cache.ResourceEventHandler {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			if key, err := cache.MetaNamespaceKeyFunc(obj); err == nil {
+				apply(key, obj)
+				c.notify.fire()
+			}
+		},
+		UpdateFunc: func(_, obj any) {
+			if key, err := cache.MetaNamespaceKeyFunc(obj); err == nil {
+				apply(key, obj)
+				c.notify.fire()
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+				del(key)
+				c.notify.fire()
+			}
+		},
+	}
+}
+
+func unstructuredInto[T any](x *index[T], convert func(*unstructured.Unstructured) (T, error)) func(string, any) {
+	return func(key string, obj any) {
+		u, ok := obj.(*unstructured.Unstructured)
+		if !ok {
+			x.set(key, *new(T), fmt.Errorf("unexpected object %T", obj))
+			return
+		}
+		v, err := convert(u)
+		x.set(key, v, err)
+	}
+}
+
+func (c *crdCache) applyPod(key string, obj any) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	c.pods.set(key, podFromObject(p), nil)
+	if IsKCMPod(p) {
+		c.kcmPods.set(key, *p, nil)
+	}
+}
+
+func (c *crdCache) applyNode(key string, obj any) {
+	if n, ok := obj.(*corev1.Node); ok {
+		c.nodes.set(key, nodeFromObject(n), nil)
+	}
+}
+
+func (c *crdCache) applyConfigMap(key string, obj any) {
+	if cm, ok := obj.(*corev1.ConfigMap); ok {
+		c.configMaps.set(key, *cm, nil)
+	}
+}
+
+// stripManagedFields drops managedFields (often the bulk of an object) before
+// trim, if any, keeps only what the inventory reads.
+func stripManagedFields(trim cache.TransformFunc) cache.TransformFunc {
+	return func(obj any) (any, error) {
+		if m, ok := obj.(metav1.Object); ok {
+			m.SetManagedFields(nil)
+		}
+		if trim != nil {
+			return trim(obj)
+		}
+		return obj, nil
+	}
+}
+
+// trimPod keeps what the inventory reads of a pod; for kube-controller-manager
+// pods also the command lines (--cluster-cidr). On a big cluster the pod cache is
+// most of runbook's memory.
+func trimPod(obj any) (any, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	out := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, UID: p.UID, ResourceVersion: p.ResourceVersion,
+			OwnerReferences: p.OwnerReferences, DeletionTimestamp: p.DeletionTimestamp},
+		Spec:   corev1.PodSpec{NodeName: p.Spec.NodeName, HostNetwork: p.Spec.HostNetwork},
+		Status: corev1.PodStatus{Phase: p.Status.Phase, PodIP: p.Status.PodIP, PodIPs: p.Status.PodIPs},
+	}
+	if IsKCMPod(p) {
+		out.Labels = p.Labels
+		for _, c := range p.Spec.Containers {
+			out.Spec.Containers = append(out.Spec.Containers, corev1.Container{Name: c.Name, Command: c.Command, Args: c.Args})
+		}
+	}
+	return out, nil
+}
+
+// trimNode keeps labels (Calico nodeSelectors), scheduling fields and Calico's
+// annotations.
+func trimNode(obj any) (any, error) {
+	n, ok := obj.(*corev1.Node)
+	if !ok {
+		return obj, nil
+	}
+	out := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: n.Name, UID: n.UID, ResourceVersion: n.ResourceVersion, Labels: n.Labels},
+		Spec:       corev1.NodeSpec{Unschedulable: n.Spec.Unschedulable, Taints: n.Spec.Taints},
+	}
+	for k, v := range n.Annotations {
+		if strings.HasPrefix(k, "projectcalico.org/") {
+			if out.Annotations == nil {
+				out.Annotations = map[string]string{}
+			}
+			out.Annotations[k] = v
+		}
+	}
+	return out, nil
+}
+
+// trimConfigMap keeps the data of the two ConfigMaps that configure the cluster CIDR.
+func trimConfigMap(obj any) (any, error) {
+	cm, ok := obj.(*corev1.ConfigMap)
+	if !ok {
+		return obj, nil
+	}
+	out := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: cm.Name, Namespace: cm.Namespace, UID: cm.UID, ResourceVersion: cm.ResourceVersion}}
+	if cm.Name == kubeadmConfigMap || cm.Name == kubeProxyConfigMap {
+		out.Data = cm.Data
+	}
+	return out, nil
+}
+
+// The Reader of the cache. ctx is unused: nothing here waits.
+
+func (c *crdCache) Pools(context.Context) ([]Pool, error)          { return c.pools.list() }
+func (c *crdCache) Blocks(context.Context) ([]Block, error)        { return c.blocks.list() }
+func (c *crdCache) Affinities(context.Context) ([]Affinity, error) { return c.affinities.list() }
+func (c *crdCache) Pods(context.Context) ([]Pod, error)            { return c.pods.list() }
+func (c *crdCache) Nodes(context.Context) ([]Node, error)          { return c.nodes.list() }
+
+func (c *crdCache) ClusterCIDRs(context.Context) ([]CIDRSource, error) {
+	cms, _ := c.configMaps.list()
+	kcm, _ := c.kcmPods.list()
+	return ClusterCIDRSources(cms, kcm)
+}
+
+// waitFor blocks until cond holds on the cache, or ctx ends.
+func (c *crdCache) waitFor(ctx context.Context, cond func() bool) error {
+	for {
+		next := c.notify.wait()
+		if cond() {
+			return nil
+		}
+		select {
+		case <-next:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
