@@ -23,6 +23,7 @@ esac
 # The daemon is a built binary rather than `go run`, so the process that keeps
 # running is a stable file and `down` can recognise it.
 mkdir -p "$dir/bin"
+[ -x "$dir/bin/sandbox" ] || echo "building the sandbox command (first run: ~2 min)" >&2
 "$go" build -o "$dir/bin/sandbox" ./test/sandbox/cmd/sandbox
 
 case "$cmd" in
