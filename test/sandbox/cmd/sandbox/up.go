@@ -23,15 +23,13 @@ var keep = map[string]bool{"bin": true}
 // up starts the daemon detached and waits until the cluster is ready. A running
 // sandbox is left alone.
 func up(ctx context.Context, c config) error {
+	if err := validate(&c); err != nil {
+		return err
+	}
 	if pid, err := runningDaemon(c.dir); err != nil {
 		return err
 	} else if pid != 0 {
-		fmt.Printf("sandbox: already running (pid %d); nothing to do\n", pid)
-		printUsage(c.dir)
-		return nil
-	}
-	if err := validate(&c); err != nil {
-		return err
+		return alreadyRunning(c, pid)
 	}
 	if err := clearState(c.dir); err != nil {
 		return err
@@ -91,6 +89,18 @@ func up(ctx context.Context, c config) error {
 			return nil
 		}
 	}
+}
+
+// alreadyRunning leaves a running sandbox alone, but says so when it was started
+// with another scenario or flavour than asked for now.
+func alreadyRunning(c config, pid int) error {
+	if st, err := readState(c.dir); err == nil && (st.Scenario != c.scenario || st.Flavour != c.flavour) {
+		return fmt.Errorf("already running (pid %d) with scenario %s, flavour %s; stop it first (make sandbox-down) to start scenario %s, flavour %s",
+			pid, st.Scenario, st.Flavour, c.scenario, c.flavour)
+	}
+	fmt.Printf("sandbox: already running (pid %d); nothing to do\n", pid)
+	printUsage(c.dir)
+	return nil
 }
 
 // validate rejects bad flags before anything starts, and makes a scenario file
