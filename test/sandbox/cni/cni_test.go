@@ -57,14 +57,8 @@ func TestParseNetConf(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ParseNetConf(tc.raw)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tc.wantErr)
-				}
+			if failedAsWanted(t, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got %+v, want %+v", got, tc.want)
@@ -92,12 +86,12 @@ func TestCounts(t *testing.T) {
 func TestRequestedPools(t *testing.T) {
 	conf := IPAMConf{IPv4Pools: []string{"from-config"}, IPv6Pools: []string{"v6-config"}}
 	for _, tc := range []struct {
-		name        string
-		conf        IPAMConf
-		ns, pod     map[string]string
-		wantV4      []string
-		wantV6      []string
-		wantErrPart string
+		name    string
+		conf    IPAMConf
+		ns, pod map[string]string
+		wantV4  []string
+		wantV6  []string
+		wantErr string
 	}{
 		{name: "nothing pinned", wantV4: nil, wantV6: nil},
 		{name: "CNI config", conf: conf, wantV4: []string{"from-config"}, wantV6: []string{"v6-config"}},
@@ -113,18 +107,12 @@ func TestRequestedPools(t *testing.T) {
 			wantV4: []string{"10.0.0.0/16"}, wantV6: []string{"ns-v6"},
 		},
 		{name: "empty pod annotation is ignored", ns: map[string]string{AnnotationIPv4Pools: `["ns-pool"]`}, pod: map[string]string{AnnotationIPv4Pools: ""}, wantV4: []string{"ns-pool"}},
-		{name: "bad JSON", pod: map[string]string{AnnotationIPv4Pools: `ns-pool`}, wantErrPart: "pod annotation cni.projectcalico.org/ipv4pools"},
+		{name: "bad JSON", pod: map[string]string{AnnotationIPv4Pools: `ns-pool`}, wantErr: "pod annotation cni.projectcalico.org/ipv4pools"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v4, v6, err := RequestedPools(tc.conf, tc.ns, tc.pod)
-			if tc.wantErrPart != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErrPart) {
-					t.Fatalf("err = %v, want %q", err, tc.wantErrPart)
-				}
+			if failedAsWanted(t, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(v4, tc.wantV4) || !reflect.DeepEqual(v6, tc.wantV6) {
 				t.Errorf("got %v %v, want %v %v", v4, v6, tc.wantV4, tc.wantV6)
@@ -154,14 +142,8 @@ func TestResolvePools(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ResolvePools(pools, tc.requested, tc.v4)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tc.wantErr)
-				}
+			if failedAsWanted(t, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			gotStrings := []string{}
 			for _, n := range got {
@@ -215,4 +197,20 @@ func TestHostCIDRs(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("hostCIDRs = %v, want %v", got, want)
 	}
+}
+
+// failedAsWanted checks err against a table case: with want set, err must contain
+// it and the case is done (true); without, err must be nil.
+func failedAsWanted(t *testing.T, err error, want string) bool {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return false
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want %q", err, want)
+	}
+	return true
 }
