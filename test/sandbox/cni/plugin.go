@@ -143,7 +143,7 @@ func (p *Plugin) Run(ctx context.Context) error {
 	return nil
 }
 
-// Synced is closed once the watches have synced and every existing pod is queued.
+// Synced is closed once the watches have synced.
 func (p *Plugin) Synced() <-chan struct{} { return p.synced }
 
 // Stats returns the counters so far.
