@@ -1,4 +1,4 @@
-package engine
+package engine_test
 
 import (
 	"context"
@@ -6,144 +6,36 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/engine"
+	"github.com/runbookdev/runbook/engine/enginetest"
 	"github.com/runbookdev/runbook/internal/exitcode"
-	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/runbooks"
 )
-
-// putConfigMap is the engine tests' action: it converges a ConfigMap's data, records
-// what it created, and its inverse deletes only what this run created.
-type putConfigMap struct {
-	cs      kubernetes.Interface
-	applies *[]string // call log, to prove what ran and in which order
-	failOn  string    // name whose Apply fails
-	cancel  context.CancelFunc
-	stopOn  string // name whose Apply simulates a kill -9: it cancels and returns
-	dead    *bool  // set once the simulated process died: it does nothing more
-}
-
-func (a *putConfigMap) isDead() bool { return a.dead != nil && *a.dead }
-
-var putDecl = &actions.Decl{Name: "putConfigMap", Summary: "test", Inverse: "delete if created",
-	Params: []actions.Param{
-		{Name: "name", Spec: value.Spec{Type: value.String, Required: true}},
-		{Name: "value", Spec: value.Spec{Type: value.String, Default: "v"}},
-		{Name: "temporary", Spec: value.Spec{Type: value.Bool, Default: false}},
-	},
-	Outputs: []actions.Output{{Name: "created", Type: value.Bool}}}
-
-func (a *putConfigMap) Apply(ctx context.Context, c *actions.Call) (actions.Outcome, error) {
-	name := c.With["name"].(string)
-	if a.isDead() {
-		return actions.Outcome{}, errors.New("process is dead")
-	}
-	*a.applies = append(*a.applies, "apply "+name)
-	if name == a.stopOn {
-		a.cancel()
-		return actions.Outcome{}, ctx.Err()
-	}
-	if name == a.failOn {
-		return actions.Outcome{}, fmt.Errorf("injected failure on %s", name)
-	}
-	want := map[string]string{"v": c.With["value"].(string)}
-	cm, err := a.cs.CoreV1().ConfigMaps("default").Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		if err := c.Recorder.Intent(ctx, "create", name); err != nil {
-			return actions.Outcome{}, err
-		}
-		_, err = a.cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}, Data: want}, metav1.CreateOptions{})
-		if err != nil {
-			return actions.Outcome{}, err
-		}
-		*a.applies = append(*a.applies, "create "+name)
-		if err := c.Recorder.Created(ctx, actions.ObjectRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: "default", Name: name}); err != nil {
-			return actions.Outcome{}, err
-		}
-		return actions.Outcome{Changed: true, Outputs: map[string]any{"created": true}, Message: "created " + name}, nil
-	}
-	if err != nil {
-		return actions.Outcome{}, err
-	}
-	if reflect.DeepEqual(cm.Data, want) {
-		return actions.Outcome{Outputs: map[string]any{"created": false}, Message: name + " already as wanted"}, nil
-	}
-	cm.Data = want
-	if _, err := a.cs.CoreV1().ConfigMaps("default").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
-		return actions.Outcome{}, err
-	}
-	return actions.Outcome{Changed: true, Outputs: map[string]any{"created": false}, Message: "updated " + name}, nil
-}
-
-func (a *putConfigMap) Invert(ctx context.Context, c *actions.Call) (actions.InverseOutcome, error) {
-	name := c.With["name"].(string)
-	if a.isDead() {
-		return actions.InverseOutcome{}, errors.New("process is dead")
-	}
-	*a.applies = append(*a.applies, "invert "+name)
-	if name == "undeletable" {
-		return actions.InverseOutcome{}, errors.New("injected inverse failure")
-	}
-	if len(c.Prior.Created) == 0 {
-		return actions.InverseOutcome{Kept: name + " existed before this run"}, nil
-	}
-	err := a.cs.CoreV1().ConfigMaps("default").Delete(ctx, name, metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return actions.InverseOutcome{}, err
-	}
-	return actions.InverseOutcome{Changed: true, Message: "deleted " + name}, nil
-}
-
-func (a *putConfigMap) Cleanup(ctx context.Context, c *actions.Call) error {
-	if !c.With["temporary"].(bool) || a.isDead() {
-		return nil
-	}
-	name := c.With["name"].(string)
-	*a.applies = append(*a.applies, "cleanup "+name)
-	err := a.cs.CoreV1().ConfigMaps("default").Delete(ctx, name, metav1.DeleteOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	return err
-}
-
-func testRegistry() *actions.Registry {
-	reg := actions.NewRegistry()
-	reg.Add(putDecl)
-	pause, _ := actions.Default.Action("pause")
-	reg.Add(pause)
-	for _, f := range actions.Default.Funcs() {
-		reg.AddFunc(f)
-	}
-	return reg
-}
 
 type fixture struct {
 	t       *testing.T
 	cs      *fake.Clientset
 	applies []string
-	store   *FileStore
-	events  []Event
+	store   *engine.FileStore
+	events  []engine.Event
 }
 
 func newFixture(t *testing.T) *fixture {
-	return &fixture{t: t, cs: fake.NewClientset(), store: &FileStore{Path: filepath.Join(t.TempDir(), "journal.json")}}
+	return &fixture{t: t, cs: fake.NewClientset(), store: &engine.FileStore{Path: filepath.Join(t.TempDir(), "journal.json")}}
 }
 
-func (f *fixture) run(src string, mod func(*Options, *putConfigMap)) (*Report, error) {
+func (f *fixture) run(src string, mod func(*engine.Options, *enginetest.ConfigMapAction)) (*engine.Report, error) {
 	f.t.Helper()
-	rb, err := runbooks.Parse("test.yaml", []byte(src), testRegistry())
+	rb, err := runbooks.Parse("test.yaml", []byte(src), enginetest.Registry())
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -153,17 +45,17 @@ func (f *fixture) run(src string, mod func(*Options, *putConfigMap)) (*Report, e
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	act := &putConfigMap{cs: f.cs, applies: &f.applies, cancel: cancel}
+	act := &enginetest.ConfigMapAction{Client: f.cs, Namespace: "default", Log: &f.applies, Cancel: cancel}
 	bound, err := actions.Bind(ctx, &actions.Cluster{})
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	o := Options{Runbook: rb, Params: params, Impls: map[string]actions.Impl{"putConfigMap": act, "pause": bound.Impls["pause"]}, Store: f.store,
-		Holder: "test", Events: func(e Event) { f.events = append(f.events, e) }}
+	o := engine.Options{Runbook: rb, Params: params, Impls: map[string]actions.Impl{"putConfigMap": act, "pause": bound.Impls["pause"]}, Store: f.store,
+		Holder: "test", Events: func(e engine.Event) { f.events = append(f.events, e) }}
 	if mod != nil {
 		mod(&o, act)
 	}
-	return Run(ctx, o)
+	return engine.Run(ctx, o)
 }
 
 func (f *fixture) configMaps() []string {
@@ -184,7 +76,7 @@ steps:
   - {id: c, action: putConfigMap, with: {name: c}, rollback: auto}
 `
 
-func statuses(rep *Report) string {
+func statuses(rep *engine.Report) string {
 	var s []string
 	for _, st := range rep.Steps {
 		s = append(s, fmt.Sprintf("%s=%s/%v", st.ID, st.Status, st.Changed))
@@ -217,8 +109,8 @@ func TestRunAndIdempotentRerun(t *testing.T) {
 func TestResumeAfterCrash(t *testing.T) {
 	f := newFixture(t)
 	// A kill in the middle of step c: a and b are done, c is in flight.
-	rep, err := f.run(threeSteps, func(o *Options, a *putConfigMap) { a.stopOn = "c" })
-	if exitcode.Of(err) != exitcode.Interrupted || rep.Status != StatusInterrupted {
+	rep, err := f.run(threeSteps, func(o *engine.Options, a *enginetest.ConfigMapAction) { a.StopOn = "c" })
+	if exitcode.Of(err) != exitcode.Interrupted || rep.Status != engine.StatusInterrupted {
 		t.Fatalf("want interrupted, got %v %v", rep.Status, err)
 	}
 	if got := f.configMaps(); strings.Join(got, ",") != "a,b" {
@@ -242,7 +134,7 @@ func TestRollbackInReverseOrder(t *testing.T) {
 	// "b" existed before the run: its inverse must keep it.
 	f.cs.CoreV1().ConfigMaps("default").Create(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: "default"}}, metav1.CreateOptions{})
 	rep, err := f.run(threeSteps+`  - {id: d, action: putConfigMap, with: {name: d}}
-`, func(o *Options, a *putConfigMap) { a.failOn = "d" })
+`, func(o *engine.Options, a *enginetest.ConfigMapAction) { a.FailOn = "d" })
 	if exitcode.Of(err) != exitcode.RolledBack {
 		t.Fatalf("want rolled back, got %v", err)
 	}
@@ -267,7 +159,7 @@ steps:
   - {id: u, action: putConfigMap, with: {name: undeletable}, rollback: auto}
   - {id: x, action: putConfigMap, with: {name: boom}}
 `
-	rep, err := f.run(src, func(o *Options, a *putConfigMap) { a.failOn = "boom" })
+	rep, err := f.run(src, func(o *engine.Options, a *enginetest.ConfigMapAction) { a.FailOn = "boom" })
 	if exitcode.Of(err) != exitcode.RollbackFailed || len(rep.LeftToDo) != 1 || !strings.Contains(rep.LeftToDo[0], "step u: rollback failed") {
 		t.Fatalf("want rollbackFailed naming the step, got %v %+v", err, rep.LeftToDo)
 	}
@@ -277,7 +169,7 @@ steps:
 	}
 
 	g := newFixture(t)
-	_, err = g.run(strings.Replace(src, "name: rf}", "name: rf}\nonFailure: stop", 1), func(o *Options, a *putConfigMap) { a.failOn = "boom" })
+	_, err = g.run(strings.Replace(src, "name: rf}", "name: rf}\nonFailure: stop", 1), func(o *engine.Options, a *enginetest.ConfigMapAction) { a.FailOn = "boom" })
 	if exitcode.Of(err) != exitcode.StepFailed || strings.Contains(strings.Join(g.applies, ","), "invert") {
 		t.Fatalf("onFailure: stop must not roll back: %v %v", err, g.applies)
 	}
@@ -294,7 +186,7 @@ steps:
 	for _, tc := range []struct{ name, failOn, stopOn string }{{"success", "", ""}, {"failure", "last", ""}, {"interrupt", "", "last"}} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			f.run(src, func(o *Options, a *putConfigMap) { a.failOn, a.stopOn = tc.failOn, tc.stopOn })
+			f.run(src, func(o *engine.Options, a *enginetest.ConfigMapAction) { a.FailOn, a.StopOn = tc.failOn, tc.stopOn })
 			if !strings.Contains(strings.Join(f.applies, ","), "cleanup tmp") {
 				t.Fatalf("cleanup did not run: %v", f.applies)
 			}
@@ -332,7 +224,7 @@ steps:
 
 func TestStopBeforeAndChangedRunbook(t *testing.T) {
 	f := newFixture(t)
-	rep, err := f.run(threeSteps, func(o *Options, _ *putConfigMap) { o.StopBefore = "c" })
+	rep, err := f.run(threeSteps, func(o *engine.Options, _ *enginetest.ConfigMapAction) { o.StopBefore = "c" })
 	if exitcode.Of(err) != exitcode.Interrupted || statuses(rep) != "a=done/true b=done/true c=pending/false" {
 		t.Fatalf("stop-before: %v %s", err, statuses(rep))
 	}
@@ -340,7 +232,7 @@ func TestStopBeforeAndChangedRunbook(t *testing.T) {
 	if _, err := f.run(changed, nil); exitcode.Of(err) != exitcode.Invalid || !strings.Contains(err.Error(), "--allow-changed") {
 		t.Fatalf("a changed runbook must not resume silently: %v", err)
 	}
-	rep, err = f.run(changed, func(o *Options, _ *putConfigMap) { o.AllowChanged = true })
+	rep, err = f.run(changed, func(o *engine.Options, _ *enginetest.ConfigMapAction) { o.AllowChanged = true })
 	if err != nil || !rep.Resumed {
 		t.Fatalf("--allow-changed resumes: %v", err)
 	}
@@ -348,7 +240,7 @@ func TestStopBeforeAndChangedRunbook(t *testing.T) {
 
 func TestCorruptJournalDetected(t *testing.T) {
 	f := newFixture(t)
-	if _, err := f.run(threeSteps, func(o *Options, _ *putConfigMap) { o.StopBefore = "b" }); exitcode.Of(err) != exitcode.Interrupted {
+	if _, err := f.run(threeSteps, func(o *engine.Options, _ *enginetest.ConfigMapAction) { o.StopBefore = "b" }); exitcode.Of(err) != exitcode.Interrupted {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(f.store.Path)
@@ -367,19 +259,19 @@ func TestCorruptJournalDetected(t *testing.T) {
 }
 
 func TestFileStoreCompareAndSwap(t *testing.T) {
-	s := &FileStore{Path: filepath.Join(t.TempDir(), "j.json")}
+	s := &engine.FileStore{Path: filepath.Join(t.TempDir(), "j.json")}
 	ctx := context.Background()
-	rev, err := s.Save(ctx, &Journal{RunID: "1"}, "")
+	rev, err := s.Save(ctx, &engine.Journal{RunID: "1"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Save(ctx, &Journal{RunID: "2"}, ""); !errors.Is(err, ErrConflict) {
+	if _, err := s.Save(ctx, &engine.Journal{RunID: "2"}, ""); !errors.Is(err, engine.ErrConflict) {
 		t.Fatalf("create over an existing journal: %v", err)
 	}
-	if _, err := s.Save(ctx, &Journal{RunID: "2"}, rev); err != nil {
+	if _, err := s.Save(ctx, &engine.Journal{RunID: "2"}, rev); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Save(ctx, &Journal{RunID: "3"}, rev); !errors.Is(err, ErrConflict) {
+	if _, err := s.Save(ctx, &engine.Journal{RunID: "3"}, rev); !errors.Is(err, engine.ErrConflict) {
 		t.Fatalf("stale revision: %v", err)
 	}
 }
@@ -399,10 +291,10 @@ func TestPauseApproveResume(t *testing.T) {
 	if exitcode.Of(err) != exitcode.AwaitApproval || statuses(rep) != "a=done/true gate=awaitingApproval/false b=pending/false" {
 		t.Fatalf("want a wait at the gate: %v %s", err, statuses(rep))
 	}
-	if _, err := Approve(context.Background(), f.store, "not-this-run", "alice"); exitcode.Of(err) != exitcode.Invalid {
+	if _, err := engine.Approve(context.Background(), f.store, "not-this-run", "alice"); exitcode.Of(err) != exitcode.Invalid {
 		t.Fatalf("approving another run: %v", err)
 	}
-	step, err := Approve(context.Background(), f.store, rep.RunID, "alice")
+	step, err := engine.Approve(context.Background(), f.store, rep.RunID, "alice")
 	if err != nil || step != "gate" {
 		t.Fatalf("approve: %v %q", err, step)
 	}
@@ -419,7 +311,7 @@ func TestPauseApproveResume(t *testing.T) {
 func TestInteractiveConfirm(t *testing.T) {
 	f := newFixture(t)
 	var asked []string
-	rep, err := f.run(pauseRunbook, func(o *Options, _ *putConfigMap) {
+	rep, err := f.run(pauseRunbook, func(o *engine.Options, _ *enginetest.ConfigMapAction) {
 		o.Confirm = func(st *runbooks.Step, q string) (bool, error) { asked = append(asked, st.ID+": "+q); return true, nil }
 	})
 	if err != nil || statuses(rep) != "a=done/true gate=done/false b=done/true" || strings.Join(asked, "|") != "gate: Delete next?" {
@@ -429,56 +321,39 @@ func TestInteractiveConfirm(t *testing.T) {
 
 func TestDeadlineAndFence(t *testing.T) {
 	f := newFixture(t)
-	rep, err := f.run(threeSteps, func(o *Options, _ *putConfigMap) { o.Deadline = time.Now().Add(-time.Second) })
+	rep, err := f.run(threeSteps, func(o *engine.Options, _ *enginetest.ConfigMapAction) { o.Deadline = time.Now().Add(-time.Second) })
 	if exitcode.Of(err) != exitcode.Interrupted || !strings.Contains(rep.Error, "--deadline") {
 		t.Fatalf("deadline: %v %+v", err, rep)
 	}
 	g := newFixture(t)
-	_, err = g.run(threeSteps, func(o *Options, _ *putConfigMap) { o.Fence = func() error { return ErrFenced } })
-	if !errors.Is(err, ErrFenced) || len(g.applies) != 0 {
+	_, err = g.run(threeSteps, func(o *engine.Options, _ *enginetest.ConfigMapAction) {
+		o.Fence = func() error { return engine.ErrFenced }
+	})
+	if !errors.Is(err, engine.ErrFenced) || len(g.applies) != 0 {
 		t.Fatalf("a fenced run must not write or act: %v %v", err, g.applies)
 	}
 }
 
-func (a *putConfigMap) Plan(ctx context.Context, c *actions.Call) (actions.Planned, error) {
-	name := c.With["name"].(string)
-	if name == a.failOn {
-		return actions.Planned{}, fmt.Errorf("injected plan refusal on %s", name)
-	}
-	cm, err := a.cs.CoreV1().ConfigMaps("default").Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return actions.Planned{Change: "create", Details: []string{"create " + name}, Facts: []string{"configmap " + name + ": absent"}}, nil
-	}
-	if err != nil {
-		return actions.Planned{}, err
-	}
-	fact := "configmap " + name + ": v=" + cm.Data["v"]
-	if cm.Data["v"] == c.With["value"] {
-		return actions.Planned{Change: "none", Facts: []string{fact}}, nil
-	}
-	return actions.Planned{Change: "update", Facts: []string{fact}}, nil
-}
-
-func (f *fixture) plan(src string, mod func(*Options, *putConfigMap)) *Plan {
+func (f *fixture) plan(src string, mod func(*engine.Options, *enginetest.ConfigMapAction)) *engine.Plan {
 	f.t.Helper()
-	rb, err := runbooks.Parse("test.yaml", []byte(src), testRegistry())
+	rb, err := runbooks.Parse("test.yaml", []byte(src), enginetest.Registry())
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	params, _ := runbooks.ResolveParams(rb, runbooks.ValueInputs{})
-	act := &putConfigMap{cs: f.cs, applies: &f.applies}
-	o := Options{Runbook: rb, Params: params, Impls: map[string]actions.Impl{"putConfigMap": act}, Store: f.store}
+	act := &enginetest.ConfigMapAction{Client: f.cs, Namespace: "default", Log: &f.applies}
+	o := engine.Options{Runbook: rb, Params: params, Impls: map[string]actions.Impl{"putConfigMap": act}, Store: f.store}
 	if mod != nil {
 		mod(&o, act)
 	}
-	p, err := MakePlan(context.Background(), o)
+	p, err := engine.MakePlan(context.Background(), o)
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	return p
 }
 
-func planChanges(p *Plan) string {
+func planChanges(p *engine.Plan) string {
 	var s []string
 	for _, st := range p.Steps {
 		s = append(s, st.ID+"="+st.Change)
@@ -495,24 +370,24 @@ func TestPlanIsReadOnlyAndDetectsDrift(t *testing.T) {
 	if len(f.configMaps()) != 0 || len(f.applies) != 0 {
 		t.Fatal("plan changed the cluster")
 	}
-	if err := CheckDrift(p, f.plan(threeSteps, nil)); err != nil {
+	if err := engine.CheckDrift(p, f.plan(threeSteps, nil)); err != nil {
 		t.Fatalf("no drift expected: %v", err)
 	}
 	// Someone creates "b" behind our back: the saved plan's facts no longer hold.
 	f.cs.CoreV1().ConfigMaps("default").Create(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: "default"}, Data: map[string]string{"v": "x"}}, metav1.CreateOptions{})
-	err := CheckDrift(p, f.plan(threeSteps, nil))
+	err := engine.CheckDrift(p, f.plan(threeSteps, nil))
 	if exitcode.Of(err) != exitcode.PlanDrift || !strings.Contains(err.Error(), "step b: planned create, now update") {
 		t.Fatalf("drift: %v", err)
 	}
 	// A changed runbook is drift too.
-	if err := CheckDrift(p, f.plan(strings.Replace(threeSteps, "name: c}", "name: c, value: z}", 1), nil)); exitcode.Of(err) != exitcode.PlanDrift {
+	if err := engine.CheckDrift(p, f.plan(strings.Replace(threeSteps, "name: c}", "name: c, value: z}", 1), nil)); exitcode.Of(err) != exitcode.PlanDrift {
 		t.Fatalf("runbook drift: %v", err)
 	}
 	path := filepath.Join(t.TempDir(), "plan.json")
-	if err := SavePlan(path, p); err != nil {
+	if err := engine.SavePlan(path, p); err != nil {
 		t.Fatal(err)
 	}
-	if back, err := LoadPlan(path); err != nil || back.RunbookDigest != p.RunbookDigest || len(back.Steps) != 3 {
+	if back, err := engine.LoadPlan(path); err != nil || back.RunbookDigest != p.RunbookDigest || len(back.Steps) != 3 {
 		t.Fatalf("round trip: %v", err)
 	}
 }
@@ -529,11 +404,11 @@ func TestPlanAfterApplyAndRefusals(t *testing.T) {
 	g := newFixture(t)
 	// A refusal on the first step is a finding; on a step after a change it is
 	// only checked at apply (the earlier step may fix it).
-	p = g.plan(threeSteps, func(_ *Options, a *putConfigMap) { a.failOn = "a" })
+	p = g.plan(threeSteps, func(_ *engine.Options, a *enginetest.ConfigMapAction) { a.FailOn = "a" })
 	if len(p.Refusals()) != 1 || !strings.Contains(p.Refusals()[0], "injected plan refusal on a") {
 		t.Fatalf("refusals %v", p.Refusals())
 	}
-	p = g.plan(threeSteps, func(_ *Options, a *putConfigMap) { a.failOn = "b" })
+	p = g.plan(threeSteps, func(_ *engine.Options, a *enginetest.ConfigMapAction) { a.FailOn = "b" })
 	if len(p.Refusals()) != 0 || p.Steps[1].Change != "unknown" {
 		t.Fatalf("later refusal must be deferred: %v %s", p.Refusals(), planChanges(p))
 	}
@@ -542,16 +417,16 @@ func TestPlanAfterApplyAndRefusals(t *testing.T) {
 func TestRollbackCommandOnStoppedRun(t *testing.T) {
 	f := newFixture(t)
 	src := strings.Replace(threeSteps, "name: three}", "name: three}\nonFailure: stop", 1)
-	_, err := f.run(src, func(o *Options, a *putConfigMap) { a.failOn = "c" })
+	_, err := f.run(src, func(o *engine.Options, a *enginetest.ConfigMapAction) { a.FailOn = "c" })
 	if exitcode.Of(err) != exitcode.StepFailed {
 		t.Fatalf("want stopped on failure: %v", err)
 	}
 	f.applies = nil
-	rb, _ := runbooks.Parse("test.yaml", []byte(src), testRegistry())
+	rb, _ := runbooks.Parse("test.yaml", []byte(src), enginetest.Registry())
 	params, _ := runbooks.ResolveParams(rb, runbooks.ValueInputs{})
-	act := &putConfigMap{cs: f.cs, applies: &f.applies}
-	rep, err := RollbackRun(context.Background(), Options{Runbook: rb, Params: params, Store: f.store, Impls: map[string]actions.Impl{"putConfigMap": act}})
-	if exitcode.Of(err) != exitcode.RolledBack || rep.Status != StatusRolledBack {
+	act := &enginetest.ConfigMapAction{Client: f.cs, Namespace: "default", Log: &f.applies}
+	rep, err := engine.RollbackRun(context.Background(), engine.Options{Runbook: rb, Params: params, Store: f.store, Impls: map[string]actions.Impl{"putConfigMap": act}})
+	if exitcode.Of(err) != exitcode.RolledBack || rep.Status != engine.StatusRolledBack {
 		t.Fatalf("rollback: %v", err)
 	}
 	if got := strings.Join(f.applies, ","); got != "invert c,invert b,invert a" {
@@ -560,36 +435,13 @@ func TestRollbackCommandOnStoppedRun(t *testing.T) {
 	if len(f.configMaps()) != 0 {
 		t.Fatalf("left %v", f.configMaps())
 	}
-	if _, err := RollbackRun(context.Background(), Options{Runbook: rb, Params: params, Store: f.store, Impls: map[string]actions.Impl{"putConfigMap": act}}); exitcode.Of(err) != exitcode.Invalid {
+	if _, err := engine.RollbackRun(context.Background(), engine.Options{Runbook: rb, Params: params, Store: f.store, Impls: map[string]actions.Impl{"putConfigMap": act}}); exitcode.Of(err) != exitcode.Invalid {
 		t.Fatalf("a finished run cannot be rolled back again: %v", err)
 	}
 }
 
-// dyingStore simulates kill -9 after a number of journal writes: from then on
-// nothing is written and the process's actions stop (see putConfigMap.dead).
-type dyingStore struct {
-	Store
-	writesLeft int
-	dead       *bool
-}
-
-func (d *dyingStore) Save(ctx context.Context, j *Journal, rev string) (string, error) {
-	if *d.dead {
-		return "", errors.New("process is dead")
-	}
-	if d.writesLeft == 0 {
-		*d.dead = true
-		return "", errors.New("process is dead")
-	}
-	d.writesLeft--
-	return d.Store.Save(ctx, j, rev)
-}
-
-// TestCrashAtEveryJournalWrite kills the run at every journal write (every step
-// boundary and every intent inside a step), resumes it, and checks the end state is
-// the one of an uninterrupted run with no object created twice.
-func TestCrashAtEveryJournalWrite(t *testing.T) {
-	src := `apiVersion: runbook/v1alpha1
+// CrashSteps is a runbook with a temporary object (cleanup) between two kept ones.
+const crashSteps = `apiVersion: runbook/v1alpha1
 kind: Runbook
 metadata: {name: crash}
 steps:
@@ -597,47 +449,14 @@ steps:
   - {id: tmp, action: putConfigMap, with: {name: tmp, temporary: true}}
   - {id: b, action: putConfigMap, with: {name: b}, rollback: auto}
 `
-	// Count the writes of an uninterrupted run.
-	ref := newFixture(t)
-	counter := &dyingStore{Store: ref.store, writesLeft: -1, dead: new(bool)}
-	if _, err := ref.run(src, func(o *Options, _ *putConfigMap) { o.Store = counter }); err != nil {
-		t.Fatal(err)
-	}
-	total := -counter.writesLeft - 1
-	want := strings.Join(ref.configMaps(), ",")
-	injected, survived := 0, 0
-	for k := 0; k < total; k++ {
-		f := newFixture(t)
-		dead := false
-		_, _ = f.run(src, func(o *Options, a *putConfigMap) {
-			o.Store = &dyingStore{Store: f.store, writesLeft: k, dead: &dead}
-			a.dead = &dead
-		})
-		injected++
-		rep, err := f.run(src, nil)
-		if err != nil {
-			t.Errorf("crash after write %d: resume failed: %v", k, err)
-			continue
-		}
-		if got := strings.Join(f.configMaps(), ","); got != want {
-			t.Errorf("crash after write %d: end state %s, want %s", k, got, want)
-			continue
-		}
-		creates := 0
-		for _, a := range f.applies {
-			if strings.HasPrefix(a, "create ") {
-				creates++
-			}
-		}
-		if creates != 3 {
-			t.Errorf("crash after write %d: %d creates, want 3 (%v)", k, creates, f.applies)
-			continue
-		}
-		_ = rep
-		survived++
-	}
-	t.Logf("crashes injected: %d, survived: %d (journal writes per run: %d)", injected, survived, total)
-	if injected < 8 {
-		t.Fatalf("only %d crash points", injected)
+
+// TestCrashAtEveryJournalWrite kills the run at every journal write, resumes it,
+// and checks the end state is an uninterrupted run's with nothing created twice.
+func TestCrashAtEveryJournalWrite(t *testing.T) {
+	injected, survived := enginetest.CrashAtEveryWrite(context.Background(), t, crashSteps, 3, func(t testing.TB) enginetest.Env {
+		return enginetest.Env{Client: fake.NewClientset(), Namespace: "default", Store: &engine.FileStore{Path: filepath.Join(t.TempDir(), "j.json")}}
+	})
+	if injected < 8 || survived != injected {
+		t.Fatalf("crashes injected %d, survived %d", injected, survived)
 	}
 }
