@@ -3,6 +3,7 @@ package actions
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Call is one execution of an action by the engine.
@@ -15,7 +16,12 @@ type Call struct {
 	Prior Record
 	// Recorder persists intents and created objects in the run journal before the
 	// action acts on them, so a crash between "decide" and "do" is recoverable.
+	// Every write is fenced by the run's lock.
 	Recorder Recorder
+	// Deadline, when not zero, is --deadline: long actions stop cleanly at the next
+	// safe point (between batches) once it has passed and return ErrDeadline; the run
+	// then ends resumable.
+	Deadline time.Time
 }
 
 // Record is what the journal remembers of a step for its action.
@@ -90,6 +96,10 @@ type Planned struct {
 	// apply --plan refuses when they changed since.
 	Facts []string
 }
+
+// ErrDeadline is returned by an action that stopped at a safe point because the
+// run's --deadline passed.
+var ErrDeadline = errors.New("stopped at the deadline")
 
 // ErrAwaitApproval is returned by an action that waits for a human approval; the
 // engine ends the invocation with a resumable state instead of failing.

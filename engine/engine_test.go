@@ -460,3 +460,10 @@ func TestCrashAtEveryJournalWrite(t *testing.T) {
 		t.Fatalf("crashes injected %d, survived %d", injected, survived)
 	}
 }
+
+func TestJournalIsBounded(t *testing.T) {
+	j := &engine.Journal{RunID: "big", Steps: map[string]*engine.StepRecord{"a": {Outputs: map[string]any{"blob": strings.Repeat("x", engine.MaxJournalBytes)}}}}
+	if _, err := engine.Encode(j); err == nil || !strings.Contains(err.Error(), "bound") {
+		t.Fatalf("an oversized journal must be refused: %v", err)
+	}
+}

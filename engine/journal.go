@@ -96,11 +96,18 @@ type envelope struct {
 // ErrCorrupt marks a journal that failed its integrity check.
 var ErrCorrupt = errors.New("run journal is corrupt")
 
+// MaxJournalBytes bounds a journal far under a ConfigMap's 1 MiB: it holds only what
+// the cluster cannot tell, never per-pod progress.
+const MaxJournalBytes = 256 << 10
+
 // Encode serialises a journal with its checksum.
 func Encode(j *Journal) ([]byte, error) {
 	body, err := json.Marshal(j)
 	if err != nil {
 		return nil, fmt.Errorf("encode journal: %w", err)
+	}
+	if len(body) > MaxJournalBytes {
+		return nil, fmt.Errorf("encode journal: %d bytes is over the %d-byte bound (an action recorded too much: step outputs and intents must stay small)", len(body), MaxJournalBytes)
 	}
 	sum := sha256.Sum256(body)
 	return json.Marshal(envelope{Version: JournalVersion, Checksum: "sha256:" + hex.EncodeToString(sum[:]), Journal: body})

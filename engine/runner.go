@@ -218,6 +218,13 @@ func (r *runner) execute(ctx context.Context) *Report {
 			}
 		}
 		err := r.step(ctx, st, rec)
+		if errors.Is(err, actions.ErrDeadline) {
+			rec.Status = StatusInterrupted
+			r.j.Status, r.j.Error = StatusInterrupted, fmt.Sprintf("--deadline reached during step %s (stopped at a safe point)", st.ID)
+			r.emit(Event{Type: "step.fail", Step: st.ID, Status: StatusInterrupted, Message: r.j.Error})
+			_ = r.save(ctx)
+			break
+		}
 		if errors.Is(err, actions.ErrAwaitApproval) {
 			rec.Status = StatusAwaitingApproval
 			r.j.Status, r.j.Error = StatusAwaitingApproval, fmt.Sprintf("step %s waits for approval: runbook approve %s", st.ID, r.j.RunID)
@@ -315,7 +322,7 @@ func (r *runner) step(ctx context.Context, st *runbooks.Step, rec *StepRecord) e
 		stepCtx, cancel = context.WithTimeout(ctx, st.Timeout)
 		defer cancel()
 	}
-	call := &actions.Call{RunID: r.j.RunID, StepID: st.ID, With: with, Prior: rec.Record, Recorder: &recorder{r: r, rec: rec}}
+	call := &actions.Call{RunID: r.j.RunID, StepID: st.ID, With: with, Prior: rec.Record, Recorder: &recorder{r: r, rec: rec}, Deadline: r.Deadline}
 	out, err := r.Impls[st.Action].Apply(stepCtx, call)
 	if errors.Is(err, actions.ErrAwaitApproval) && r.Confirm != nil {
 		msg, _ := with["message"].(string)
@@ -329,7 +336,7 @@ func (r *runner) step(ctx context.Context, st *runbooks.Step, rec *StepRecord) e
 		call.Prior = rec.Record
 		out, err = r.Impls[st.Action].Apply(stepCtx, call)
 	}
-	if errors.Is(err, actions.ErrAwaitApproval) {
+	if errors.Is(err, actions.ErrAwaitApproval) || errors.Is(err, actions.ErrDeadline) {
 		return err
 	}
 	if err != nil {
