@@ -2,10 +2,14 @@ package actions
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/runbookdev/runbook/internal/calico"
 )
 
 // Cluster is how action implementations reach the cluster.
@@ -28,9 +32,37 @@ type Bound struct {
 }
 
 // Bind starts what the actions need on c (informers, clients) and returns their
-// implementations. ctx bounds the informers' lifetime.
+// implementations. ctx bounds the informers' lifetime; Bind returns once their
+// caches are synced, so the first guard already sees the cluster.
+//
+// A cluster without Calico's resources still binds: pause works, the guard
+// functions see no pools, and the Calico actions fail with the reason.
 func Bind(ctx context.Context, c *Cluster) (*Bound, error) {
 	b := &Bound{Impls: map[string]Impl{}, Funcs: map[string]any{}, Close: func() {}}
 	b.Impls["pause"] = pauseImpl{}
+	env := &poolEnv{}
+	switch {
+	case c == nil || c.Kube == nil || c.Dynamic == nil:
+		env.unavailable = errors.New("no cluster connection")
+	default:
+		env.kube = c.Kube
+		cal, err := calico.NewCRD(ctx, c.Kube, c.Dynamic)
+		switch {
+		case errors.Is(err, calico.ErrNotInstalled):
+			env.unavailable = err
+		case err != nil:
+			return nil, fmt.Errorf("bind Calico: %w", err)
+		default:
+			env.cal = cal
+			b.Changes, b.Close = cal.Changes(), cal.Close
+		}
+	}
+	b.Impls["ensurePool"] = &ensurePoolImpl{env: env}
+	b.Impls["disablePool"] = &disablePoolImpl{env: env}
+	b.Impls["assertNewAllocations"] = &assertNewAllocationsImpl{env: env}
+	b.Impls["deletePool"] = &deletePoolImpl{env: env}
+	for name, fn := range guardFuncs(env.cal) {
+		b.Funcs[name] = fn
+	}
 	return b, nil
 }

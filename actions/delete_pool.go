@@ -1,8 +1,13 @@
 package actions
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"time"
 
+	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/internal/value"
 )
 
@@ -21,4 +26,131 @@ force-released. Satisfied when the pool does not exist.`,
 		{Name: "deleted", Type: value.Bool, Description: "Whether this step deleted the pool (false when it was already gone)."},
 	},
 	PointOfNoReturn: true,
+}
+
+// deletePoolImpl deletes an empty pool (a point of no return).
+type deletePoolImpl struct{ env *poolEnv }
+
+// deleteVerdict is what deletePool found.
+type deleteVerdict struct {
+	pool     *calico.Pool // nil: absent
+	problems []string
+	facts    []string
+}
+
+// decide checks, from the API server (never the cache: this is a point of no
+// return), that nothing holds an address in the pool and that another enabled pool
+// of the family keeps new pods schedulable.
+func (a *deletePoolImpl) decide(ctx context.Context, cal calico.Client, name string) (deleteVerdict, error) {
+	var v deleteVerdict
+	p, pools, err := livePool(ctx, cal, name)
+	if err != nil {
+		return v, err
+	}
+	v.pool = p
+	v.facts = append(v.facts, poolFact(name, p))
+	if p == nil {
+		return v, nil
+	}
+	if msg := operatorManaged(p); msg != "" {
+		v.problems = append(v.problems, msg)
+	}
+	holders, err := poolHolders(ctx, cal.Live(), p)
+	if err != nil {
+		return v, err
+	}
+	v.problems = append(v.problems, holders...)
+	if others := calico.OtherEnabledPools(pools, name, p.Family()); len(others) == 0 {
+		v.problems = append(v.problems, fmt.Sprintf("no other enabled pool serves IPv%d workloads: new pods would get no address", p.Family()))
+	} else {
+		for _, o := range others {
+			v.facts = append(v.facts, poolFact(o.Name, o))
+		}
+	}
+	return v, nil
+}
+
+func (a *deletePoolImpl) start(c *Call) (string, calico.Client, error) {
+	name, err := paramString(c, "name")
+	if err != nil {
+		return "", nil, fmt.Errorf("deletePool: %w", err)
+	}
+	cal, err := a.env.client()
+	if err != nil {
+		return name, nil, fmt.Errorf("deletePool %q: %w", name, err)
+	}
+	return name, cal, nil
+}
+
+func (a *deletePoolImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
+	name, cal, err := a.start(c)
+	if err != nil {
+		return Planned{}, err
+	}
+	v, err := a.decide(ctx, cal, name)
+	if err != nil {
+		return Planned{}, fmt.Errorf("deletePool %q: %w", name, err)
+	}
+	if len(v.problems) > 0 {
+		return Planned{}, refuse("deletePool", name, v.problems)
+	}
+	if v.pool == nil {
+		return Planned{Change: "none", Details: []string{"pool " + name + " does not exist"}, Facts: v.facts}, nil
+	}
+	details := []string{fmt.Sprintf("delete pool %s (%s) the way Calico does: disable, release its empty IPAM blocks and affinities, delete", name, v.pool.CIDR)}
+	if !v.pool.Spec.Disabled {
+		details = append(details, "the pool is still enabled: it is disabled first")
+	}
+	return Planned{Change: "delete", Details: details, Facts: v.facts}, nil
+}
+
+// Apply refuses while anything holds an address in the pool; otherwise records the
+// intent and deletes it through the Client's safe path, which never releases an
+// address in use. Absent: unchanged.
+func (a *deletePoolImpl) Apply(ctx context.Context, c *Call) (Outcome, error) {
+	name, cal, err := a.start(c)
+	if err != nil {
+		return Outcome{}, err
+	}
+	timeout, err := paramDuration(c, "timeout", 2*time.Minute)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("deletePool %q: %w", name, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	v, err := a.decide(ctx, cal, name)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("deletePool %q: %w", name, err)
+	}
+	if v.pool == nil {
+		return Outcome{Outputs: map[string]any{"deleted": false}, Message: "pool " + name + " does not exist"}, nil
+	}
+	if len(v.problems) > 0 {
+		return Outcome{}, refuse("deletePool", name, v.problems)
+	}
+	if err := c.Recorder.Intent(ctx, "delete", fmt.Sprintf("%s uid=%s", name, v.pool.UID)); err != nil {
+		return Outcome{}, err
+	}
+	rep, err := cal.DeletePool(ctx, name, v.pool.UID)
+	switch {
+	case errors.Is(err, calico.ErrNotFound):
+		return Outcome{Outputs: map[string]any{"deleted": false}, Message: "pool " + name + " was deleted by someone else meanwhile"}, nil
+	case err != nil:
+		return Outcome{}, fmt.Errorf("deletePool %q: %w", name, err)
+	}
+	msg := fmt.Sprintf("deleted pool %s (%s)", name, v.pool.CIDR)
+	var did []string
+	if rep.Disabled {
+		did = append(did, "disabled it first")
+	}
+	if n := len(rep.ReleasedBlocks); n > 0 {
+		did = append(did, fmt.Sprintf("released %d empty IPAM block(s)", n))
+	}
+	if n := len(rep.DeletedAffinities); n > 0 {
+		did = append(did, fmt.Sprintf("%d block affinit(ies)", n))
+	}
+	if len(did) > 0 {
+		msg += ": " + strings.Join(did, ", ")
+	}
+	return Outcome{Changed: true, Outputs: map[string]any{"deleted": true}, Message: msg}, nil
 }

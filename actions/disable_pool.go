@@ -1,6 +1,15 @@
 package actions
 
-import "github.com/runbookdev/runbook/internal/value"
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"k8s.io/client-go/util/retry"
+
+	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/value"
+)
 
 var disablePoolDecl = &Decl{
 	Name:    "disablePool",
@@ -19,4 +28,185 @@ without a tunnel address.`,
 		{Name: "wasDisabled", Type: value.Bool, Description: "Whether the pool was already disabled before this step."},
 	},
 	Inverse: "Re-enables the pool, only if this run disabled it.",
+}
+
+// disablePoolImpl stops new allocations from a pool.
+type disablePoolImpl struct{ env *poolEnv }
+
+// disableVerdict is what disablePool found.
+type disableVerdict struct {
+	pool     *calico.Pool // nil: absent
+	changes  []calico.TunnelChange
+	problems []string
+	facts    []string
+}
+
+// decide observes pools and nodes from the API server and predicts, as calico-node
+// would reconcile it, where each node's tunnel address goes once the pool is
+// disabled.
+func (a *disablePoolImpl) decide(ctx context.Context, cal calico.Client, name string) (disableVerdict, error) {
+	var v disableVerdict
+	p, pools, err := livePool(ctx, cal, name)
+	if err != nil {
+		return v, err
+	}
+	v.pool = p
+	v.facts = append(v.facts, poolFact(name, p))
+	if p == nil || p.Spec.Disabled {
+		return v, nil
+	}
+	if msg := operatorManaged(p); msg != "" {
+		v.problems = append(v.problems, msg)
+	}
+	nodes, err := cal.Live().Nodes(ctx)
+	if err != nil {
+		return v, fmt.Errorf("read nodes: %w", err)
+	}
+	v.changes = calico.TunnelImpact(nodes, pools, name)
+	var lost []string
+	for _, c := range v.changes {
+		if c.Lost() {
+			lost = append(lost, c.String())
+		}
+	}
+	if len(lost) > 0 {
+		v.problems = append(v.problems, fmt.Sprintf("%d node tunnel address(es) would be lost, breaking node-to-pod traffic (add an enabled pool with the same encapsulation and Tunnel use that selects these nodes first): %s",
+			len(lost), capped(lost, maxListed)))
+	}
+	for _, p := range pools {
+		v.facts = append(v.facts, poolFact(p.Name, &p))
+	}
+	return v, nil
+}
+
+func (a *disablePoolImpl) start(c *Call) (string, calico.Client, error) {
+	name, err := paramString(c, "name")
+	if err != nil {
+		return "", nil, fmt.Errorf("disablePool: %w", err)
+	}
+	cal, err := a.env.client()
+	if err != nil {
+		return name, nil, fmt.Errorf("disablePool %q: %w", name, err)
+	}
+	return name, cal, nil
+}
+
+func (a *disablePoolImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
+	name, cal, err := a.start(c)
+	if err != nil {
+		return Planned{}, err
+	}
+	v, err := a.decide(ctx, cal, name)
+	if err != nil {
+		return Planned{}, fmt.Errorf("disablePool %q: %w", name, err)
+	}
+	if len(v.problems) > 0 {
+		return Planned{}, refuse("disablePool", name, v.problems)
+	}
+	switch {
+	case v.pool == nil:
+		return Planned{Change: "none", Details: []string{"pool " + name + " does not exist: nothing to disable"}, Facts: v.facts}, nil
+	case v.pool.Spec.Disabled:
+		return Planned{Change: "none", Details: []string{"pool " + name + " is already disabled"}, Facts: v.facts}, nil
+	}
+	out := Planned{Change: "update", Facts: v.facts,
+		Details: []string{fmt.Sprintf("set spec.disabled: true on pool %s (%s): no new addresses from it; existing pods keep theirs", name, v.pool.CIDR)}}
+	for _, c := range v.changes {
+		out.Warnings = append(out.Warnings, "tunnel address moves at once: "+c.String())
+	}
+	return out, nil
+}
+
+// Apply patches spec.disabled (and the disabled-by annotation, in the same patch)
+// with the observed resourceVersion as precondition, after the tunnel check; on a
+// conflict it observes and checks again. Absent or already disabled: unchanged.
+func (a *disablePoolImpl) Apply(ctx context.Context, c *Call) (Outcome, error) {
+	name, cal, err := a.start(c)
+	if err != nil {
+		return Outcome{}, err
+	}
+	var out Outcome
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		v, err := a.decide(ctx, cal, name)
+		if err != nil {
+			return err
+		}
+		switch {
+		case v.pool == nil:
+			out = Outcome{Outputs: map[string]any{"wasDisabled": false}, Message: "pool " + name + " does not exist: nothing to disable"}
+			return nil
+		case v.pool.Spec.Disabled:
+			out = Outcome{Outputs: map[string]any{"wasDisabled": true}, Message: "pool " + name + " is already disabled"}
+			return nil
+		case len(v.problems) > 0:
+			return refuse("disablePool", name, v.problems)
+		}
+		if err := c.Recorder.Intent(ctx, "disable", name); err != nil {
+			return err
+		}
+		runID := c.RunID
+		_, err = cal.PatchPool(ctx, name, calico.PoolPatch{
+			Spec:            map[string]any{"disabled": true},
+			Annotations:     map[string]*string{calico.AnnotationDisabledByRun: &runID},
+			ResourceVersion: v.pool.ResourceVersion,
+		})
+		if err != nil {
+			return err
+		}
+		msg := fmt.Sprintf("disabled pool %s (%s)", name, v.pool.CIDR)
+		if n := len(v.changes); n > 0 {
+			msg += fmt.Sprintf("; %d node tunnel address(es) move to another pool", n)
+		}
+		out = Outcome{Changed: true, Outputs: map[string]any{"wasDisabled": false}, Message: msg}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrRefused) {
+			return Outcome{}, err
+		}
+		return Outcome{}, fmt.Errorf("disablePool %q: %w", name, err)
+	}
+	return out, nil
+}
+
+// Invert re-enables the pool, only if this run disabled it (the pool carries this
+// run's id in the disabled-by annotation, written in the same patch as
+// spec.disabled), and removes the annotation.
+func (a *disablePoolImpl) Invert(ctx context.Context, c *Call) (InverseOutcome, error) {
+	name, cal, err := a.start(c)
+	if err != nil {
+		return InverseOutcome{}, err
+	}
+	var out InverseOutcome
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		p, _, err := livePool(ctx, cal, name)
+		if err != nil {
+			return err
+		}
+		switch {
+		case p == nil:
+			out = InverseOutcome{Message: "pool " + name + " does not exist: nothing to re-enable"}
+			return nil
+		case !p.Spec.Disabled:
+			out = InverseOutcome{Message: "pool " + name + " is enabled"}
+			return nil
+		case p.Annotations[calico.AnnotationDisabledByRun] != c.RunID:
+			out = InverseOutcome{Kept: "pool " + name + " was not disabled by this run: left disabled"}
+			return nil
+		}
+		_, err = cal.PatchPool(ctx, name, calico.PoolPatch{
+			Spec:            map[string]any{"disabled": false},
+			Annotations:     map[string]*string{calico.AnnotationDisabledByRun: nil},
+			ResourceVersion: p.ResourceVersion,
+		})
+		if err != nil {
+			return err
+		}
+		out = InverseOutcome{Changed: true, Message: "re-enabled pool " + name}
+		return nil
+	})
+	if err != nil {
+		return InverseOutcome{}, fmt.Errorf("disablePool %q inverse: %w", name, err)
+	}
+	return out, nil
 }

@@ -1,6 +1,22 @@
 package actions
 
-import "github.com/runbookdev/runbook/internal/value"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+
+	v3 "github.com/projectcalico/api/pkg/apis/projectcalico/v3"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/value"
+)
 
 var ensurePoolDecl = &Decl{
 	Name:    "ensurePool",
@@ -33,4 +49,334 @@ pool smaller than one block, and fields this Calico version does not know.`,
 		{Name: "created", Type: value.Bool, Description: "Whether this run created the pool."},
 	},
 	Inverse: "Deletes the pool, only if this run created it and no address is allocated in it; otherwise keeps it and says why.",
+}
+
+// ensureInput is ensurePool's parameters, checked and with Calico's defaults.
+type ensureInput struct {
+	name        string
+	cidr        netip.Prefix
+	spec        v3.IPPoolSpec
+	clusterCIDR netip.Prefix // zero: discover
+}
+
+func ensureInputFrom(c *Call) (ensureInput, error) {
+	var in ensureInput
+	var err error
+	if in.name, err = paramString(c, "name"); err != nil {
+		return in, err
+	}
+	cidr, err := paramString(c, "cidr")
+	if err != nil {
+		return in, err
+	}
+	if in.cidr, err = netip.ParsePrefix(cidr); err != nil {
+		return in, fmt.Errorf("parameter cidr: %w", err)
+	}
+	s := v3.IPPoolSpec{CIDR: in.cidr.String()}
+	ipip, err := paramString(c, "ipipMode")
+	if err != nil {
+		return in, err
+	}
+	vxlan, err := paramString(c, "vxlanMode")
+	if err != nil {
+		return in, err
+	}
+	s.IPIPMode, s.VXLANMode = v3.IPIPMode(ipip), v3.VXLANMode(vxlan)
+	if s.NATOutgoing, err = paramBool(c, "natOutgoing"); err != nil {
+		return in, err
+	}
+	if s.BlockSize, _, err = paramInt(c, "blockSize"); err != nil {
+		return in, err
+	}
+	if s.NodeSelector, err = paramString(c, "nodeSelector"); err != nil {
+		return in, err
+	}
+	if s.DisableBGPExport, err = paramBool(c, "disableBGPExport"); err != nil {
+		return in, err
+	}
+	if s.Disabled, err = paramBool(c, "disabled"); err != nil {
+		return in, err
+	}
+	if uses, ok := c.With["allowedUses"].([]any); ok {
+		for _, u := range uses {
+			us, ok := u.(string)
+			if !ok {
+				return in, fmt.Errorf("parameter allowedUses: expected strings, got %T", u)
+			}
+			s.AllowedUses = append(s.AllowedUses, v3.IPPoolAllowedUse(us))
+		}
+	}
+	in.spec = calico.WithDefaults(s)
+	if override, err := paramString(c, "clusterCIDR"); err != nil {
+		return in, err
+	} else if override != "" {
+		if in.clusterCIDR, err = netip.ParsePrefix(override); err != nil {
+			return in, fmt.Errorf("parameter clusterCIDR: %w", err)
+		}
+	}
+	return in, nil
+}
+
+// specFields are the spec fields ensurePool owns, by JSON name: what it writes on
+// create and compares (and patches) on an existing pool. Everything else on a pool
+// is left alone.
+func specFields(s v3.IPPoolSpec) map[string]any {
+	uses := make([]any, len(s.AllowedUses))
+	for i, u := range s.AllowedUses {
+		uses[i] = string(u)
+	}
+	return map[string]any{
+		"cidr": s.CIDR, "blockSize": s.BlockSize, "ipipMode": string(s.IPIPMode), "vxlanMode": string(s.VXLANMode),
+		"natOutgoing": s.NATOutgoing, "nodeSelector": s.NodeSelector, "allowedUses": uses,
+		"disableBGPExport": s.DisableBGPExport, "disabled": s.Disabled,
+	}
+}
+
+// ensureVerdict is what ensurePool found and would do.
+type ensureVerdict struct {
+	existing *calico.Pool
+	patch    map[string]any // fields of an existing pool that differ
+	diffs    []string       // "ipipMode: Never -> Always"
+	problems []string       // refusals
+	warnings []string
+	facts    []string
+}
+
+// decide observes (from the API server, not the cache) and judges. Plan and Apply
+// share it, so a plan that passes has run every check Apply runs.
+func (a *ensurePoolImpl) decide(ctx context.Context, cal calico.Client, in ensureInput) (ensureVerdict, error) {
+	var v ensureVerdict
+	existing, pools, err := livePool(ctx, cal, in.name)
+	if err != nil {
+		return v, err
+	}
+	v.existing = existing
+	v.facts = append(v.facts, poolFact(in.name, existing))
+	v.problems = append(v.problems, calico.ValidateSpec(in.name, in.spec)...)
+	if existing != nil {
+		a.compare(&v, in)
+		// A pool that already lies outside the cluster CIDR is not made worse by
+		// converging it: a warning, not a refusal.
+		if sources, err := a.clusterCIDRs(ctx, cal, in); err == nil && existing.CIDR.IsValid() {
+			for _, p := range calico.CheckInsideClusterCIDR(existing.CIDR, sources) {
+				v.warnings = append(v.warnings, "existing pool: "+p)
+			}
+		}
+		return v, nil
+	}
+	blocks, err := cal.Live().Blocks(ctx)
+	if err != nil {
+		v.problems = append(v.problems, fmt.Sprintf("cannot read every IPAM block, so leftover blocks in %s cannot be ruled out: %v", in.cidr, err))
+	}
+	v.problems = append(v.problems, calico.CheckNewPool(in.name, in.cidr, in.spec.BlockSize, pools, blocks)...)
+	sources, err := a.clusterCIDRs(ctx, cal, in)
+	if err != nil {
+		v.problems = append(v.problems, err.Error())
+	}
+	v.problems = append(v.problems, calico.CheckInsideClusterCIDR(in.cidr, sources)...)
+	for _, s := range sources {
+		v.facts = append(v.facts, fmt.Sprintf("cluster CIDR from %s: %v", s.Source, s.CIDRs))
+	}
+	return v, nil
+}
+
+// compare judges an existing pool: immutable fields must match, the owned fields
+// that differ become the patch.
+func (a *ensurePoolImpl) compare(v *ensureVerdict, in ensureInput) {
+	p := v.existing
+	if p.Deleting {
+		v.problems = append(v.problems, fmt.Sprintf("pool %s is being deleted", p.Name))
+	}
+	if msg := operatorManaged(p); msg != "" {
+		v.problems = append(v.problems, msg)
+	}
+	v.problems = append(v.problems, calico.CheckImmutable(p, in.cidr, in.spec.BlockSize)...)
+	want, have := specFields(in.spec), specFields(p.Spec)
+	v.patch = map[string]any{}
+	for _, k := range []string{"ipipMode", "vxlanMode", "natOutgoing", "nodeSelector", "allowedUses", "disableBGPExport", "disabled"} {
+		if k == "allowedUses" && sameUses(in.spec.AllowedUses, p.Spec.AllowedUses) {
+			continue
+		}
+		if !reflect.DeepEqual(want[k], have[k]) {
+			v.patch[k] = want[k]
+			v.diffs = append(v.diffs, fmt.Sprintf("%s: %v -> %v", k, have[k], want[k]))
+		}
+	}
+}
+
+func sameUses(a, b []v3.IPPoolAllowedUse) bool {
+	x, y := slices.Clone(a), slices.Clone(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(x, y)
+}
+
+// clusterCIDRs are the pod CIDR sources the new pool must lie in: the clusterCIDR
+// parameter when given, otherwise what the cluster configures.
+func (a *ensurePoolImpl) clusterCIDRs(ctx context.Context, cal calico.Client, in ensureInput) ([]calico.CIDRSource, error) {
+	if in.clusterCIDR.IsValid() {
+		return []calico.CIDRSource{{Source: "the clusterCIDR parameter", CIDRs: []netip.Prefix{in.clusterCIDR}}}, nil
+	}
+	sources, err := cal.Live().ClusterCIDRs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the cluster pod CIDR: %w", err)
+	}
+	return sources, nil
+}
+
+// ensurePoolImpl creates or converges a pool.
+type ensurePoolImpl struct{ env *poolEnv }
+
+func (a *ensurePoolImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
+	in, cal, err := a.start(c)
+	if err != nil {
+		return Planned{}, err
+	}
+	v, err := a.decide(ctx, cal, in)
+	if err != nil {
+		return Planned{}, fmt.Errorf("ensurePool %q: %w", in.name, err)
+	}
+	if len(v.problems) > 0 {
+		return Planned{}, refuse("ensurePool", in.name, v.problems)
+	}
+	out := Planned{Facts: v.facts, Warnings: v.warnings}
+	switch {
+	case v.existing == nil:
+		out.Change = "create"
+		out.Details = []string{fmt.Sprintf("create pool %s %s (%s)", in.name, in.cidr, describeSpec(in.spec))}
+	case len(v.patch) > 0:
+		out.Change = "update"
+		out.Details = append([]string{"patch pool " + in.name + ":"}, v.diffs...)
+	default:
+		out.Change = "none"
+		out.Details = []string{"pool " + in.name + " is as specified"}
+	}
+	return out, nil
+}
+
+func (a *ensurePoolImpl) start(c *Call) (ensureInput, calico.Client, error) {
+	in, err := ensureInputFrom(c)
+	if err != nil {
+		return in, nil, fmt.Errorf("ensurePool: %w", err)
+	}
+	cal, err := a.env.client()
+	if err != nil {
+		return in, nil, fmt.Errorf("ensurePool %q: %w", in.name, err)
+	}
+	return in, cal, nil
+}
+
+// Apply creates the pool (intent recorded first, the pool annotated with the run
+// id) or patches the owned fields that differ, with the observed resourceVersion as
+// precondition: on a conflict it observes and judges again.
+func (a *ensurePoolImpl) Apply(ctx context.Context, c *Call) (Outcome, error) {
+	in, cal, err := a.start(c)
+	if err != nil {
+		return Outcome{}, err
+	}
+	var out Outcome
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		v, err := a.decide(ctx, cal, in)
+		if err != nil {
+			return err
+		}
+		if len(v.problems) > 0 {
+			return refuse("ensurePool", in.name, v.problems)
+		}
+		out, err = a.converge(ctx, cal, c, in, v)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, ErrRefused) {
+			return Outcome{}, err
+		}
+		return Outcome{}, fmt.Errorf("ensurePool %q: %w", in.name, err)
+	}
+	return out, nil
+}
+
+func (a *ensurePoolImpl) converge(ctx context.Context, cal calico.Client, c *Call, in ensureInput, v ensureVerdict) (Outcome, error) {
+	outputs := func(created bool) map[string]any {
+		return map[string]any{"name": in.name, "cidr": in.cidr.String(), "created": created}
+	}
+	if v.existing == nil {
+		if err := c.Recorder.Intent(ctx, "create", in.name); err != nil {
+			return Outcome{}, err
+		}
+		_, err := cal.CreatePool(ctx, in.name, specFields(in.spec), map[string]string{calico.AnnotationCreatedByRun: c.RunID})
+		if errors.Is(err, calico.ErrExists) {
+			// Created by someone else since we looked: judge again.
+			return Outcome{}, apierrors.NewConflict(schema.GroupResource{Resource: "ippools"}, in.name, err)
+		}
+		if err != nil {
+			return Outcome{}, err
+		}
+		if err := c.Recorder.Created(ctx, poolObject(in.name)); err != nil {
+			return Outcome{}, err
+		}
+		return Outcome{Changed: true, Outputs: outputs(true), Message: fmt.Sprintf("created pool %s %s (%s)", in.name, in.cidr, describeSpec(in.spec))}, nil
+	}
+	created := v.existing.Annotations[calico.AnnotationCreatedByRun] == c.RunID
+	if created && !slices.Contains(c.Prior.Created, poolObject(in.name)) {
+		// Resumed after a crash between creating and recording: record it now.
+		if err := c.Recorder.Created(ctx, poolObject(in.name)); err != nil {
+			return Outcome{}, err
+		}
+	}
+	if len(v.patch) == 0 {
+		return Outcome{Outputs: outputs(created), Message: "pool " + in.name + " is as specified"}, nil
+	}
+	if _, err := cal.PatchPool(ctx, in.name, calico.PoolPatch{Spec: v.patch, ResourceVersion: v.existing.ResourceVersion}); err != nil {
+		return Outcome{}, err
+	}
+	return Outcome{Changed: true, Outputs: outputs(created), Message: fmt.Sprintf("updated pool %s: %s", in.name, strings.Join(v.diffs, ", "))}, nil
+}
+
+// Invert deletes the pool, only if this run created it (the pool's own annotation
+// says so) and nothing holds an address in it; otherwise it keeps it and says why.
+// Absent: nothing to do.
+func (a *ensurePoolImpl) Invert(ctx context.Context, c *Call) (InverseOutcome, error) {
+	in, cal, err := a.start(c)
+	if err != nil {
+		return InverseOutcome{}, err
+	}
+	p, _, err := livePool(ctx, cal, in.name)
+	if err != nil {
+		return InverseOutcome{}, fmt.Errorf("ensurePool %q inverse: %w", in.name, err)
+	}
+	if p == nil {
+		return InverseOutcome{Message: "pool " + in.name + " is already absent"}, nil
+	}
+	if by := p.Annotations[calico.AnnotationCreatedByRun]; by != c.RunID {
+		if by == "" {
+			by = "not by runbook"
+		}
+		return InverseOutcome{Kept: fmt.Sprintf("pool %s was not created by this run (created %s)", in.name, by)}, nil
+	}
+	inUse, err := poolHolders(ctx, cal.Live(), p)
+	if err != nil {
+		return InverseOutcome{}, fmt.Errorf("ensurePool %q inverse: %w", in.name, err)
+	}
+	if len(inUse) > 0 {
+		return InverseOutcome{Kept: fmt.Sprintf("pool %s is in use: %s", in.name, strings.Join(inUse, "; "))}, nil
+	}
+	if _, err := cal.DeletePool(ctx, in.name, p.UID); err != nil {
+		if errors.Is(err, calico.ErrInUse) {
+			return InverseOutcome{Kept: err.Error()}, nil
+		}
+		if errors.Is(err, calico.ErrNotFound) {
+			return InverseOutcome{Message: "pool " + in.name + " is already absent"}, nil
+		}
+		return InverseOutcome{}, fmt.Errorf("ensurePool %q inverse: %w", in.name, err)
+	}
+	return InverseOutcome{Changed: true, Message: "deleted pool " + in.name + ", created by this run"}, nil
+}
+
+func describeSpec(s v3.IPPoolSpec) string {
+	uses := make([]string, len(s.AllowedUses))
+	for i, u := range s.AllowedUses {
+		uses[i] = string(u)
+	}
+	return fmt.Sprintf("blockSize %d, ipipMode %s, vxlanMode %s, natOutgoing %t, nodeSelector %s, allowedUses %s, disableBGPExport %t, disabled %t",
+		s.BlockSize, s.IPIPMode, s.VXLANMode, s.NATOutgoing, s.NodeSelector, strings.Join(uses, ","), s.DisableBGPExport, s.Disabled)
 }

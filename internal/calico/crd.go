@@ -28,6 +28,9 @@ const fieldManager = "runbook"
 // at once could still see the old state.
 const cacheCatchUp = 10 * time.Second
 
+// cacheSyncTimeout bounds the initial list of every informer.
+const cacheSyncTimeout = 2 * time.Minute
+
 // CRD is the Client of a manifest install (crd.projectcalico.org/v1).
 type CRD struct {
 	kube  kubernetes.Interface
@@ -59,9 +62,11 @@ func NewCRD(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interfac
 	for _, f := range []interface{ Start(<-chan struct{}) }{dynFactory, kubeFactory, systemFactory} {
 		f.Start(runCtx.Done())
 	}
-	if !cache.WaitForCacheSync(ctx.Done(), c.cache.synced...) {
+	syncCtx, cancel := context.WithTimeout(ctx, cacheSyncTimeout)
+	defer cancel()
+	if !cache.WaitForCacheSync(syncCtx.Done(), c.cache.synced...) {
 		c.Close()
-		return nil, fmt.Errorf("calico: waiting for the informer caches: %w", context.Cause(ctx))
+		return nil, fmt.Errorf("calico: waiting for the informer caches: %w", context.Cause(syncCtx))
 	}
 	return c, nil
 }

@@ -39,7 +39,7 @@ func (c *crdCache) register(dyn dynamicinformer.DynamicSharedInformerFactory, ku
 	for _, r := range []struct {
 		inf   cache.SharedIndexInformer
 		trim  cache.TransformFunc
-		apply func(key string, obj any)
+		apply func(key string, obj any) bool
 		del   func(key string)
 	}{
 		{dyn.ForResource(gvrPools).Informer(), nil, unstructuredInto(c.pools, poolFromObject), c.pools.del},
@@ -62,20 +62,15 @@ func (c *crdCache) register(dyn dynamicinformer.DynamicSharedInformerFactory, ku
 }
 
 // handler applies informer events to an index and signals the change.
-func (c *crdCache) handler(apply func(string, any), del func(string)) cache.ResourceEventHandler {
+func (c *crdCache) handler(apply func(string, any) bool, del func(string)) cache.ResourceEventHandler {
+	set := func(obj any) {
+		if key, err := cache.MetaNamespaceKeyFunc(obj); err == nil && apply(key, obj) {
+			c.notify.fire()
+		}
+	}
 	return cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) {
-			if key, err := cache.MetaNamespaceKeyFunc(obj); err == nil {
-				apply(key, obj)
-				c.notify.fire()
-			}
-		},
-		UpdateFunc: func(_, obj any) {
-			if key, err := cache.MetaNamespaceKeyFunc(obj); err == nil {
-				apply(key, obj)
-				c.notify.fire()
-			}
-		},
+		AddFunc:    set,
+		UpdateFunc: func(_, obj any) { set(obj) },
 		DeleteFunc: func(obj any) {
 			if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
 				del(key)
@@ -85,39 +80,42 @@ func (c *crdCache) handler(apply func(string, any), del func(string)) cache.Reso
 	}
 }
 
-func unstructuredInto[T any](x *index[T], convert func(*unstructured.Unstructured) (T, error)) func(string, any) {
-	return func(key string, obj any) {
+func unstructuredInto[T any](x *index[T], convert func(*unstructured.Unstructured) (T, error)) func(string, any) bool {
+	return func(key string, obj any) bool {
 		u, ok := obj.(*unstructured.Unstructured)
 		if !ok {
-			x.set(key, *new(T), fmt.Errorf("unexpected object %T", obj))
-			return
+			return x.set(key, *new(T), fmt.Errorf("unexpected object %T", obj))
 		}
 		v, err := convert(u)
-		x.set(key, v, err)
+		return x.set(key, v, err)
 	}
 }
 
-func (c *crdCache) applyPod(key string, obj any) {
+func (c *crdCache) applyPod(key string, obj any) bool {
 	p, ok := obj.(*corev1.Pod)
 	if !ok {
-		return
+		return false
 	}
-	c.pods.set(key, podFromObject(p), nil)
+	changed := c.pods.set(key, podFromObject(p), nil)
 	if IsKCMPod(p) {
-		c.kcmPods.set(key, *p, nil)
+		changed = c.kcmPods.set(key, *p, nil) || changed
 	}
+	return changed
 }
 
-func (c *crdCache) applyNode(key string, obj any) {
-	if n, ok := obj.(*corev1.Node); ok {
-		c.nodes.set(key, nodeFromObject(n), nil)
-	}
+func (c *crdCache) applyNode(key string, obj any) bool {
+	n, ok := obj.(*corev1.Node)
+	return ok && c.nodes.set(key, nodeFromObject(n), nil)
 }
 
-func (c *crdCache) applyConfigMap(key string, obj any) {
-	if cm, ok := obj.(*corev1.ConfigMap); ok {
-		c.configMaps.set(key, *cm, nil)
+func (c *crdCache) applyConfigMap(key string, obj any) bool {
+	cm, ok := obj.(*corev1.ConfigMap)
+	if !ok {
+		return false
 	}
+	v := *cm // never modify an informer's object
+	v.ResourceVersion = ""
+	return c.configMaps.set(key, v, nil)
 }
 
 // stripManagedFields drops managedFields (often the bulk of an object) before
@@ -157,8 +155,9 @@ func trimPod(obj any) (any, error) {
 	return out, nil
 }
 
-// trimNode keeps labels (Calico nodeSelectors), scheduling fields and Calico's
-// annotations.
+// trimNode keeps labels (Calico nodeSelectors), scheduling fields, readiness and
+// Calico's annotations. The Ready condition is kept without its heartbeat times, so
+// that status heartbeats do not count as changes.
 func trimNode(obj any) (any, error) {
 	n, ok := obj.(*corev1.Node)
 	if !ok {
@@ -167,6 +166,11 @@ func trimNode(obj any) (any, error) {
 	out := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: n.Name, UID: n.UID, ResourceVersion: n.ResourceVersion, Labels: n.Labels},
 		Spec:       corev1.NodeSpec{Unschedulable: n.Spec.Unschedulable, Taints: n.Spec.Taints},
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			out.Status.Conditions = []corev1.NodeCondition{{Type: c.Type, Status: c.Status}}
+		}
 	}
 	for k, v := range n.Annotations {
 		if strings.HasPrefix(k, "projectcalico.org/") {

@@ -103,6 +103,11 @@ func podFromObject(p *corev1.Pod) Pod {
 func nodeFromObject(n *corev1.Node) Node {
 	out := Node{Name: n.Name, Labels: n.Labels, Unschedulable: n.Spec.Unschedulable, Taints: n.Spec.Taints,
 		WireguardV4: n.Annotations[annotationWireguardKey] != "", WireguardV6: n.Annotations[annotationWireguardKeyV6] != ""}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			out.Ready = c.Status == corev1.ConditionTrue
+		}
+	}
 	for k, ann := range tunnelAnnotation {
 		if ip, ok := parseAddrOrPrefix(n.Annotations[ann]); ok {
 			if out.Tunnels == nil {

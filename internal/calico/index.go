@@ -3,6 +3,7 @@ package calico
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"sync"
 )
@@ -21,16 +22,21 @@ func newIndex[T any]() *index[T] {
 	return &index[T]{items: map[string]T{}, bad: map[string]error{}}
 }
 
-func (x *index[T]) set(key string, v T, err error) {
+// set stores the converted object (or its conversion error) and reports whether
+// that changed what readers see: node heartbeats, for one, change nothing here.
+func (x *index[T]) set(key string, v T, err error) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if err != nil {
 		delete(x.items, key)
 		x.bad[key] = err
-		return
+		return true
 	}
+	old, had := x.items[key]
+	_, wasBad := x.bad[key]
 	delete(x.bad, key)
 	x.items[key] = v
+	return !had || wasBad || !reflect.DeepEqual(old, v)
 }
 
 func (x *index[T]) del(key string) {

@@ -35,6 +35,14 @@ func FamilyOf(p netip.Prefix) Family {
 	return 6
 }
 
+// AddrFamily returns the family of an address (IPv4-mapped IPv6 counts as IPv4).
+func AddrFamily(a netip.Addr) Family {
+	if a.Unmap().Is4() {
+		return 4
+	}
+	return 6
+}
+
 // Pool is an IP pool as Calico reads it: the spec with Calico's read defaults applied
 // (blockSize 26/122, nodeSelector all(), modes Never, allowedUses Workload+Tunnel),
 // so that comparisons see what Calico sees rather than what happens to be stored.
@@ -152,6 +160,7 @@ type Node struct {
 	WireguardV4   bool                      // projectcalico.org/WireguardPublicKey is set
 	WireguardV6   bool                      // projectcalico.org/WireguardPublicKeyV6 is set
 	Unschedulable bool
+	Ready         bool
 	Taints        []corev1.Taint
 }
 
