@@ -440,20 +440,10 @@ func TestRollbackCommandOnStoppedRun(t *testing.T) {
 	}
 }
 
-// CrashSteps is a runbook with a temporary object (cleanup) between two kept ones.
-const crashSteps = `apiVersion: runbook/v1alpha1
-kind: Runbook
-metadata: {name: crash}
-steps:
-  - {id: a, action: putConfigMap, with: {name: a}, rollback: auto}
-  - {id: tmp, action: putConfigMap, with: {name: tmp, temporary: true}}
-  - {id: b, action: putConfigMap, with: {name: b}, rollback: auto}
-`
-
 // TestCrashAtEveryJournalWrite kills the run at every journal write, resumes it,
 // and checks the end state is an uninterrupted run's with nothing created twice.
 func TestCrashAtEveryJournalWrite(t *testing.T) {
-	injected, survived := enginetest.CrashAtEveryWrite(context.Background(), t, crashSteps, 3, func(t testing.TB) enginetest.Env {
+	injected, survived := enginetest.CrashAtEveryWrite(context.Background(), t, enginetest.CrashRunbook, 3, func(t testing.TB) enginetest.Env {
 		return enginetest.Env{Client: fake.NewClientset(), Namespace: "default", Store: &engine.FileStore{Path: filepath.Join(t.TempDir(), "j.json")}}
 	})
 	if injected < 8 || survived != injected {

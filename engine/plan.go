@@ -82,7 +82,7 @@ func MakePlan(ctx context.Context, o Options) (*Plan, error) {
 	}
 	rb := o.Runbook
 	p := &Plan{Format: PlanFormat, Runbook: rb.Name, RunbookDigest: rb.Digest(), ParamsDigest: o.Params.Digest(),
-		Params: jsonParams(o.Params.Values), Env: o.Env, CreatedAt: o.Now().UTC()}
+		Params: value.JSONMap(o.Params.Values), Env: o.Env, CreatedAt: o.Now().UTC()}
 	j, _, err := o.Store.Load(ctx)
 	if err != nil {
 		return nil, err
@@ -166,7 +166,7 @@ func MakePlan(ctx context.Context, o Options) (*Plan, error) {
 			p.Steps = append(p.Steps, ps)
 			continue
 		}
-		ps.With = jsonParams(with)
+		ps.With = value.JSONMap(with)
 		planner, ok := o.Impls[st.Action].(actions.Planner)
 		if !ok {
 			ps.Change = "unknown"
@@ -207,14 +207,6 @@ func planBindings(rb *runbooks.Runbook, known map[string]runbooks.StepResult, up
 			continue
 		}
 		out[s.ID] = runbooks.StepResult{Status: StatusDone}
-	}
-	return out
-}
-
-func jsonParams(m map[string]any) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = value.JSON(v)
 	}
 	return out
 }

@@ -23,7 +23,6 @@ import (
 	"github.com/runbookdev/runbook/actions"
 	"github.com/runbookdev/runbook/engine"
 	"github.com/runbookdev/runbook/internal/exitcode"
-	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/runbooks"
 )
 
@@ -182,6 +181,39 @@ func confirm(out io.Writer, in io.Reader) func(*runbooks.Step, string) (bool, er
 	}
 }
 
+// mutate runs fn under the run lock with the actions bound to the cluster: the
+// common frame of every command that changes the cluster. create makes the journal
+// namespace on first use.
+func (s *session) mutate(ctx context.Context, create bool, fn func(context.Context, engine.Options) (*engine.Report, error)) error {
+	if create {
+		if err := s.ensureNamespace(ctx); err != nil {
+			return err
+		}
+	}
+	lock, lctx, err := s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer lock.Release(context.WithoutCancel(ctx))
+	b, err := s.bind(lctx)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	store := s.store(s.rb.Name)
+	o := s.options(b, store, lock.Holder)
+	o.Fence = lock.Fence
+	o.Events = s.kubeEvents(store, o.Events)
+	rep, err := fn(lctx, o)
+	if rep != nil {
+		s.finish(rep)
+	}
+	if cause := context.Cause(lctx); errors.Is(cause, engine.ErrFenced) {
+		return exitcode.New(exitcode.LockHeld, cause)
+	}
+	return err
+}
+
 func newClusterCmds(g *globalOptions) []*cobra.Command {
 	return []*cobra.Command{newPlanCmd(g), newApplyCmd(g), newRollbackCmd(g), newStatusCmd(g), newHistoryCmd(g), newApproveCmd(g), newUnlockCmd(g)}
 }
@@ -251,47 +283,24 @@ func newApplyCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
 			var saved *engine.Plan
 			if f.planFile != "" {
 				if saved, err = engine.LoadPlan(f.planFile); err != nil {
 					return err
 				}
 			}
-			if err := s.ensureNamespace(ctx); err != nil {
-				return err
-			}
-			lock, lctx, err := s.lock(ctx)
-			if err != nil {
-				return err
-			}
-			defer lock.Release(context.WithoutCancel(ctx))
-			b, err := s.bind(lctx)
-			if err != nil {
-				return err
-			}
-			defer b.Close()
-			store := s.store(s.rb.Name)
-			o := s.options(b, store, lock.Holder)
-			o.Fence = lock.Fence
-			if saved != nil {
-				fresh, err := engine.MakePlan(lctx, o)
-				if err != nil {
-					return err
+			return s.mutate(cmd.Context(), true, func(ctx context.Context, o engine.Options) (*engine.Report, error) {
+				if saved != nil {
+					fresh, err := engine.MakePlan(ctx, o)
+					if err != nil {
+						return nil, err
+					}
+					if err := engine.CheckDrift(saved, fresh); err != nil {
+						return nil, err
+					}
 				}
-				if err := engine.CheckDrift(saved, fresh); err != nil {
-					return err
-				}
-			}
-			o.Events = s.kubeEvents(store, o.Events)
-			rep, err := engine.Run(lctx, o)
-			if rep != nil {
-				s.finish(rep)
-			}
-			if cause := context.Cause(lctx); errors.Is(cause, engine.ErrFenced) {
-				return exitcode.New(exitcode.LockHeld, cause)
-			}
-			return err
+				return engine.Run(ctx, o)
+			})
 		},
 	}
 	bindRunbookFlags(cmd, f)
@@ -315,24 +324,9 @@ func newRollbackCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			lock, lctx, err := s.lock(ctx)
-			if err != nil {
-				return err
-			}
-			defer lock.Release(context.WithoutCancel(ctx))
-			b, err := s.bind(lctx)
-			if err != nil {
-				return err
-			}
-			defer b.Close()
-			o := s.options(b, s.store(s.rb.Name), lock.Holder)
-			o.Fence = lock.Fence
-			rep, err := engine.RollbackRun(lctx, o)
-			if rep != nil {
-				s.finish(rep)
-			}
-			return err
+			return s.mutate(cmd.Context(), false, func(ctx context.Context, o engine.Options) (*engine.Report, error) {
+				return engine.RollbackRun(ctx, o)
+			})
 		},
 	}
 	bindRunbookFlags(cmd, f)
@@ -517,12 +511,4 @@ unlock is for not waiting out the lease.`,
 	f.kubeFlags.bind(cmd)
 	cmd.Flags().BoolVar(&f.yes, "yes", false, "Do not ask for confirmation")
 	return cmd
-}
-
-func jsonValues(m map[string]any) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = value.JSON(v)
-	}
-	return out
 }

@@ -88,13 +88,7 @@ func printReport(w io.Writer, rep *engine.Report) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fprintf(tw, "STEP\tACTION\tSTATUS\tCHANGED\tDURATION\tDETAIL\n")
 	for _, s := range rep.Steps {
-		detail := s.Message
-		if s.Error != "" {
-			detail = s.Error
-		}
-		if s.Rollback != "" {
-			detail += " [rollback: " + s.Rollback + "]"
-		}
+		detail := stepDetail(s)
 		fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\n", s.ID, s.Action, s.Status, s.Changed, s.Duration.Round(time.Millisecond), detail)
 	}
 	_ = tw.Flush()
@@ -102,6 +96,19 @@ func printReport(w io.Writer, rep *engine.Report) {
 	for _, l := range rep.LeftToDo {
 		fprintf(w, "  left to do: %s\n", l)
 	}
+}
+
+// stepDetail is the one-line outcome of a step: its error, else its message, and
+// what its rollback did.
+func stepDetail(s engine.StepReport) string {
+	detail := s.Message
+	if s.Error != "" {
+		detail = s.Error
+	}
+	if s.Rollback != "" {
+		detail += " (rollback: " + s.Rollback + ")"
+	}
+	return detail
 }
 
 func markdownReport(rep *engine.Report) string {
@@ -112,13 +119,7 @@ func markdownReport(rep *engine.Report) string {
 	}
 	b.WriteString("| step | action | status | changed | duration | detail |\n|---|---|---|---|---|---|\n")
 	for _, s := range rep.Steps {
-		detail := s.Message
-		if s.Error != "" {
-			detail = s.Error
-		}
-		if s.Rollback != "" {
-			detail += " (rollback: " + s.Rollback + ")"
-		}
+		detail := stepDetail(s)
 		fmt.Fprintf(&b, "| %s | %s | %s | %v | %s | %s |\n", s.ID, s.Action, s.Status, s.Changed, s.Duration.Round(time.Millisecond), strings.ReplaceAll(detail, "|", `\|`))
 	}
 	if rep.Error != "" {

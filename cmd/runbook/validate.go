@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/runbookdev/runbook/internal/exitcode"
+	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/runbooks"
 )
 
@@ -49,7 +50,7 @@ expressions that do not compile. With -f/--set, the params are resolved too.`,
 				if err == nil && (len(vf.files) > 0 || len(vf.sets) > 0) {
 					var p *runbooks.Params
 					if p, err = runbooks.ResolveParams(rb, vf.inputs()); err == nil {
-						res.Params = jsonValues(p.Values)
+						res.Params = value.JSONMap(p.Values)
 					}
 				}
 				if err != nil {

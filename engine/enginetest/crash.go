@@ -14,6 +14,17 @@ import (
 	"github.com/runbookdev/runbook/runbooks"
 )
 
+// CrashRunbook has a temporary object (cleanup) between two kept ones: a crash
+// anywhere in it exercises resume, intents and cleanup after resume.
+const CrashRunbook = `apiVersion: runbook/v1alpha1
+kind: Runbook
+metadata: {name: crash}
+steps:
+  - {id: a, action: putConfigMap, with: {name: a}, rollback: auto}
+  - {id: tmp, action: putConfigMap, with: {name: tmp, temporary: true}}
+  - {id: b, action: putConfigMap, with: {name: b}, rollback: auto}
+`
+
 // Env is a fresh place for one crash trial: a namespace nobody else uses and an
 // empty journal store.
 type Env struct {

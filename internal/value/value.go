@@ -280,3 +280,12 @@ func JSON(v any) any {
 	}
 	return v
 }
+
+// JSONMap applies JSON to every value of a map (params, rendered with: blocks).
+func JSONMap(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = JSON(v)
+	}
+	return out
+}

@@ -69,16 +69,8 @@ func TestCrashAtEveryJournalWriteOnRealAPIServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cs := kubernetes.NewForConfigOrDie(c.RESTConfig())
-	src := `apiVersion: runbook/v1alpha1
-kind: Runbook
-metadata: {name: crash}
-steps:
-  - {id: a, action: putConfigMap, with: {name: a}, rollback: auto}
-  - {id: tmp, action: putConfigMap, with: {name: tmp, temporary: true}}
-  - {id: b, action: putConfigMap, with: {name: b}, rollback: auto}
-`
 	n := 0
-	injected, survived := enginetest.CrashAtEveryWrite(ctx, t, src, 3, func(t testing.TB) enginetest.Env {
+	injected, survived := enginetest.CrashAtEveryWrite(ctx, t, enginetest.CrashRunbook, 3, func(t testing.TB) enginetest.Env {
 		n++
 		ns := createNamespace(ctx, t, cs, fmt.Sprintf("crash-%d", n))
 		return enginetest.Env{Client: cs, Namespace: ns, Store: &engine.ConfigMapStore{Client: cs, Namespace: ns, Name: "runbook-crash"}}
