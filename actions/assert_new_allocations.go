@@ -36,7 +36,7 @@ changes nothing lasting.`,
 	},
 	Outputs: []Output{
 		{Name: "ips", Type: value.List, Description: "Addresses the test pods received."},
-		{Name: "nodes", Type: value.Int, Description: "Nodes tested."},
+		{Name: "nodes", Type: value.List, Description: "Names of the nodes tested (one test pod each)."},
 	},
 }
 
@@ -217,7 +217,11 @@ func (a *assertNewAllocationsImpl) Apply(ctx context.Context, c *Call) (Outcome,
 	for i, ip := range ips {
 		out[i] = ip
 	}
-	return Outcome{Outputs: map[string]any{"ips": out, "nodes": len(pp.nodes)},
+	nodes := make([]any, len(pp.nodes))
+	for i, n := range pp.nodes {
+		nodes[i] = n.Name
+	}
+	return Outcome{Outputs: map[string]any{"ips": out, "nodes": nodes},
 		Message: fmt.Sprintf("%d test pod(s) on %d node(s) got addresses in pool %s (%s): %s", len(pods), len(pp.nodes), in.pool, pp.pool.CIDR, capped(ips, maxListed))}, nil
 }
 

@@ -194,8 +194,10 @@ func (a *disablePoolImpl) Invert(ctx context.Context, c *Call) (InverseOutcome, 
 			out = InverseOutcome{Kept: "pool " + name + " was not disabled by this run: left disabled"}
 			return nil
 		}
+		// Removing the field rather than writing false leaves the pool as Calico
+		// itself stores an enabled pool (disabled is omitempty in its types).
 		_, err = cal.PatchPool(ctx, name, calico.PoolPatch{
-			Spec:            map[string]any{"disabled": false},
+			Spec:            map[string]any{"disabled": nil},
 			Annotations:     map[string]*string{calico.AnnotationDisabledByRun: nil},
 			ResourceVersion: p.ResourceVersion,
 		})

@@ -1,0 +1,394 @@
+package e2e
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/engine"
+	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/exitcode"
+	"github.com/runbookdev/runbook/test/sandbox"
+)
+
+// TestPoolActions runs the Calico pool actions through the engine on a sandbox of
+// their own (the default scenario: pods in default-ipv4-ippool 192.168.0.0/16,
+// cluster CIDR 10.0.0.0/16). The subtests run in order on one cluster: the
+// refusals and the rolled-back run must leave it as they found it, and the
+// migration at the end relies on that.
+func TestPoolActions(t *testing.T) {
+	c := sandbox.StartForTest(t, sandbox.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	r := newPoolRig(ctx, t, c)
+
+	// calico-node would give every node an IPIP tunnel address from the IPIP pool;
+	// the sandbox has no calico-node yet, so worker-1 gets one the way it would.
+	tunnelIP := r.giveTunnelAddress(ctx, t, "worker-1", oldPool)
+	t.Logf("worker-1 IPIP tunnel address %s", tunnelIP)
+
+	steps := []struct {
+		name string
+		fn   func(context.Context, *testing.T, *poolRig, netip.Addr)
+	}{
+		{"refusals leave the cluster unchanged", testRefusals},
+		{"skipping the pod move: deletePool refused, rollback restores", testSkipMoveRollsBack},
+		{"migration converges and re-runs unchanged", testMigrationConverges},
+	}
+	for _, s := range steps {
+		if !t.Run(s.name, func(t *testing.T) { s.fn(ctx, t, r, tunnelIP) }) {
+			return // later steps build on the state earlier ones leave
+		}
+	}
+}
+
+const overlapRunbook = `apiVersion: runbook/v1alpha1
+kind: Runbook
+metadata: {name: overlap}
+steps:
+  - id: add
+    action: ensurePool
+    # clusterCIDR given so that the overlap is the only problem.
+    with: {name: overlapping, cidr: 192.168.128.0/24, clusterCIDR: 192.168.0.0/16}
+`
+
+const outsideRunbook = `apiVersion: runbook/v1alpha1
+kind: Runbook
+metadata: {name: outside}
+steps:
+  - id: add
+    action: ensurePool
+    with: {name: outside, cidr: 172.16.0.0/16, ipipMode: Always}
+`
+
+const immutableRunbook = `apiVersion: runbook/v1alpha1
+kind: Runbook
+metadata: {name: immutable}
+steps:
+  - id: converge
+    action: ensurePool
+    with: {name: default-ipv4-ippool, cidr: 192.168.0.0/16, blockSize: 24, ipipMode: Always, natOutgoing: true}
+`
+
+const noTunnelPoolRunbook = `apiVersion: runbook/v1alpha1
+kind: Runbook
+metadata: {name: no-tunnel-pool}
+steps:
+  - id: disable-old-pool
+    action: disablePool
+    with: {name: default-ipv4-ippool}
+`
+
+// A new pool without IPIP does not take over IPIP tunnel addresses: the disable is
+// refused, and the rollback removes the pool this run created.
+const wrongEncapRunbook = `apiVersion: runbook/v1alpha1
+kind: Runbook
+metadata: {name: wrong-encap}
+steps:
+  - id: add-new-pool
+    action: ensurePool
+    with: {name: new-pool, cidr: 10.0.0.0/16, vxlanMode: Always}
+    rollback: auto
+  - id: disable-old-pool
+    action: disablePool
+    with: {name: default-ipv4-ippool}
+    rollback: auto
+`
+
+func testRefusals(ctx context.Context, t *testing.T, r *poolRig, tunnelIP netip.Addr) {
+	before := clusterState(ctx, t, r, true)
+
+	refused := func(src, stepID string, want ...string) {
+		t.Helper()
+		rep, err := r.run(ctx, t, src, runOpts{})
+		if exitcode.Of(err) != exitcode.StepFailed {
+			t.Fatalf("want a failed run, got %v (%+v)", err, rep)
+		}
+		s := step(t, rep, stepID)
+		mustContain(t, "step "+stepID+" error", s.Error, append([]string{actions.ErrRefused.Error()}, want...)...)
+		t.Logf("%s: %s", stepID, s.Error)
+		requireUnchanged(t, before, clusterState(ctx, t, r, true))
+	}
+
+	t.Run("overlap", func(t *testing.T) {
+		refused(overlapRunbook, "add", "CIDR 192.168.128.0/24 overlaps pool default-ipv4-ippool (192.168.0.0/16)")
+	})
+	t.Run("outside the cluster CIDR", func(t *testing.T) {
+		// Every source the sandbox publishes, as kubeadm would, is found and named.
+		refused(outsideRunbook, "add",
+			"CIDR 172.16.0.0/16 is outside the cluster pod CIDR 10.0.0.0/16 (kubeadm-config networking.podSubnet)",
+			"(kube-proxy clusterCIDR)",
+			"(kube-controller-manager --cluster-cidr (pod kube-system/kube-controller-manager-control-plane))")
+	})
+	t.Run("immutable blockSize", func(t *testing.T) {
+		refused(immutableRunbook, "converge", "pool default-ipv4-ippool exists with blockSize 26, not 24 (blockSize is immutable)")
+	})
+	t.Run("no tunnel pool", func(t *testing.T) {
+		refused(noTunnelPoolRunbook, "disable-old-pool",
+			"node worker-1 loses its ipip tunnel address "+tunnelIP.String(),
+			"node control-plane loses its ipip tunnel address", // no address published yet, still served by the pool
+			"node worker-2 loses its ipip tunnel address")
+	})
+	t.Run("no tunnel pool after adding a VXLAN pool: refused and rolled back", func(t *testing.T) {
+		rep, err := r.run(ctx, t, wrongEncapRunbook, runOpts{})
+		if exitcode.Of(err) != exitcode.RolledBack {
+			t.Fatalf("want rolled back, got %v (%+v)", err, rep)
+		}
+		mustContain(t, "disable error", step(t, rep, "disable-old-pool").Error, actions.ErrRefused.Error(), "node worker-1 loses its ipip tunnel address")
+		mustContain(t, "add-new-pool rollback", step(t, rep, "add-new-pool").Rollback, "deleted pool new-pool, created by this run")
+		mustContain(t, "disable-old-pool rollback", step(t, rep, "disable-old-pool").Rollback, "is enabled")
+		// The pool came and went; nothing else was touched.
+		requireUnchanged(t, clusterState(ctx, t, r, false), clusterStateWithout(before))
+	})
+	t.Run("unknown field is an error, not silently dropped", func(t *testing.T) {
+		cal := calicoClient(ctx, t, r)
+		// assignmentMode and namespaceSelector exist in newer Calico releases; this
+		// sandbox installs v3.28's CRDs, which do not know them.
+		_, err := cal.CreatePool(ctx, "strict-probe", map[string]any{"cidr": "10.0.64.0/18", "assignmentMode": "Automatic"}, nil)
+		mustContain(t, "create error", errString(err), `unknown field "spec.assignmentMode"`)
+		_, err = cal.PatchPool(ctx, "default-ipv4-ippool", calico.PoolPatch{Spec: map[string]any{"namespaceSelector": "all()", "natOutgoing": false}})
+		mustContain(t, "patch error", errString(err), `unknown field "spec.namespaceSelector"`)
+		requireUnchanged(t, before, clusterState(ctx, t, r, true))
+	})
+}
+
+// clusterStateWithout drops the resourceVersions from a state taken with them.
+func clusterStateWithout(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if j := strings.LastIndex(l, " rv="); j >= 0 {
+			lines[i] = l[:j]
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+const skipMoveRunbook = `apiVersion: runbook/v1alpha1
+kind: Runbook
+metadata: {name: skip-move}
+onFailure: rollback
+steps:
+  - id: add-new-pool
+    action: ensurePool
+    with: {name: new-pool, cidr: 10.0.0.0/16, ipipMode: Always, natOutgoing: true}
+    rollback: auto
+  - id: disable-old-pool
+    action: disablePool
+    with: {name: default-ipv4-ippool}
+    rollback: auto
+  - id: delete-old-pool
+    action: deletePool
+    with: {name: default-ipv4-ippool}
+`
+
+func testSkipMoveRollsBack(ctx context.Context, t *testing.T, r *poolRig, tunnelIP netip.Addr) {
+	before := clusterState(ctx, t, r, false)
+	rep, err := r.run(ctx, t, skipMoveRunbook, runOpts{})
+	if exitcode.Of(err) != exitcode.RolledBack || rep.Status != engine.StatusRolledBack {
+		t.Fatalf("want rolled back, got %v (%+v)", err, rep)
+	}
+	del := step(t, rep, "delete-old-pool")
+	mustContain(t, "deletePool error", del.Error, actions.ErrRefused.Error(),
+		"pod(s) still have addresses in pool default-ipv4-ippool (192.168.0.0/16)", "shop/frontend-", "payments/ledger-",
+		"IPAM allocation(s) in 192.168.0.0/16", "ipip tunnel of node worker-1",
+		"node tunnel address(es) in 192.168.0.0/16: node worker-1 ipip "+tunnelIP.String())
+	mustContain(t, "disable rollback", step(t, rep, "disable-old-pool").Rollback, "re-enabled pool default-ipv4-ippool")
+	mustContain(t, "add rollback", step(t, rep, "add-new-pool").Rollback, "deleted pool new-pool, created by this run")
+
+	if r.pool(ctx, t, "new-pool") != nil {
+		t.Error("new-pool is still there after the rollback")
+	}
+	old := r.pool(ctx, t, "default-ipv4-ippool")
+	if disabled, _, _ := unstructured.NestedBool(old.Object, "spec", "disabled"); disabled {
+		t.Error("default-ipv4-ippool is still disabled after the rollback")
+	}
+	if _, ok := old.GetAnnotations()[calico.AnnotationDisabledByRun]; ok {
+		t.Error("the disabled-by annotation survived the re-enable")
+	}
+	// Same pools, blocks, affinities, handles, pods and namespaces as before (the
+	// old pool's resourceVersion moved: disabled, then re-enabled).
+	requireUnchanged(t, before, clusterState(ctx, t, r, false))
+}
+
+const migrationRunbook = `apiVersion: runbook/v1alpha1
+kind: Runbook
+metadata: {name: migrate}
+onFailure: rollback
+params:
+  oldPool: {type: string, default: default-ipv4-ippool}
+  newPool: {type: string, default: new-pool}
+steps:
+  - id: add-new-pool
+    action: ensurePool
+    with: {name: "${{ params.newPool }}", cidr: 10.0.0.0/16, ipipMode: Always, natOutgoing: true}
+    rollback: auto
+  - id: disable-old-pool
+    action: disablePool
+    with: {name: "${{ params.oldPool }}"}
+    require: pool(params.newPool) != nil && !pool(params.newPool).disabled
+    rollback: auto
+  - id: verify
+    action: assertNewAllocations
+    with: {pool: "${{ params.newPool }}", namespace: ippool-test, timeout: 2m}
+  - id: delete-old-pool
+    action: deletePool
+    with: {name: "${{ params.oldPool }}"}
+    require: len(podsInPool(params.oldPool)) == 0 && len(allocations(params.oldPool)) == 0 && len(tunnelAddresses(params.oldPool)) == 0
+`
+
+func testMigrationConverges(ctx context.Context, t *testing.T, r *poolRig, tunnelIP netip.Addr) {
+	// Phase 1: only the new pool.
+	rep, err := r.run(ctx, t, migrationRunbook, runOpts{stopBefore: "disable-old-pool"})
+	if exitcode.Of(err) != exitcode.Interrupted || rep.Status != engine.StatusStopped {
+		t.Fatalf("phase 1: %v (%+v)", err, rep)
+	}
+	if s := step(t, rep, "add-new-pool"); !s.Changed || !strings.Contains(s.Message, "created pool new-pool 10.0.0.0/16") {
+		t.Errorf("add-new-pool: %+v", s)
+	}
+	newPoolObj := r.pool(ctx, t, "new-pool")
+	if got := newPoolObj.GetAnnotations()[calico.AnnotationCreatedByRun]; got != rep.RunID {
+		t.Errorf("new-pool created-by annotation %q, want run %s", got, rep.RunID)
+	}
+	spec, _, _ := unstructured.NestedMap(newPoolObj.Object, "spec")
+	for k, want := range map[string]any{"cidr": "10.0.0.0/16", "blockSize": int64(26), "nodeSelector": "all()", "ipipMode": "Always", "vxlanMode": "Never", "natOutgoing": true} {
+		if spec[k] != want {
+			t.Errorf("new-pool spec.%s = %v, want %v", k, spec[k], want)
+		}
+	}
+	if j := r.journal(ctx, t, "migrate"); len(j.Steps["add-new-pool"].Created) != 1 || j.Steps["add-new-pool"].Intent["create"] != "new-pool" {
+		t.Errorf("journal of add-new-pool: %+v", j.Steps["add-new-pool"].Record)
+	}
+
+	// The plan of the disable announces where every tunnel address goes.
+	planner := r.bound.Impls["disablePool"].(actions.Planner)
+	pl, err := planner.Plan(ctx, &actions.Call{StepID: "disable-old-pool", With: map[string]any{"name": "default-ipv4-ippool"}})
+	if err != nil || pl.Change != "update" {
+		t.Fatalf("plan of the disable: %+v %v", pl, err)
+	}
+	mustContain(t, "plan warnings", strings.Join(pl.Warnings, "\n"),
+		"node worker-1: its ipip tunnel address "+tunnelIP.String()+" moves to pool [new-pool]",
+		"node control-plane: its ipip tunnel address moves to pool [new-pool]")
+
+	// Phase 2: disable the old pool and verify new pods get new-pool addresses.
+	rep, err = r.run(ctx, t, migrationRunbook, runOpts{stopBefore: "delete-old-pool"})
+	if exitcode.Of(err) != exitcode.Interrupted || !rep.Resumed {
+		t.Fatalf("phase 2: %v (%+v)", err, rep)
+	}
+	if s := step(t, rep, "disable-old-pool"); !s.Changed {
+		t.Errorf("disable-old-pool: %+v", s)
+	}
+	verify := r.journal(ctx, t, "migrate").Steps["verify"]
+	ips, _ := verify.Outputs["ips"].([]any)
+	if verify.Status != engine.StatusDone || len(ips) != 2 { // worker-1, worker-2; the control plane is tainted
+		t.Fatalf("verify: %+v", verify)
+	}
+	for _, ip := range ips {
+		if a, err := netip.ParseAddr(ip.(string)); err != nil || !newPool.Contains(a) {
+			t.Errorf("verify output %v is not in %s", ip, newPool)
+		}
+	}
+	if _, err := r.kube.CoreV1().Namespaces().Get(ctx, "ippool-test", metav1.GetOptions{}); err == nil {
+		t.Error("the verification namespace was not cleaned up")
+	}
+
+	// Between the phases, what other components do: calico-node moves worker-1's
+	// tunnel address out of the disabled pool, and the pods are moved (#6).
+	r.giveTunnelAddress(ctx, t, "worker-1", newPool)
+	r.movePods(ctx, t, oldPool)
+
+	// Phase 3: delete the old pool (resumes the same run).
+	rep, err = r.run(ctx, t, migrationRunbook, runOpts{})
+	if err != nil || !rep.Resumed || rep.Status != engine.StatusDone {
+		t.Fatalf("phase 3: %v (%+v)", err, rep)
+	}
+	mustContain(t, "delete-old-pool", step(t, rep, "delete-old-pool").Message, "deleted pool default-ipv4-ippool (192.168.0.0/16)", "released")
+	if r.pool(ctx, t, "default-ipv4-ippool") != nil {
+		t.Fatal("default-ipv4-ippool still exists")
+	}
+	for _, gvr := range []schema.GroupVersionResource{ipamblocks, blockaffinities} {
+		l, err := r.dyn.Resource(gvr).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range l.Items {
+			cidr, _, _ := unstructured.NestedString(o.Object, "spec", "cidr")
+			if p, err := netip.ParsePrefix(cidr); err == nil && oldPool.Overlaps(p) {
+				t.Errorf("%s %s of the deleted pool is left behind", gvr.Resource, cidr)
+			}
+		}
+	}
+
+	// A re-run is a new run that changes nothing.
+	rep, err = r.run(ctx, t, migrationRunbook, runOpts{})
+	if err != nil || rep.Resumed || rep.Status != engine.StatusDone {
+		t.Fatalf("re-run: %v (%+v)", err, rep)
+	}
+	for _, s := range rep.Steps {
+		if s.Changed || s.Status != engine.StatusDone {
+			t.Errorf("re-run: step %s %s changed=%v: %s", s.ID, s.Status, s.Changed, s.Message)
+		}
+		t.Logf("re-run: %s: %s", s.ID, s.Message)
+	}
+
+	testConvergeOwnedFieldsOnly(ctx, t, r)
+}
+
+const convergeRunbook = `apiVersion: runbook/v1alpha1
+kind: Runbook
+metadata: {name: converge}
+steps:
+  - id: converge
+    action: ensurePool
+    with: {name: new-pool, cidr: 10.0.0.0/16, ipipMode: Always, natOutgoing: false}
+`
+
+// testConvergeOwnedFieldsOnly: converging an existing pool patches the differing
+// owned field and nothing else; a second run is unchanged.
+func testConvergeOwnedFieldsOnly(ctx context.Context, t *testing.T, r *poolRig) {
+	// Someone else's label on the pool must survive.
+	if _, err := r.dyn.Resource(ippools).Patch(ctx, "new-pool", types.MergePatchType,
+		[]byte(`{"metadata":{"labels":{"team":"network"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.run(ctx, t, convergeRunbook, runOpts{})
+	if err != nil {
+		t.Fatalf("converge: %v", err)
+	}
+	if s := step(t, rep, "converge"); !s.Changed || s.Message != "updated pool new-pool: natOutgoing: true -> false" {
+		t.Errorf("converge: %+v", s)
+	}
+	p := r.pool(ctx, t, "new-pool")
+	if nat, _, _ := unstructured.NestedBool(p.Object, "spec", "natOutgoing"); nat || p.GetLabels()["team"] != "network" {
+		t.Errorf("after converge: natOutgoing %v, labels %v", nat, p.GetLabels())
+	}
+	rep, err = r.run(ctx, t, convergeRunbook, runOpts{})
+	if err != nil || step(t, rep, "converge").Changed {
+		t.Errorf("second converge: %v %+v", err, rep)
+	}
+}
+
+func calicoClient(ctx context.Context, t *testing.T, r *poolRig) calico.Client {
+	t.Helper()
+	cal, err := calico.NewCRD(ctx, r.kube, r.dyn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cal.Close)
+	return cal
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return err.Error()
+}
+

@@ -1,0 +1,269 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	v3 "github.com/projectcalico/api/pkg/apis/projectcalico/v3"
+	"github.com/projectcalico/calico/libcalico-go/lib/clientv3"
+	"github.com/projectcalico/calico/libcalico-go/lib/ipam"
+	cnet "github.com/projectcalico/calico/libcalico-go/lib/net"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/engine"
+	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/runbooks"
+	"github.com/runbookdev/runbook/test/sandbox"
+)
+
+// poolRig is a sandbox cluster with the actions bound to it, as the CLI binds them.
+type poolRig struct {
+	c      *sandbox.Cluster
+	kube   kubernetes.Interface
+	dyn    dynamic.Interface
+	calico clientv3.Interface // only to create fixtures calico-node would create
+	bound  *actions.Bound
+	dir    string
+}
+
+func newPoolRig(ctx context.Context, t *testing.T, c *sandbox.Cluster) *poolRig {
+	t.Helper()
+	cfg := c.RESTConfig()
+	r := &poolRig{c: c, kube: kubernetes.NewForConfigOrDie(cfg), dyn: dynamic.NewForConfigOrDie(cfg), dir: t.TempDir()}
+	var err error
+	if r.calico, err = c.NewCalicoClient(); err != nil {
+		t.Fatal(err)
+	}
+	if r.bound, err = actions.Bind(ctx, &actions.Cluster{Config: cfg, Kube: r.kube, Dynamic: r.dyn}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.bound.Close)
+	return r
+}
+
+// runOpts tweak one engine run.
+type runOpts struct {
+	journal    string // default: the runbook's name
+	stopBefore string
+}
+
+// run executes (or resumes) a runbook through the engine with a file journal.
+func (r *poolRig) run(ctx context.Context, t *testing.T, src string, o runOpts) (*engine.Report, error) {
+	t.Helper()
+	rb, err := runbooks.Parse("test.yaml", []byte(src), actions.Default)
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	params, err := runbooks.ResolveParams(rb, runbooks.ValueInputs{})
+	if err != nil {
+		t.Fatalf("params: %v", err)
+	}
+	if o.journal == "" {
+		o.journal = rb.Name
+	}
+	rep, err := engine.Run(ctx, engine.Options{Runbook: rb, Params: params, Impls: r.bound.Impls, Funcs: r.bound.Funcs,
+		Changes: r.bound.Changes, Store: r.store(o.journal), Holder: "e2e", StopBefore: o.stopBefore,
+		Events: func(e engine.Event) { t.Logf("event %s %s %s %s", e.Type, e.Step, e.Status, e.Message) }})
+	if rep == nil {
+		t.Fatalf("engine.Run: no report: %v", err)
+	}
+	return rep, err
+}
+
+func (r *poolRig) store(journal string) *engine.FileStore {
+	return &engine.FileStore{Path: filepath.Join(r.dir, journal+".json")}
+}
+
+// journal loads a run journal, to read step outputs and records.
+func (r *poolRig) journal(ctx context.Context, t *testing.T, name string) *engine.Journal {
+	t.Helper()
+	j, _, err := r.store(name).Load(ctx)
+	if err != nil || j == nil {
+		t.Fatalf("journal %s: %v %v", name, j, err)
+	}
+	return j
+}
+
+func step(t *testing.T, rep *engine.Report, id string) engine.StepReport {
+	t.Helper()
+	for _, s := range rep.Steps {
+		if s.ID == id {
+			return s
+		}
+	}
+	t.Fatalf("no step %s in report %+v", id, rep)
+	return engine.StepReport{}
+}
+
+func mustContain(t *testing.T, what, s string, parts ...string) {
+	t.Helper()
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			t.Errorf("%s does not mention %q:\n%s", what, p, s)
+		}
+	}
+}
+
+var (
+	blockaffinities = schema.GroupVersionResource{Group: "crd.projectcalico.org", Version: "v1", Resource: "blockaffinities"}
+	ipamhandles     = schema.GroupVersionResource{Group: "crd.projectcalico.org", Version: "v1", Resource: "ipamhandles"}
+)
+
+// clusterState is what a refusal must leave unchanged: pools, IPAM blocks,
+// affinities and handles (content, and with versions also resourceVersions, which
+// move on any write), pods (identity and addresses) and namespaces.
+func clusterState(ctx context.Context, t *testing.T, r *poolRig, withVersions bool) string {
+	t.Helper()
+	var lines []string
+	for _, gvr := range []schema.GroupVersionResource{ippools, ipamblocks, blockaffinities, ipamhandles} {
+		l, err := r.dyn.Resource(gvr).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatalf("list %s: %v", gvr.Resource, err)
+		}
+		for _, o := range l.Items {
+			spec, _ := json.Marshal(o.Object["spec"])
+			line := fmt.Sprintf("%s %s labels=%v annotations=%v spec=%s", gvr.Resource, o.GetName(), o.GetLabels(), o.GetAnnotations(), spec)
+			if withVersions {
+				line += " rv=" + o.GetResourceVersion()
+			}
+			lines = append(lines, line)
+		}
+	}
+	pods, err := r.kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		lines = append(lines, fmt.Sprintf("pod %s/%s uid=%s ips=%v", p.Namespace, p.Name, p.UID, p.Status.PodIPs))
+	}
+	nss, err := r.kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range nss.Items {
+		lines = append(lines, "namespace "+ns.Name)
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+func requireUnchanged(t *testing.T, before, after string) {
+	t.Helper()
+	if before == after {
+		return
+	}
+	b, a := strings.Split(before, "\n"), strings.Split(after, "\n")
+	in := func(l []string, s string) bool {
+		i := sort.SearchStrings(l, s)
+		return i < len(l) && l[i] == s
+	}
+	for _, s := range b {
+		if !in(a, s) {
+			t.Errorf("changed or gone: %s", s)
+		}
+	}
+	for _, s := range a {
+		if !in(b, s) {
+			t.Errorf("new or changed: %s", s)
+		}
+	}
+}
+
+// pool reads a pool with the dynamic client (nil when absent).
+func (r *poolRig) pool(ctx context.Context, t *testing.T, name string) *unstructured.Unstructured {
+	t.Helper()
+	u, err := r.dyn.Resource(ippools).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// giveTunnelAddress does what calico-node's allocateip does for a node's IPIP
+// tunnel (the sandbox has no calico-node stand-in yet, issue #7): an address from
+// one of cidrs with handle ipip-tunnel-addr-<node> and attributes {node, type},
+// published in the node's projectcalico.org/IPv4IPIPTunnelAddr annotation. Any
+// previous tunnel address of the node is released first, as allocateip does when
+// the address's pool no longer serves the node.
+func (r *poolRig) giveTunnelAddress(ctx context.Context, t *testing.T, node string, cidr netip.Prefix) netip.Addr {
+	t.Helper()
+	handle := calico.TunnelHandle(calico.TunnelIPIP, node)
+	if err := r.calico.IPAM().ReleaseByHandle(ctx, handle); err != nil && !strings.Contains(err.Error(), "not exist") && !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("release %s: %v", handle, err)
+	}
+	_, n, _ := net.ParseCIDR(cidr.String())
+	v4, _, err := r.calico.IPAM().AutoAssign(ctx, ipam.AutoAssignArgs{
+		Num4: 1, HandleID: &handle, Hostname: node, IntendedUse: v3.IPPoolAllowedUseTunnel,
+		IPv4Pools: []cnet.IPNet{{IPNet: *n}},
+		Attrs:     map[string]string{ipam.AttributeNode: node, ipam.AttributeType: calico.TunnelAttrType(calico.TunnelIPIP)},
+	})
+	if err != nil || v4 == nil || len(v4.IPs) != 1 {
+		t.Fatalf("assign a tunnel address to %s from %s: %v %v", node, cidr, v4, err)
+	}
+	ip, _ := netip.AddrFromSlice(v4.IPs[0].IP.To4())
+	r.annotateNode(ctx, t, node, calico.TunnelAnnotation(calico.TunnelIPIP), ip.String())
+	return ip
+}
+
+func (r *poolRig) annotateNode(ctx context.Context, t *testing.T, node, key, value string) {
+	t.Helper()
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{key: value}}})
+	if _, err := r.kube.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatalf("annotate node %s: %v", node, err)
+	}
+}
+
+// movePods does by hand what deletePodsInPool (issue #6) will do: delete every pod
+// with an address in prefix and wait until the controllers' replacements run
+// elsewhere.
+func (r *poolRig) movePods(ctx context.Context, t *testing.T, prefix netip.Prefix) {
+	t.Helper()
+	for _, p := range podsIn(ctx, t, r.kube, prefix) {
+		if err := r.kube.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			t.Fatalf("delete pod %s/%s: %v", p.Namespace, p.Name, err)
+		}
+	}
+	waitFor(ctx, t, "no pod left in "+prefix.String()+" and every pod Ready", func(ctx context.Context) (bool, error) {
+		pods, err := r.kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, p := range pods.Items {
+			if p.Spec.HostNetwork {
+				continue
+			}
+			ip, err := netip.ParseAddr(p.Status.PodIP)
+			if err != nil || prefix.Contains(ip) || !ready(&p) {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+}
+
+func nodeAnnotation(ctx context.Context, t *testing.T, kube kubernetes.Interface, node, key string) string {
+	t.Helper()
+	n, err := kube.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n.Annotations[key]
+}
+
