@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -42,6 +44,7 @@ func TestPoolActions(t *testing.T) {
 		{"refusals leave the cluster unchanged", testRefusals},
 		{"skipping the pod move: deletePool refused, rollback restores", testSkipMoveRollsBack},
 		{"migration converges and re-runs unchanged", testMigrationConverges},
+		{"verification namespace cleaned up on resume after a crash", testVerifyCleanupAfterCrash},
 	}
 	for _, s := range steps {
 		if !t.Run(s.name, func(t *testing.T) { s.fn(ctx, t, r, tunnelIP) }) {
@@ -392,3 +395,55 @@ func errString(err error) string {
 	return err.Error()
 }
 
+
+const crashVerifyRunbook = `apiVersion: runbook/v1alpha1
+kind: Runbook
+metadata: {name: crash-verify}
+steps:
+  - id: verify
+    action: assertNewAllocations
+    with: {pool: new-pool, namespace: ippool-crash, timeout: 2m}
+`
+
+// testVerifyCleanupAfterCrash leaves what a process killed inside
+// assertNewAllocations leaves — a journal with the step running and the namespace
+// intent recorded, the namespace and one test pod — and resumes: the step reuses
+// its namespace (and pod), finishes, and cleanup deletes the namespace. Then the
+// same with the process killed after the step but before cleanup. A namespace of
+// someone else's is refused and never deleted.
+func testVerifyCleanupAfterCrash(ctx context.Context, t *testing.T, r *poolRig, _ netip.Addr) {
+	const ns = "ippool-crash"
+	for _, stepStatus := range []string{engine.StatusRunning, engine.StatusDone} {
+		t.Run("killed with the step "+stepStatus, func(t *testing.T) {
+			journal := "crash-" + stepStatus
+			runID := r.crashedRun(ctx, t, crashVerifyRunbook, journal, "verify", stepStatus, map[string]string{"namespace": ns})
+			r.createNamespace(ctx, t, ns, map[string]string{calico.LabelRunID: runID, calico.LabelManagedBy: "runbook"})
+			if stepStatus == engine.StatusRunning {
+				// The killed attempt had created worker-1's test pod.
+				pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "probe-worker-1", Namespace: ns, Labels: map[string]string{calico.LabelRunID: runID}},
+					Spec: corev1.PodSpec{NodeName: "worker-1", Containers: []corev1.Container{{Name: "probe", Image: "registry.k8s.io/pause:3.10"}}}}
+				if _, err := r.kube.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rep, err := r.run(ctx, t, crashVerifyRunbook, runOpts{journal: journal})
+			if err != nil || !rep.Resumed || rep.RunID != runID || rep.Status != engine.StatusDone {
+				t.Fatalf("resume: %v (%+v)", err, rep)
+			}
+			if _, err := r.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				t.Fatalf("namespace %s not cleaned up after the resume: %v", ns, err)
+			}
+		})
+	}
+	t.Run("someone else's namespace", func(t *testing.T) {
+		r.createNamespace(ctx, t, ns, map[string]string{"team": "shop"})
+		rep, err := r.run(ctx, t, crashVerifyRunbook, runOpts{journal: "foreign"})
+		if exitcode.Of(err) != exitcode.StepFailed {
+			t.Fatalf("want refused, got %v (%+v)", err, rep)
+		}
+		mustContain(t, "verify error", step(t, rep, "verify").Error, actions.ErrRefused.Error(), "namespace ippool-crash exists and was not created by this run")
+		if _, err := r.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
+			t.Fatalf("someone else's namespace was touched: %v", err)
+		}
+	})
+}

@@ -10,11 +10,13 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	v3 "github.com/projectcalico/api/pkg/apis/projectcalico/v3"
 	"github.com/projectcalico/calico/libcalico-go/lib/clientv3"
 	"github.com/projectcalico/calico/libcalico-go/lib/ipam"
 	cnet "github.com/projectcalico/calico/libcalico-go/lib/net"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -267,3 +269,38 @@ func nodeAnnotation(ctx context.Context, t *testing.T, kube kubernetes.Interface
 	return n.Annotations[key]
 }
 
+
+// crashedRun writes the journal a process killed during step leaves: the run
+// running, the step with the given status and the intents it had recorded. It
+// returns the run id.
+func (r *poolRig) crashedRun(ctx context.Context, t *testing.T, src, journal, stepID, status string, intent map[string]string) string {
+	t.Helper()
+	rb, err := runbooks.Parse("test.yaml", []byte(src), actions.Default)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params, err := runbooks.ResolveParams(rb, runbooks.ValueInputs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	runID := now.Format("20060102-150405") + "-c0ffee"
+	rec := &engine.StepRecord{Status: status, StartedAt: &now, Attempts: 1, Record: actions.Record{Intent: intent}}
+	if status == engine.StatusDone {
+		rec.FinishedAt = &now
+	}
+	j := &engine.Journal{RunID: runID, Runbook: rb.Name, RunbookDigest: rb.Digest(), ParamsDigest: params.Digest(),
+		Status: engine.StatusRunning, Holder: "killed", StartedAt: now, UpdatedAt: now, Steps: map[string]*engine.StepRecord{stepID: rec}}
+	if _, err := r.store(journal).Save(ctx, j, ""); err != nil {
+		t.Fatal(err)
+	}
+	return runID
+}
+
+func (r *poolRig) createNamespace(ctx context.Context, t *testing.T, name string, labels map[string]string) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	if _, err := r.kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create namespace %s: %v", name, err)
+	}
+}
