@@ -395,7 +395,6 @@ func errString(err error) string {
 	return err.Error()
 }
 
-
 const crashVerifyRunbook = `apiVersion: runbook/v1alpha1
 kind: Runbook
 metadata: {name: crash-verify}

@@ -269,7 +269,6 @@ func nodeAnnotation(ctx context.Context, t *testing.T, kube kubernetes.Interface
 	return n.Annotations[key]
 }
 
-
 // crashedRun writes the journal a process killed during step leaves: the run
 // running, the step with the given status and the intents it had recorded. It
 // returns the run id.
