@@ -260,15 +260,6 @@ func (r *poolRig) movePods(ctx context.Context, t *testing.T, prefix netip.Prefi
 	})
 }
 
-func nodeAnnotation(ctx context.Context, t *testing.T, kube kubernetes.Interface, node, key string) string {
-	t.Helper()
-	n, err := kube.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n.Annotations[key]
-}
-
 // crashedRun writes the journal a process killed during step leaves: the run
 // running, the step with the given status and the intents it had recorded. It
 // returns the run id.
