@@ -55,11 +55,11 @@ func (a *deletePoolImpl) decide(ctx context.Context, cal calico.Client, name str
 	if msg := operatorManaged(p); msg != "" {
 		v.problems = append(v.problems, msg)
 	}
-	holders, err := poolHolders(ctx, cal.Live(), p)
+	h, err := poolHolders(ctx, cal.Live(), p)
 	if err != nil {
 		return v, err
 	}
-	v.problems = append(v.problems, holders...)
+	v.problems = append(v.problems, h.lines()...)
 	if others := calico.OtherEnabledPools(pools, name, p.Family()); len(others) == 0 {
 		v.problems = append(v.problems, fmt.Sprintf("no other enabled pool serves IPv%d workloads: new pods would get no address", p.Family()))
 	} else {

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	v3 "github.com/projectcalico/api/pkg/apis/projectcalico/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -333,43 +334,102 @@ func (a *ensurePoolImpl) converge(ctx context.Context, cal calico.Client, c *Cal
 }
 
 // Invert deletes the pool, only if this run created it (the pool's own annotation
-// says so) and nothing holds an address in it; otherwise it keeps it and says why.
-// Absent: nothing to do.
+// says so) and nothing but node tunnel addresses is in it; otherwise it keeps it and
+// says why. Tunnel addresses are there because the pool serves a tunnel kind
+// (calico-node takes them from it the moment it exists, or when another pool is
+// disabled): the inverse disables the pool, waits for calico-node to move them back
+// or remove them, as it does for any disabled pool, and then deletes it. Absent:
+// nothing to do.
 func (a *ensurePoolImpl) Invert(ctx context.Context, c *Call) (InverseOutcome, error) {
 	in, cal, err := a.start(c)
 	if err != nil {
 		return InverseOutcome{}, err
 	}
-	p, _, err := livePool(ctx, cal, in.name)
+	fail := func(err error) (InverseOutcome, error) {
+		return InverseOutcome{}, fmt.Errorf("ensurePool %q inverse: %w", in.name, err)
+	}
+	var changed bool
+	var note, lastInUse string
+	// calico-node may be assigning a tunnel address from the pool while it is
+	// being checked (it reacts to the pool's creation): an in-use refusal from the
+	// delete is judged again, a few times.
+	for attempt := 0; attempt < 3; attempt++ {
+		p, _, err := livePool(ctx, cal, in.name)
+		if err != nil {
+			return fail(err)
+		}
+		if p == nil {
+			return InverseOutcome{Changed: changed, Message: "pool " + in.name + " is already absent"}, nil
+		}
+		if by := p.Annotations[calico.AnnotationCreatedByRun]; by != c.RunID {
+			if by == "" {
+				by = "not by runbook"
+			}
+			return InverseOutcome{Kept: fmt.Sprintf("pool %s was not created by this run (created %s)", in.name, by)}, nil
+		}
+		h, err := poolHolders(ctx, cal.Live(), p)
+		if err != nil {
+			return fail(err)
+		}
+		if !h.empty() {
+			if !h.onlyTunnels() {
+				return InverseOutcome{Changed: changed, Kept: fmt.Sprintf("pool %s is in use: %s", in.name, strings.Join(h.lines(), "; "))}, nil
+			}
+			kept, err := a.drainTunnels(ctx, cal, c, p, h)
+			if err != nil {
+				return fail(err)
+			}
+			changed = true
+			if kept != "" {
+				return InverseOutcome{Changed: true, Kept: kept}, nil
+			}
+			note = " after calico-node moved the node tunnel addresses out of it"
+		}
+		_, err = cal.DeletePool(ctx, in.name, p.UID)
+		switch {
+		case err == nil:
+			return InverseOutcome{Changed: true, Message: "deleted pool " + in.name + ", created by this run" + note}, nil
+		case errors.Is(err, calico.ErrNotFound):
+			return InverseOutcome{Changed: changed, Message: "pool " + in.name + " is already absent"}, nil
+		case errors.Is(err, calico.ErrInUse):
+			changed, lastInUse = true, err.Error() // DeletePool disabled it; look again
+		default:
+			return fail(err)
+		}
+	}
+	return InverseOutcome{Changed: changed, Kept: lastInUse}, nil
+}
+
+// tunnelDrainTimeout bounds the wait for calico-node to move tunnel addresses out
+// of a disabled pool (it reacts to the pool watch at once).
+const tunnelDrainTimeout = 2 * time.Minute
+
+// drainTunnels disables a pool this run created and waits until no tunnel address
+// is in it any more. It returns why the pool is kept when they stay.
+func (a *ensurePoolImpl) drainTunnels(ctx context.Context, cal calico.Client, c *Call, p *calico.Pool, h holders) (string, error) {
+	if !p.Spec.Disabled {
+		runID := c.RunID
+		_, err := cal.PatchPool(ctx, p.Name, calico.PoolPatch{Spec: map[string]any{"disabled": true},
+			Annotations: map[string]*string{calico.AnnotationDisabledByRun: &runID}, ResourceVersion: p.ResourceVersion})
+		if err != nil {
+			return "", fmt.Errorf("ensurePool %q inverse: disable it so calico-node moves its tunnel addresses: %w", p.Name, err)
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, tunnelDrainTimeout)
+	defer cancel()
+	err := cal.Await(wctx, func(r calico.Reader) (bool, error) {
+		now, err := poolHolders(wctx, r, p)
+		if err != nil {
+			return false, nil // the cache may hold a block it cannot decode; the live check decides
+		}
+		h = now
+		return h.empty(), nil
+	})
 	if err != nil {
-		return InverseOutcome{}, fmt.Errorf("ensurePool %q inverse: %w", in.name, err)
+		return fmt.Sprintf("pool %s is disabled, but calico-node did not move its tunnel addresses out within %s (is it running?): %s",
+			p.Name, tunnelDrainTimeout, strings.Join(h.lines(), "; ")), nil
 	}
-	if p == nil {
-		return InverseOutcome{Message: "pool " + in.name + " is already absent"}, nil
-	}
-	if by := p.Annotations[calico.AnnotationCreatedByRun]; by != c.RunID {
-		if by == "" {
-			by = "not by runbook"
-		}
-		return InverseOutcome{Kept: fmt.Sprintf("pool %s was not created by this run (created %s)", in.name, by)}, nil
-	}
-	inUse, err := poolHolders(ctx, cal.Live(), p)
-	if err != nil {
-		return InverseOutcome{}, fmt.Errorf("ensurePool %q inverse: %w", in.name, err)
-	}
-	if len(inUse) > 0 {
-		return InverseOutcome{Kept: fmt.Sprintf("pool %s is in use: %s", in.name, strings.Join(inUse, "; "))}, nil
-	}
-	if _, err := cal.DeletePool(ctx, in.name, p.UID); err != nil {
-		if errors.Is(err, calico.ErrInUse) {
-			return InverseOutcome{Kept: err.Error()}, nil
-		}
-		if errors.Is(err, calico.ErrNotFound) {
-			return InverseOutcome{Message: "pool " + in.name + " is already absent"}, nil
-		}
-		return InverseOutcome{}, fmt.Errorf("ensurePool %q inverse: %w", in.name, err)
-	}
-	return InverseOutcome{Changed: true, Message: "deleted pool " + in.name + ", created by this run"}, nil
+	return "", nil
 }
 
 func describeSpec(s v3.IPPoolSpec) string {

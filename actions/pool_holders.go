@@ -10,43 +10,76 @@ import (
 // maxListed caps how many pods, addresses or nodes a refusal names.
 const maxListed = 10
 
-// poolHolders lists what still holds an address in a pool, one line per kind:
-// pods (by status.podIPs), IPAM allocations (with owners from block attributes,
-// which also catches leaked addresses no pod reports), and node tunnel addresses.
-// An IPAM block that cannot be read is an error: then emptiness is not shown.
-func poolHolders(ctx context.Context, r calico.Reader, p *calico.Pool) ([]string, error) {
+// holders is what still holds an address in a pool: pods (by status.podIPs), IPAM
+// allocations (owners from block attributes, which also catches leaked addresses no
+// pod reports), and node tunnel addresses (as the nodes publish them).
+type holders struct {
+	pool    *calico.Pool
+	pods    []calico.PodAddress
+	allocs  []calico.Allocation
+	tunnels []calico.TunnelAddress
+}
+
+// poolHolders reads what holds addresses in p. An IPAM block that cannot be read is
+// an error: then the pool cannot be shown empty.
+func poolHolders(ctx context.Context, r calico.Reader, p *calico.Pool) (holders, error) {
+	h := holders{pool: p}
 	if !p.CIDR.IsValid() {
-		return nil, fmt.Errorf("pool %s has an invalid cidr %q", p.Name, p.Spec.CIDR)
+		return h, fmt.Errorf("pool %s has an invalid cidr %q", p.Name, p.Spec.CIDR)
 	}
 	pods, err := r.Pods(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read pods: %w", err)
+		return h, fmt.Errorf("read pods: %w", err)
 	}
 	blocks, err := r.Blocks(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read every IPAM block, so the pool cannot be shown empty: %w", err)
+		return h, fmt.Errorf("cannot read every IPAM block, so the pool cannot be shown empty: %w", err)
 	}
 	nodes, err := r.Nodes(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read nodes: %w", err)
+		return h, fmt.Errorf("read nodes: %w", err)
 	}
+	h.pods = calico.PodsIn(pods, p.CIDR)
+	h.allocs = calico.AllocationsIn(blocks, p.CIDR)
+	h.tunnels = calico.TunnelAddressesIn(nodes, p.CIDR)
+	return h, nil
+}
+
+func (h holders) empty() bool { return len(h.pods) == 0 && len(h.allocs) == 0 && len(h.tunnels) == 0 }
+
+// onlyTunnels reports whether node tunnel addresses are all that holds the pool:
+// calico-node moves those by itself once the pool is disabled.
+func (h holders) onlyTunnels() bool {
+	if len(h.pods) > 0 {
+		return false
+	}
+	for _, a := range h.allocs {
+		if a.Kind != calico.OwnerTunnel {
+			return false
+		}
+	}
+	return true
+}
+
+// lines describes the holders, one line per kind.
+func (h holders) lines() []string {
 	var out []string
-	if in := calico.PodsIn(pods, p.CIDR); len(in) > 0 {
-		names := make([]string, len(in))
-		for i, pa := range in {
+	if len(h.pods) > 0 {
+		names := make([]string, len(h.pods))
+		for i, pa := range h.pods {
 			names[i] = fmt.Sprintf("%s/%s (%s on %s)", pa.Pod.Namespace, pa.Pod.Name, pa.IP, pa.Pod.Node)
 		}
-		out = append(out, fmt.Sprintf("%d pod(s) still have addresses in pool %s (%s): %s", len(in), p.Name, p.CIDR, capped(names, maxListed)))
+		out = append(out, fmt.Sprintf("%d pod(s) still have addresses in pool %s (%s): %s", len(h.pods), h.pool.Name, h.pool.CIDR, capped(names, maxListed)))
 	}
-	if allocs := calico.AllocationsIn(blocks, p.CIDR); len(allocs) > 0 {
-		out = append(out, fmt.Sprintf("%d IPAM allocation(s) in %s: %s", len(allocs), p.CIDR, calico.DescribeAllocations(allocs, maxListed)))
+	if len(h.allocs) > 0 {
+		out = append(out, fmt.Sprintf("%d IPAM allocation(s) in %s: %s", len(h.allocs), h.pool.CIDR, calico.DescribeAllocations(h.allocs, maxListed)))
 	}
-	if tun := calico.TunnelAddressesIn(nodes, p.CIDR); len(tun) > 0 {
-		names := make([]string, len(tun))
-		for i, t := range tun {
+	if len(h.tunnels) > 0 {
+		names := make([]string, len(h.tunnels))
+		for i, t := range h.tunnels {
 			names[i] = fmt.Sprintf("node %s %s %s", t.Node, t.Kind, t.IP)
 		}
-		out = append(out, fmt.Sprintf("%d node tunnel address(es) in %s: %s", len(tun), p.CIDR, capped(names, maxListed)))
+		out = append(out, fmt.Sprintf("%d node tunnel address(es) in %s: %s", len(h.tunnels), h.pool.CIDR, capped(names, maxListed)))
 	}
-	return out, nil
+	return out
 }

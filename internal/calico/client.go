@@ -77,6 +77,10 @@ type Client interface {
 	Writer
 	// Changes receives a value (coalesced) whenever the cache changes.
 	Changes() <-chan struct{}
+	// Await evaluates cond on the cache now and after every change until it holds,
+	// returns an error, or ctx ends: waiting on other components (calico-node
+	// moving tunnel addresses) without polling the API server.
+	Await(ctx context.Context, cond func(Reader) (bool, error)) error
 	// Close stops the informers.
 	Close()
 }

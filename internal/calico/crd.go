@@ -10,8 +10,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 )
@@ -51,16 +49,14 @@ func NewCRD(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interfac
 		return nil, err
 	}
 	c := &CRD{kube: kube, dyn: dyn, cache: newCRDCache(), live: &crdLive{kube: kube, dyn: dyn}}
-	dynFactory := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)
-	kubeFactory := informers.NewSharedInformerFactory(kube, 0)
-	systemFactory := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace("kube-system"))
-	if err := c.cache.register(dynFactory, kubeFactory, systemFactory); err != nil {
+	informers, err := c.cache.register(kube, dyn)
+	if err != nil {
 		return nil, err
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	c.stop = stop
-	for _, f := range []interface{ Start(<-chan struct{}) }{dynFactory, kubeFactory, systemFactory} {
-		f.Start(runCtx.Done())
+	for _, inf := range informers {
+		go inf.RunWithContext(runCtx)
 	}
 	syncCtx, cancel := context.WithTimeout(ctx, cacheSyncTimeout)
 	defer cancel()
@@ -105,4 +101,18 @@ func (c *CRD) Pods(ctx context.Context) ([]Pod, error)            { return c.cac
 func (c *CRD) Nodes(ctx context.Context) ([]Node, error)          { return c.cache.Nodes(ctx) }
 func (c *CRD) ClusterCIDRs(ctx context.Context) ([]CIDRSource, error) {
 	return c.cache.ClusterCIDRs(ctx)
+}
+
+// Await implements Client.
+func (c *CRD) Await(ctx context.Context, cond func(Reader) (bool, error)) error {
+	var condErr error
+	err := c.cache.waitFor(ctx, func() bool {
+		ok, err := cond(c.cache)
+		condErr = err
+		return ok || err != nil
+	})
+	if condErr != nil {
+		return condErr
+	}
+	return err
 }

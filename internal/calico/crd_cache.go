@@ -8,8 +8,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/dynamic/dynamicinformer"
-	"k8s.io/client-go/informers"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -32,33 +35,53 @@ func newCRDCache() *crdCache {
 		configMaps: newIndex[corev1.ConfigMap](), notify: newNotifier()}
 }
 
-// register wires the informers the inventory needs into the factories. Each
-// informer's store keeps a trimmed object (transform), and an event handler converts
-// it once into the index its Reader method serves.
-func (c *crdCache) register(dyn dynamicinformer.DynamicSharedInformerFactory, kube, kubeSystem informers.SharedInformerFactory) error {
+// register creates the informers the inventory needs. Each informer's store keeps
+// a trimmed object (transform), and an event handler converts it once into the
+// index its Reader method serves. Plain shared informers over list/watch functions,
+// not client-go's informer factories: the typed factory links an informer for every
+// Kubernetes API group, 10 MB of binary for the three used here.
+func (c *crdCache) register(kube kubernetes.Interface, dyn dynamic.Interface) ([]cache.SharedIndexInformer, error) {
+	var started []cache.SharedIndexInformer
 	for _, r := range []struct {
 		inf   cache.SharedIndexInformer
 		trim  cache.TransformFunc
 		apply func(key string, obj any) bool
 		del   func(key string)
 	}{
-		{dyn.ForResource(gvrPools).Informer(), nil, unstructuredInto(c.pools, poolFromObject), c.pools.del},
-		{dyn.ForResource(gvrBlocks).Informer(), nil, unstructuredInto(c.blocks, blockFromObject), c.blocks.del},
-		{dyn.ForResource(gvrAffinities).Informer(), nil, unstructuredInto(c.affinities, affinityFromObject), c.affinities.del},
-		{kube.Core().V1().Pods().Informer(), trimPod, c.applyPod, func(k string) { c.pods.del(k); c.kcmPods.del(k) }},
-		{kube.Core().V1().Nodes().Informer(), trimNode, c.applyNode, c.nodes.del},
-		{kubeSystem.Core().V1().ConfigMaps().Informer(), trimConfigMap, c.applyConfigMap, c.configMaps.del},
+		{calicoInformer(dyn, gvrPools), nil, unstructuredInto(c.pools, poolFromObject), c.pools.del},
+		{calicoInformer(dyn, gvrBlocks), nil, unstructuredInto(c.blocks, blockFromObject), c.blocks.del},
+		{calicoInformer(dyn, gvrAffinities), nil, unstructuredInto(c.affinities, affinityFromObject), c.affinities.del},
+		{informer(&corev1.Pod{}, kube.CoreV1().Pods("").List, kube.CoreV1().Pods("").Watch), trimPod, c.applyPod,
+			func(k string) { c.pods.del(k); c.kcmPods.del(k) }},
+		{informer(&corev1.Node{}, kube.CoreV1().Nodes().List, kube.CoreV1().Nodes().Watch), trimNode, c.applyNode, c.nodes.del},
+		{informer(&corev1.ConfigMap{}, kube.CoreV1().ConfigMaps("kube-system").List, kube.CoreV1().ConfigMaps("kube-system").Watch),
+			trimConfigMap, c.applyConfigMap, c.configMaps.del},
 	} {
 		if err := r.inf.SetTransform(stripManagedFields(r.trim)); err != nil {
-			return fmt.Errorf("informer transform: %w", err)
+			return nil, fmt.Errorf("informer transform: %w", err)
 		}
 		reg, err := r.inf.AddEventHandler(c.handler(r.apply, r.del))
 		if err != nil {
-			return fmt.Errorf("informer handler: %w", err)
+			return nil, fmt.Errorf("informer handler: %w", err)
 		}
 		c.synced = append(c.synced, reg.HasSynced)
+		started = append(started, r.inf)
 	}
-	return nil
+	return started, nil
+}
+
+// informer is a shared informer over a typed client's List and Watch.
+func informer[L runtime.Object](example runtime.Object, list func(context.Context, metav1.ListOptions) (L, error), watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) cache.SharedIndexInformer {
+	lw := &cache.ListWatch{
+		ListWithContextFunc:  func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return list(ctx, o) },
+		WatchFuncWithContext: watchFn,
+	}
+	return cache.NewSharedIndexInformer(lw, example, 0, cache.Indexers{})
+}
+
+// calicoInformer is a shared informer over a Calico CRD through the dynamic client.
+func calicoInformer(dyn dynamic.Interface, gvr schema.GroupVersionResource) cache.SharedIndexInformer {
+	return informer(&unstructured.Unstructured{}, dyn.Resource(gvr).List, dyn.Resource(gvr).Watch)
 }
 
 // handler applies informer events to an index and signals the change.
