@@ -18,8 +18,14 @@ func main() {
 	defer stop()
 	cmd := newRootCmd(os.Stdout, os.Stderr)
 	err := cmd.ExecuteContext(ctx)
-	if err != nil {
+	code := exitcode.Of(err)
+	switch {
+	case err == nil:
+	case code == exitcode.ChangesPending || code == exitcode.AwaitApproval || code == exitcode.Interrupted:
+		// Outcomes a pipeline branches on, not errors.
+		fmt.Fprintln(os.Stderr, err)
+	default:
 		fmt.Fprintln(os.Stderr, "Error:", err)
 	}
-	os.Exit(int(exitcode.Of(err)))
+	os.Exit(int(code))
 }
