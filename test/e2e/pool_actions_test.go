@@ -250,7 +250,7 @@ steps:
     require: len(podsInPool(params.oldPool)) == 0 && len(allocations(params.oldPool)) == 0 && len(tunnelAddresses(params.oldPool)) == 0
 `
 
-func testMigrationConverges(ctx context.Context, t *testing.T, r *poolRig, tunnelIP netip.Addr) {
+func testMigrationConverges(ctx context.Context, t *testing.T, r *poolRig, _ netip.Addr) {
 	// Phase 1: only the new pool.
 	rep, err := r.run(ctx, t, migrationRunbook, runOpts{stopBefore: "disable-old-pool"})
 	if exitcode.Of(err) != exitcode.Interrupted || rep.Status != engine.StatusStopped {
@@ -280,7 +280,7 @@ func testMigrationConverges(ctx context.Context, t *testing.T, r *poolRig, tunne
 		t.Fatalf("plan of the disable: %+v %v", pl, err)
 	}
 	// worker-1's address now (calico-node gives it a new one whenever pools change).
-	tunnelIP = netip.MustParseAddr(nodeAnnotation(ctx, t, r, "worker-1", calico.TunnelAnnotation(calico.TunnelIPIP)))
+	tunnelIP := netip.MustParseAddr(nodeAnnotation(ctx, t, r, "worker-1", calico.TunnelAnnotation(calico.TunnelIPIP)))
 	warnings := strings.Join(pl.Warnings, "\n")
 	mustContain(t, "plan warnings", warnings, "node worker-1: its ipip tunnel address "+tunnelIP.String()+" moves to pool [new-pool]")
 	for _, n := range []string{"control-plane", "worker-2"} {
