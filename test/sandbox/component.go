@@ -21,4 +21,5 @@ const (
 	Scheduler         = "kube-scheduler"
 	Kwok              = "kwok"
 	CNI               = "cni"
+	CalicoNode        = "calico-node"
 )

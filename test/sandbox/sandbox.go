@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/runbookdev/runbook/test/sandbox/calinode"
 	"github.com/runbookdev/runbook/test/sandbox/cni"
 	"github.com/runbookdev/runbook/test/scenarios"
 )
@@ -37,10 +38,12 @@ type Cluster struct {
 	ownWorkDir bool
 	env        *envtest.Environment
 	closeLogs  func()
+	closers    []func() error // log files of in-process stand-ins, closed by Stop
 	admin      *rest.Config
 	kubeconfig string
 	components []Component // in start order; stopped in reverse
-	cni        *cniComponent
+	cni        *inProcess[*cni.Plugin]
+	calicoNode *inProcess[*calinode.Allocator]
 	timings    []Timing
 }
 
@@ -141,16 +144,21 @@ func (c *Cluster) start(ctx context.Context) error {
 		return err
 	}
 
+	if err := c.phase("calico-node stand-in", func() error { return c.startCalicoNode(ctx) }); err != nil {
+		return err
+	}
+
 	if err := c.phase("CNI stand-in", func() error {
 		calico, err := newCalicoClient(pluginKubeconfig)
 		if err != nil {
 			return err
 		}
-		c.cni = &cniComponent{cfg: cni.Config{
+		cfg := cni.Config{
 			Kubelet: kubernetes.NewForConfigOrDie(kubelet),
 			Plugin:  kubernetes.NewForConfigOrDie(plugin),
 			Calico:  calico,
-		}}
+		}
+		c.cni = &inProcess[*cni.Plugin]{name: CNI, newService: func() *cni.Plugin { return cni.New(cfg) }}
 		c.components = append(c.components, c.cni)
 		return c.cni.Start(ctx)
 	}); err != nil {
@@ -261,6 +269,10 @@ func (c *Cluster) Stop(ctx context.Context) error {
 		c.closeLogs()
 		c.closeLogs = nil
 	}
+	for _, close := range c.closers {
+		_ = close()
+	}
+	c.closers = nil
 	if c.ownWorkDir && len(errs) == 0 {
 		if err := os.RemoveAll(c.workDir); err != nil {
 			errs = append(errs, fmt.Errorf("removing work directory: %w", err))
@@ -301,12 +313,27 @@ func (c *Cluster) Component(name string) Component {
 	return nil
 }
 
-// CNIStats returns the CNI stand-in's counters.
+// CNIStats returns the CNI stand-in's counters (zero while it is stopped).
 func (c *Cluster) CNIStats() cni.Stats {
 	if c.cni == nil {
 		return cni.Stats{}
 	}
-	return c.cni.Stats()
+	if p, ok := c.cni.current(); ok {
+		return p.Stats()
+	}
+	return cni.Stats{}
+}
+
+// CalicoNodeStats returns the calico-node stand-in's counters (zero while it is
+// stopped).
+func (c *Cluster) CalicoNodeStats() calinode.Stats {
+	if c.calicoNode == nil {
+		return calinode.Stats{}
+	}
+	if a, ok := c.calicoNode.current(); ok {
+		return a.Stats()
+	}
+	return calinode.Stats{}
 }
 
 // NewCalicoClient returns a libcalico-go client with admin rights on the cluster.
