@@ -3,8 +3,9 @@
 #
 # What runs today: the runbook and its sandbox values are validated, the cluster's
 # starting point is shown (Calico pools and pods with old-pool addresses), and the plan
-# is requested. plan/apply exit 12 (not implemented) until the engine wiring (#4) and
-# the Calico actions (#5, #6) land; this script says so instead of pretending.
+# is made against the cluster (pool actions, #5). apply needs every step's action in
+# the build, so it waits for deletePodsInPool (#6); this script says so instead of
+# pretending.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RB=examples/migrate-ippool/runbook.yaml
@@ -27,9 +28,15 @@ set +e
 bin/runbook plan "$RB" -f "$VALUES" --kubeconfig "$KUBECONFIG_PATH"
 rc=$?
 set -e
-if [ "$rc" -eq 12 ]; then
-  echo "plan/apply are not implemented in this build yet (exit 12): the engine's Calico actions land with issues #4-#6."
-  echo "The sandbox stays up: make sandbox-down stops it."
-  exit 0
-fi
+case "$rc" in
+  4) # changes pending: what a plan of a migration that has not run yet says
+    echo
+    echo "The plan is made (exit 4: changes pending). apply runs once deletePodsInPool (#6) is in the build."
+    echo "The sandbox stays up: make sandbox-down stops it."
+    exit 0 ;;
+  12)
+    echo "plan is not implemented in this build yet (exit 12)."
+    echo "The sandbox stays up: make sandbox-down stops it."
+    exit 0 ;;
+esac
 exit "$rc"
