@@ -1,0 +1,143 @@
+package podmove
+
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// Budget is a PodDisruptionBudget as the eviction API judges it (its status), plus
+// what this step knows and the status does not show yet. The API decides on the
+// stored status alone, so the step mirrors that arithmetic to send only evictions
+// that will be accepted; it also checks its own, fresher count of healthy pods, so
+// a status that lags behind a pod turning unhealthy cannot talk it into one
+// disruption too many.
+type Budget struct {
+	Namespace, Name string
+	selector        labels.Selector
+
+	// From status.
+	Allowed        int32
+	CurrentHealthy int32
+	DesiredHealthy int32
+	ExpectedPods   int32
+	// Synced: the disruption controller has observed the current spec; until then
+	// the API answers every eviction with 429.
+	Synced bool
+	// AlwaysAllow: unhealthyPodEvictionPolicy AlwaysAllow (not-Ready pods may always
+	// be evicted). The default, IfHealthyBudget, allows it only while the budget
+	// is healthy.
+	AlwaysAllow bool
+
+	// From the step's own view.
+	Healthy     int // matched pods Ready and not terminating
+	Unreflected int // own evictions that consume budget and the status does not show yet
+	Draining    int // own evictions whose pods the cache still shows healthy
+}
+
+// newBudget reads a PDB. A selector that does not parse matches nothing, as in the
+// eviction API.
+func newBudget(pdb *policyv1.PodDisruptionBudget) *Budget {
+	sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+	if err != nil {
+		sel = labels.Nothing()
+	}
+	b := &Budget{Namespace: pdb.Namespace, Name: pdb.Name, selector: sel,
+		Allowed: pdb.Status.DisruptionsAllowed, CurrentHealthy: pdb.Status.CurrentHealthy,
+		DesiredHealthy: pdb.Status.DesiredHealthy, ExpectedPods: pdb.Status.ExpectedPods,
+		Synced: pdb.Status.ObservedGeneration >= pdb.Generation && pdb.Generation > 0}
+	if p := pdb.Spec.UnhealthyPodEvictionPolicy; p != nil && *p == policyv1.AlwaysAllow {
+		b.AlwaysAllow = true
+	}
+	return b
+}
+
+// Key is namespace/name.
+func (b *Budget) Key() string { return b.Namespace + "/" + b.Name }
+
+func (b *Budget) String() string { return "PodDisruptionBudget " + b.Key() }
+
+// Matches is the eviction API's rule: same namespace, selector matches the labels
+// (policy/v1: an empty selector matches every pod of the namespace).
+func (b *Budget) Matches(p *corev1.Pod) bool {
+	return p.Namespace == b.Namespace && b.selector.Matches(labels.Set(p.Labels))
+}
+
+// NeverAllows reports a budget under which no Ready pod can ever be evicted as the
+// workload stands (minAvailable equal to the replicas, maxUnavailable 0): waiting
+// cannot help, so the step refuses up front instead of timing out.
+func (b *Budget) NeverAllows() bool {
+	return b.Synced && b.ExpectedPods > 0 && b.DesiredHealthy >= b.ExpectedPods
+}
+
+// State is one line on the budget for messages: what the API would answer.
+func (b *Budget) State() string {
+	if !b.Synced {
+		return "status not yet updated by the disruption controller"
+	}
+	return fmt.Sprintf("%d disruption(s) allowed, needs %d healthy, has %d", b.Allowed, b.DesiredHealthy, b.CurrentHealthy)
+}
+
+// Verdict is whether a pod may go now.
+type Verdict struct {
+	OK bool
+	// Consumes: the eviction takes one of the budget's allowed disruptions (the API
+	// decrements status.disruptionsAllowed).
+	Consumes bool
+	// Why the pod must wait, naming what blocks it.
+	Why string
+}
+
+// admit decides whether a pod the budget covers may go now. ready and ignoresBudget
+// describe the pod (see isReady, ignoresBudget).
+//
+// Evict mirrors the eviction API: a pod that is not Running ignores budgets; a
+// not-Ready pod goes without consuming budget under AlwaysAllow, or under
+// IfHealthyBudget while currentHealthy >= desiredHealthy > 0; anything else needs
+// an allowed disruption the status shows and this step has not already claimed.
+// On top of the API's rule, a Ready pod also needs the step's own count of healthy
+// pods to stay at or above desiredHealthy after it goes.
+//
+// Delete has no server-side check, so the same rules are applied from the status
+// and the step's own count (not atomic against other actors: evict is the default).
+func (b *Budget) admit(ready, ignoresBudget bool) Verdict {
+	if ignoresBudget {
+		return Verdict{OK: true}
+	}
+	if !ready {
+		if b.AlwaysAllow {
+			return Verdict{OK: true}
+		}
+		if b.Synced && b.CurrentHealthy >= b.DesiredHealthy && b.DesiredHealthy > 0 {
+			return Verdict{OK: true}
+		}
+	}
+	if !b.Synced {
+		return Verdict{Why: b.String() + ": " + b.State()}
+	}
+	if b.Allowed-int32(b.Unreflected) <= 0 {
+		return Verdict{Why: fmt.Sprintf("%s allows no disruption now (%s)", b, b.State())}
+	}
+	if ready && b.Healthy-b.Draining-1 < int(b.DesiredHealthy) {
+		return Verdict{Why: fmt.Sprintf("%s: %d healthy pod(s) seen, %d needed", b, b.Healthy-b.Draining, b.DesiredHealthy)}
+	}
+	return Verdict{OK: true, Consumes: true}
+}
+
+// ownerAdmit is the budget of an owner no PDB covers: at most maxUnavailable of the
+// pods it should have Ready (goal) may be missing at a time. Not-Ready pods cost
+// nothing: moving them loses no availability, and it is what keeps a crashlooping
+// pod from blocking the rest.
+func ownerAdmit(o Owner, goal, readyNow, draining, maxUnavailable int, ready bool) Verdict {
+	if !ready {
+		return Verdict{OK: true}
+	}
+	unavailable := max(0, goal-(readyNow-draining))
+	if unavailable+1 > maxUnavailable {
+		return Verdict{Why: fmt.Sprintf("%s (no PodDisruptionBudget): %d of %d pod(s) unavailable, maxUnavailable %d", o, unavailable, goal, maxUnavailable)}
+	}
+	return Verdict{OK: true}
+}

@@ -1,0 +1,135 @@
+package podmove
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// choice is a pod pick lets go, and whether it takes an allowed disruption.
+type choice struct {
+	c        *candidate
+	consumes bool
+}
+
+// limits bound how much moves at once.
+type limits struct {
+	global  int // pods in flight cluster-wide (evicted, not yet back)
+	perNode int // pods leaving one node at once
+	// maxUnavailable is the per-owner budget of owners no PDB covers.
+	maxUnavailable int
+}
+
+// load is what is already in flight.
+type load struct {
+	inFlight     int
+	perNode      map[string]int
+	criticalBusy bool            // a critical pod is moving and not yet back
+	cooling      map[string]bool // budgets that answered 429 since their last status change
+	parked       map[string]bool // pods not to try again now (namespace terminating, backing off)
+}
+
+// pick chooses, in order, the pods that may go now, and groups the others by what
+// they wait for. It charges each pick to the budgets and counters it passes, so one
+// round never over-commits a budget. Pods of owners being restarted are not its
+// business (see restartsDue).
+//
+// Order: pods backing webhooks and APIServices first and alone, one at a time; then
+// pods that are not Ready (they cost no budget); then by rank, which interleaves
+// owners so that all of them advance together.
+func pick(w *world, lim limits, ld load) (out []choice, waits map[string][]string) {
+	waits = map[string][]string{}
+	cs := make([]*candidate, 0, len(w.cands))
+	critical := false
+	for _, c := range w.cands {
+		if c.action == ActRestart {
+			continue
+		}
+		cs = append(cs, c)
+		critical = critical || c.critical != ""
+	}
+	sort.SliceStable(cs, func(i, j int) bool {
+		a, b := cs[i], cs[j]
+		if (a.critical != "") != (b.critical != "") {
+			return a.critical != ""
+		}
+		if a.ready != b.ready {
+			return !a.ready
+		}
+		return a.rank < b.rank
+	})
+	perNode := map[string]int{}
+	for n, k := range ld.perNode {
+		perNode[n] = k
+	}
+	inFlight := ld.inFlight
+	for i, c := range cs {
+		wait := func(why string) { waits[why] = append(waits[why], c.key) }
+		if critical && c.critical == "" {
+			wait("pods backing webhooks and APIServices move first")
+			continue
+		}
+		if c.critical != "" && (ld.criticalBusy || len(out) > 0) {
+			wait("one pod backing " + c.critical + " at a time, Ready before the next")
+			continue
+		}
+		if inFlight >= lim.global {
+			why := fmt.Sprintf("concurrency limit (%d in flight)", lim.global)
+			for _, rest := range cs[i:] {
+				waits[why] = append(waits[why], rest.key)
+			}
+			break
+		}
+		if ld.parked[c.key] {
+			wait("retrying later")
+			continue
+		}
+		node := c.pod.Spec.NodeName
+		if perNode[node] >= lim.perNode {
+			wait(fmt.Sprintf("node %s: %d pods leaving (perNodeConcurrency)", node, lim.perNode))
+			continue
+		}
+		var v Verdict
+		switch {
+		case c.budget != nil && ld.cooling[c.budget.Key()]:
+			v = Verdict{Why: c.budget.String() + " refused an eviction (429): waiting for its status to change"}
+		case c.budget != nil:
+			v = c.budget.admit(c.ready, c.ignores)
+		case c.os != nil:
+			v = ownerAdmit(c.owner, c.os.goal, c.os.readyNow, c.os.draining, lim.maxUnavailable, c.ready && !c.ignores)
+		default:
+			v = Verdict{OK: true}
+		}
+		if !v.OK {
+			wait(v.Why)
+			continue
+		}
+		out = append(out, choice{c: c, consumes: v.Consumes})
+		inFlight++
+		perNode[node]++
+		if c.budget != nil {
+			if v.Consumes {
+				c.budget.Unreflected++
+			}
+			if c.ready {
+				c.budget.Draining++
+			}
+		}
+		if c.os != nil && c.ready {
+			c.os.draining++
+		}
+	}
+	return out, waits
+}
+
+// blockedOnBudget counts the waiting pods a PodDisruptionBudget holds back, for
+// progress reports.
+func blockedOnBudget(waits map[string][]string) int {
+	n := 0
+	for why, pods := range waits {
+		if strings.Contains(why, "PodDisruptionBudget") {
+			n += len(pods)
+		}
+	}
+	return n
+}
