@@ -414,6 +414,11 @@ func (a *ensurePoolImpl) drainTunnels(ctx context.Context, cal calico.Client, c 
 		if err != nil {
 			return "", fmt.Errorf("ensurePool %q inverse: disable it so calico-node moves its tunnel addresses: %w", p.Name, err)
 		}
+		// calico-node may be assigning from the pool on the strength of a pool list
+		// read just before the disable: let that land before judging emptiness.
+		if err := calico.InFlightGrace(ctx); err != nil {
+			return "", err
+		}
 	}
 	wctx, cancel := context.WithTimeout(ctx, tunnelDrainTimeout)
 	defer cancel()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,8 +23,7 @@ import (
 // addresses become orphans (calico#5044); here nothing is touched while any block
 // inside the pool holds an address, every block is released with a
 // compare-and-delete, and the blocks are checked again after the disable, when no
-// allocation can start any more. Calico sleeps 500 ms after disabling for in-flight
-// allocations; the compare-and-delete makes that unnecessary.
+// allocation can start any more.
 func (c *CRD) DeletePool(ctx context.Context, name string, uid types.UID) (DeleteReport, error) {
 	var rep DeleteReport
 	u, err := c.dyn.Resource(gvrPools).Get(ctx, name, metav1.GetOptions{})
@@ -48,6 +48,9 @@ func (c *CRD) DeletePool(ctx context.Context, name string, uid types.UID) (Delet
 			return rep, fmt.Errorf("delete IPPool %s: disable: %w", name, err)
 		}
 		rep.Disabled = true
+		if err := InFlightGrace(ctx); err != nil {
+			return rep, fmt.Errorf("delete IPPool %s: %w", name, err)
+		}
 	}
 	if err := c.releaseEmptyBlocks(ctx, pool.CIDR, &rep); err != nil {
 		return rep, fmt.Errorf("delete IPPool %s: release its blocks: %w", name, err)
@@ -200,6 +203,24 @@ func (c *CRD) deleteEmptyBlock(ctx context.Context, name string) error {
 		err = c.dyn.Resource(gvrBlocks).Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid, ResourceVersion: &rv}})
 		return ignoreNotFound(err)
 	})
+}
+
+// DisableGrace is how long an allocation that read the pool as enabled just before
+// it was disabled may still take to land. Calico's own delete waits 500 ms for the
+// same reason; the compare-and-delete of blocks catches what lands in a block we
+// release, but not a block such an allocation claims afterwards.
+const DisableGrace = time.Second
+
+// InFlightGrace waits DisableGrace after a pool was disabled, or until ctx ends.
+func InFlightGrace(ctx context.Context) error {
+	t := time.NewTimer(DisableGrace)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func ignoreNotFound(err error) error {
