@@ -61,6 +61,10 @@ func Bind(ctx context.Context, c *Cluster) (*Bound, error) {
 	b.Impls["disablePool"] = &disablePoolImpl{env: env}
 	b.Impls["assertNewAllocations"] = &assertNewAllocationsImpl{env: env}
 	b.Impls["deletePool"] = &deletePoolImpl{env: env}
+	podMove := newDeletePodsInPool(ctx, env, c)
+	b.Impls["deletePodsInPool"] = podMove
+	closeCalico := b.Close
+	b.Close = func() { podMove.close(); closeCalico() }
 	for name, fn := range guardFuncs(env.cal) {
 		b.Funcs[name] = fn
 	}

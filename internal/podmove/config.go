@@ -83,9 +83,6 @@ func (c *Config) withDefaults() error {
 	if !c.Pool.CIDR.IsValid() {
 		return errors.New("no pool CIDR")
 	}
-	if len(c.Targets) == 0 {
-		return errors.New("no target pool")
-	}
 	if c.Events == nil {
 		c.Events = func(Event) {}
 	}
@@ -108,3 +105,17 @@ var ErrDeadline = errors.New("deadline passed")
 
 // maxListed bounds the pods named per line of a message.
 const maxListed = 10
+
+// StartTime is when a step starting now began, as the pods' creation timestamps
+// will compare with it: the later of the local clock and the newest pod's creation
+// (the API server's clock), so that a local clock running behind never makes a pod
+// that existed at the start look like a replacement that landed in the old pool.
+func StartTime(st Store, now time.Time) time.Time {
+	t := now
+	for _, p := range st.Pods() {
+		if c := p.CreationTimestamp.Time; c.After(t) {
+			t = c
+		}
+	}
+	return t
+}

@@ -79,6 +79,9 @@ func Run(ctx context.Context, kube kubernetes.Interface, c *Cache, cfg Config) (
 	if err := cfg.withDefaults(); err != nil {
 		return Result{}, err
 	}
+	if len(cfg.Targets) == 0 {
+		return Result{}, errors.New("no target pool")
+	}
 	crit, warnings, err := discoverCritical(ctx, kube, cfg.Dynamic)
 	if err != nil {
 		return Result{}, err
