@@ -1,7 +1,6 @@
 package actions
 
 import (
-
 	"github.com/runbookdev/runbook/internal/podmove"
 	"github.com/runbookdev/runbook/internal/value"
 )

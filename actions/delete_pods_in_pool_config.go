@@ -87,7 +87,6 @@ type podMovePools struct {
 	old      *calico.Pool // nil: absent
 	targets  []*calico.Pool
 	problems []string // refusals
-	notes    []string // what the plan says about pools that earlier steps may change
 	facts    []string
 }
 
