@@ -11,7 +11,8 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -46,37 +47,49 @@ var _ Store = (*Cache)(nil)
 
 // NewCache starts the informers and returns once they are synced. ctx bounds their
 // lifetime (and the wait); Close stops them earlier.
+//
+// Plain shared informers rather than client-go's informer factory, which would
+// link an informer for every API type into the binary.
 func NewCache(ctx context.Context, kube kubernetes.Interface) (*Cache, error) {
 	c := &Cache{changed: make(chan struct{}, 1), disrupted: map[string]map[string]time.Time{}, pdbChange: map[string]time.Time{}}
-	f := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithTransform(trim))
-	podInf := f.Core().V1().Pods()
-	pdbInf := f.Policy().V1().PodDisruptionBudgets()
-	rsInf := f.Apps().V1().ReplicaSets()
-	depInf := f.Apps().V1().Deployments()
-	stsInf := f.Apps().V1().StatefulSets()
-	dsInf := f.Apps().V1().DaemonSets()
-	c.pods, c.pdbs = podInf.Lister(), pdbInf.Lister()
-	c.replicaSets, c.deployments, c.statefulSets, c.daemonSets = rsInf.Lister(), depInf.Lister(), stsInf.Lister(), dsInf.Lister()
+	core, apps, policy := kube.CoreV1(), kube.AppsV1(), kube.PolicyV1()
+	podInf := informer(&corev1.Pod{}, core.Pods("").List, core.Pods("").Watch)
+	pdbInf := informer(&policyv1.PodDisruptionBudget{}, policy.PodDisruptionBudgets("").List, policy.PodDisruptionBudgets("").Watch)
+	rsInf := informer(&appsv1.ReplicaSet{}, apps.ReplicaSets("").List, apps.ReplicaSets("").Watch)
+	depInf := informer(&appsv1.Deployment{}, apps.Deployments("").List, apps.Deployments("").Watch)
+	stsInf := informer(&appsv1.StatefulSet{}, apps.StatefulSets("").List, apps.StatefulSets("").Watch)
+	dsInf := informer(&appsv1.DaemonSet{}, apps.DaemonSets("").List, apps.DaemonSets("").Watch)
+	c.pods = corelisters.NewPodLister(podInf.GetIndexer())
+	c.pdbs = policylisters.NewPodDisruptionBudgetLister(pdbInf.GetIndexer())
+	c.replicaSets = appslisters.NewReplicaSetLister(rsInf.GetIndexer())
+	c.deployments = appslisters.NewDeploymentLister(depInf.GetIndexer())
+	c.statefulSets = appslisters.NewStatefulSetLister(stsInf.GetIndexer())
+	c.daemonSets = appslisters.NewDaemonSetLister(dsInf.GetIndexer())
+	all := []cache.SharedIndexInformer{podInf, pdbInf, rsInf, depInf, stsInf, dsInf}
 	var synced []cache.InformerSynced
-	for _, inf := range []cache.SharedIndexInformer{podInf.Informer(), rsInf.Informer(), depInf.Informer(), stsInf.Informer(), dsInf.Informer()} {
-		reg, err := inf.AddEventHandler(c.notifier())
+	for _, inf := range all {
+		if err := inf.SetTransform(trim); err != nil {
+			return nil, fmt.Errorf("pod move cache: %w", err)
+		}
+		h := c.notifier()
+		if inf == pdbInf {
+			h = cache.ResourceEventHandlerFuncs{
+				AddFunc:    func(obj any) { c.observePDB(obj); c.signal() },
+				UpdateFunc: func(_, obj any) { c.observePDB(obj); c.signal() },
+				DeleteFunc: func(any) { c.signal() },
+			}
+		}
+		reg, err := inf.AddEventHandler(h)
 		if err != nil {
 			return nil, fmt.Errorf("pod move cache: %w", err)
 		}
 		synced = append(synced, reg.HasSynced)
 	}
-	reg, err := pdbInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { c.observePDB(obj); c.signal() },
-		UpdateFunc: func(_, obj any) { c.observePDB(obj); c.signal() },
-		DeleteFunc: func(any) { c.signal() },
-	})
-	if err != nil {
-		return nil, fmt.Errorf("pod move cache: %w", err)
-	}
-	synced = append(synced, reg.HasSynced)
 	runCtx, stop := context.WithCancel(ctx)
 	c.stop = stop
-	f.Start(runCtx.Done())
+	for _, inf := range all {
+		go inf.RunWithContext(runCtx)
+	}
 	syncCtx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
 	if !cache.WaitForCacheSync(syncCtx.Done(), synced...) {
@@ -84,6 +97,16 @@ func NewCache(ctx context.Context, kube kubernetes.Interface) (*Cache, error) {
 		return nil, fmt.Errorf("pod move cache: waiting for pods, PodDisruptionBudgets and workloads: %w", context.Cause(syncCtx))
 	}
 	return c, nil
+}
+
+// informer is a shared informer over a typed client's List and Watch.
+func informer[L runtime.Object](example runtime.Object, list func(context.Context, metav1.ListOptions) (L, error),
+	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) cache.SharedIndexInformer {
+	lw := &cache.ListWatch{
+		ListWithContextFunc:  func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return list(ctx, o) },
+		WatchFuncWithContext: watchFn,
+	}
+	return cache.NewSharedIndexInformer(lw, example, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 }
 
 // Close stops the informers.
