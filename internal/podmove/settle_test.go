@@ -336,3 +336,24 @@ func TestObserve(t *testing.T) {
 		})
 	}
 }
+
+// TestOwnerStaysTouched: an owner whose pods all left the pool within the step's
+// first second (so their replacements do not look newer than the step) is still
+// waited for.
+func TestOwnerStaysTouched(t *testing.T) {
+	f, s := &fakeStore{}, testSetup()
+	web := f.deployment("ns", "web", 1)
+	f.pods = []*corev1.Pod{mkPod("ns", "web-a", "192.168.0.1", web)}
+	mem := newMemory()
+	if w := observe(f, s, mem, t0); w.done() {
+		t.Fatal("done with a pod in the pool")
+	}
+	f.pods = []*corev1.Pod{mkPod("ns", "web-x", "", web, pending)} // same second as the start
+	if w := observe(f, s, mem, t0); w.done() {
+		t.Fatal("done while the replacement is still starting")
+	}
+	f.pods = []*corev1.Pod{mkPod("ns", "web-x", "10.0.0.1", web)}
+	if w := observe(f, s, mem, t0); !w.done() {
+		t.Fatal("not done with the replacement Ready in the target")
+	}
+}

@@ -228,6 +228,15 @@ func observe(st Store, s *setup, mem *memory, now time.Time) *world {
 		}
 		return os
 	}
+	// Owners touched earlier in this invocation stay touched after their last pod
+	// left the pool: their replacements may not be Ready yet.
+	remembered := make([]Owner, 0, len(mem.owners))
+	for o := range mem.owners {
+		remembered = append(remembered, o)
+	}
+	for _, o := range remembered {
+		touch(o)
+	}
 	for _, pi := range infos {
 		p := pi.pod
 		if !s.scope.contains(p) {
