@@ -457,3 +457,20 @@ func TestJournalIsBounded(t *testing.T) {
 		t.Fatalf("an oversized journal must be refused: %v", err)
 	}
 }
+
+func TestStepFailingItsGuardIsNotUndone(t *testing.T) {
+	f := newFixture(t)
+	src := `apiVersion: runbook/v1alpha1
+kind: Runbook
+metadata: {name: guard}
+steps:
+  - {id: a, action: putConfigMap, with: {name: a}, rollback: auto}
+  - {id: b, action: putConfigMap, with: {name: b}, rollback: auto, require: "false"}
+`
+	if _, err := f.run(src, nil); exitcode.Of(err) != exitcode.RolledBack {
+		t.Fatalf("want rolled back: %v", err)
+	}
+	if got := strings.Join(f.applies, ","); got != "apply a,create a,invert a" {
+		t.Fatalf("a step that never acted must not be inverted: %s", got)
+	}
+}

@@ -422,6 +422,9 @@ func (r *runner) rollback(ctx context.Context, failedAt int, cause error) []stri
 		default:
 			continue
 		}
+		if rec.StartedAt == nil {
+			continue // failed its guards before acting: nothing to undo
+		}
 		if st.Rollback == runbooks.RollbackNone {
 			continue
 		}
