@@ -43,5 +43,8 @@ test: vet tools
 	RUNBOOK_TOOLS_DIR=$$(bash hack/build-tools.sh --print-dir) $(GO) test -count=1 ./...
 	$(MAKE) fuzz FUZZTIME=10s
 
-demo: build sandbox-up
+# A fresh sandbox each time: the demo migrates it.
+demo: build
+	@bash hack/sandbox.sh down >/dev/null 2>&1 || true
+	@bash hack/sandbox.sh up
 	bash examples/migrate-ippool/demo.sh

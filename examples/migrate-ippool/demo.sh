@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# make demo: the example migration on the bundled local test cluster.
+# make demo: the example migration on the bundled local test cluster (a fresh one).
 #
-# What runs today: the runbook and its sandbox values are validated, the cluster's
-# starting point is shown (Calico pools and pods with old-pool addresses), and the plan
-# is made against the cluster (pool actions, #5). apply needs every step's action in
-# the build, so it waits for deletePodsInPool (#6); this script says so instead of
-# pretending.
+#   1. validate the runbook with the sandbox values
+#   2. show the starting point: pods on the old pool 192.168.0.0/16
+#   3. plan (exit 4: changes pending)
+#   4. apply: add new-pool, disable the old pool, move every pod (PDB-aware
+#      evictions), prove new pods land in new-pool, delete the old pool
+#   5. show the end state: every pod in 10.0.0.0/16, the old pool gone
+#   6. apply again: a new run in which every step is unchanged
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RB=examples/migrate-ippool/runbook.yaml
@@ -13,30 +15,37 @@ VALUES=examples/migrate-ippool/values/sandbox.yaml
 KUBECONFIG_PATH=.sandbox/kubeconfig
 TOOLS=$(bash hack/build-tools.sh --print-dir)
 kubectl() { "$TOOLS/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+runbook() { bin/runbook "$@" --kubeconfig "$KUBECONFIG_PATH"; }
+show() {
+  kubectl get ippools.crd.projectcalico.org -o custom-columns=POOL:.metadata.name,CIDR:.spec.cidr,DISABLED:.spec.disabled
+  kubectl get pods -A -o custom-columns=NAMESPACE:.metadata.namespace,POD:.metadata.name,IP:.status.podIP,NODE:.spec.nodeName \
+    --field-selector=status.phase=Running | grep -v ' 172\.' # hide hostNetwork pods
+}
 
-echo "== 1. validate the runbook with the sandbox values"
+echo "== 1. validate"
 bin/runbook validate "$RB" -f "$VALUES"
 
-echo
-echo "== 2. the starting point: Calico pools and pods (old pool 192.168.0.0/16)"
-kubectl get ippools.crd.projectcalico.org -o custom-columns=NAME:.metadata.name,CIDR:.spec.cidr,DISABLED:.spec.disabled
-kubectl get pods -A -o wide
+echo; echo "== 2. the starting point"
+show
 
-echo
-echo "== 3. plan"
+echo; echo "== 3. plan"
 set +e
-bin/runbook plan "$RB" -f "$VALUES" --kubeconfig "$KUBECONFIG_PATH"
+runbook plan "$RB" -f "$VALUES"
 rc=$?
 set -e
-case "$rc" in
-  4) # changes pending: what a plan of a migration that has not run yet says
-    echo
-    echo "The plan is made (exit 4: changes pending). apply runs once deletePodsInPool (#6) is in the build."
-    echo "The sandbox stays up: make sandbox-down stops it."
-    exit 0 ;;
-  12)
-    echo "plan is not implemented in this build yet (exit 12)."
-    echo "The sandbox stays up: make sandbox-down stops it."
-    exit 0 ;;
-esac
-exit "$rc"
+[ "$rc" -eq 4 ] || { echo "plan: expected exit 4 (changes pending), got $rc"; exit 1; }
+
+echo; echo "== 4. apply"
+runbook apply "$RB" -f "$VALUES" --yes --report .sandbox/demo-report.md --report .sandbox/demo-report.json
+
+echo; echo "== 5. the end state"
+show
+if kubectl get pods -A -o jsonpath='{range .items[*]}{.status.podIP}{"\n"}{end}' | grep -q '^192\.168\.'; then
+  echo "some pod still has an address in the old pool"; exit 1
+fi
+
+echo; echo "== 6. apply again: nothing changes"
+runbook apply "$RB" -f "$VALUES" --yes | tail -8
+echo
+echo "Reports: .sandbox/demo-report.md, .sandbox/demo-report.json; history: bin/runbook history --kubeconfig $KUBECONFIG_PATH"
+echo "The sandbox stays up: make sandbox-down stops it."
