@@ -26,6 +26,9 @@ func installCRDFlavour(ctx context.Context, admin *rest.Config, calico clientv3.
 	if err != nil {
 		return err
 	}
+	if err := customizeCNIConfig(m.objects, s.Calico.CNI); err != nil {
+		return err
+	}
 	if err := a.apply(ctx, m.objects...); err != nil {
 		return fmt.Errorf("applying calico.yaml: %w", err)
 	}
@@ -63,6 +66,9 @@ func createPool(ctx context.Context, calico clientv3.Interface, p scenarios.IPPo
 			NodeSelector: p.NodeSelector,
 			Disabled:     p.Disabled,
 		},
+	}
+	for _, u := range p.AllowedUses {
+		pool.Spec.AllowedUses = append(pool.Spec.AllowedUses, v3.IPPoolAllowedUse(u))
 	}
 	if _, err := calico.IPPools().Create(ctx, pool, options.SetOptions{}); err != nil {
 		var exists cerrors.ErrorResourceAlreadyExists

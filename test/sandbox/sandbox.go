@@ -19,12 +19,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/projectcalico/calico/libcalico-go/lib/apiconfig"
 	"github.com/projectcalico/calico/libcalico-go/lib/clientv3"
 	"github.com/sirupsen/logrus"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/runbookdev/runbook/test/sandbox/calinode"
 	"github.com/runbookdev/runbook/test/sandbox/cni"
@@ -357,8 +359,10 @@ func newCalicoClient(kubeconfig string) (clientv3.Interface, error) {
 // silenceLibcalico sends libcalico-go's logrus output to logs/libcalico-go.log at
 // warning level: it logs routine conditions (a resource not found yet) as errors.
 // logrus is process-global, so this applies to every user of libcalico-go in the
-// process.
+// process. controller-runtime's logger (envtest's) gets a discarding sink, or it
+// prints a stack trace 30 s into every test binary that never set one.
 func silenceLibcalico(workDir string) error {
+	ctrlLogOnce.Do(func() { ctrllog.SetLogger(logr.Discard()) })
 	f, err := openLog(workDir, "libcalico-go")
 	if err != nil {
 		return err
@@ -373,6 +377,8 @@ func silenceLibcalico(workDir string) error {
 	libcalicoLog.file = f
 	return nil
 }
+
+var ctrlLogOnce sync.Once
 
 // libcalicoLog is the file logrus currently writes to.
 var libcalicoLog struct {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	_ "embed"
 	"fmt"
+	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -13,23 +14,25 @@ import (
 //go:embed kwok-stages.yaml
 var kwokStages []byte
 
-// podReadyStage is the stage whose delay is the scenario's pod start delay.
-const podReadyStage = "pod-ready"
+// startStages are the stages that start a pod once it has its addresses; their
+// default delay is the scenario's pod start delay (a pod's start-delay annotation
+// overrides it).
+var startStages = []string{"pod-ready", "pod-never-ready", "pod-crash-loop"}
 
 // renderStages returns the kwok stage file with the pod start delay applied.
 func renderStages(startDelay time.Duration) ([]byte, error) {
 	docs := bytes.Split(kwokStages, []byte("\n---\n"))
 	var out [][]byte
-	found := false
+	found := 0
 	for _, doc := range docs {
 		var stage map[string]any
 		if err := yaml.Unmarshal(doc, &stage); err != nil {
 			return nil, fmt.Errorf("kwok stages: %w", err)
 		}
-		if name, _, _ := unstructured.NestedString(stage, "metadata", "name"); name == podReadyStage {
-			found = true
+		if name, _, _ := unstructured.NestedString(stage, "metadata", "name"); slices.Contains(startStages, name) {
+			found++
 			if err := unstructured.SetNestedField(stage, startDelay.Milliseconds(), "spec", "delay", "durationMilliseconds"); err != nil {
-				return nil, fmt.Errorf("kwok stages: setting %s delay: %w", podReadyStage, err)
+				return nil, fmt.Errorf("kwok stages: setting %s delay: %w", name, err)
 			}
 		}
 		b, err := yaml.Marshal(stage)
@@ -38,8 +41,8 @@ func renderStages(startDelay time.Duration) ([]byte, error) {
 		}
 		out = append(out, b)
 	}
-	if !found {
-		return nil, fmt.Errorf("kwok stages: no %s stage", podReadyStage)
+	if found != len(startStages) {
+		return nil, fmt.Errorf("kwok stages: %d of the start stages %v found", found, startStages)
 	}
 	return bytes.Join(out, []byte("---\n")), nil
 }

@@ -9,7 +9,7 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-func TestRenderStagesSetsOnlyThePodReadyDelay(t *testing.T) {
+func TestRenderStagesSetsOnlyTheStartDelays(t *testing.T) {
 	out, err := renderStages(1500 * time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
@@ -33,8 +33,13 @@ func TestRenderStagesSetsOnlyThePodReadyDelay(t *testing.T) {
 			delays[name], _ = d.(float64)
 		}
 	}
-	if delays[podReadyStage] != 1500 {
-		t.Errorf("pod-ready delay = %v ms, want 1500", delays[podReadyStage])
+	for _, name := range startStages {
+		if delays[name] != 1500 {
+			t.Errorf("%s delay = %v ms, want 1500", name, delays[name])
+		}
+	}
+	if delays["pod-crash-loop-restart"] != 10000 || delays["pod-complete"] != 0 {
+		t.Errorf("fault stage delays changed: %v", delays)
 	}
 	if delays["node-heartbeat"] != 20000 {
 		t.Errorf("node-heartbeat delay changed: %v", delays["node-heartbeat"])

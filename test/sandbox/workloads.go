@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -42,6 +40,9 @@ func nodeObject(n scenarios.Node, ip netip.Addr) *corev1.Node {
 			{Type: corev1.NodeHostName, Address: n.Name},
 		}},
 	}
+	if n.NotReady {
+		node.Annotations[AnnotationNodeNotReady] = "true"
+	}
 	if n.ControlPlane {
 		node.Labels[controlPlaneRole] = ""
 		node.Spec.Taints = []corev1.Taint{{Key: controlPlaneRole, Effect: corev1.TaintEffectNoSchedule}}
@@ -61,13 +62,13 @@ func createNodes(ctx context.Context, cs kubernetes.Interface, s *scenarios.Scen
 	return nil
 }
 
-// createWorkloads creates the scenario's namespaces, Deployments and PDBs.
+// createWorkloads creates the scenario's namespaces and workloads with their
+// budgets, Services and webhooks.
 func createWorkloads(ctx context.Context, cs kubernetes.Interface, s *scenarios.Scenario) error {
 	declared := map[string]bool{}
 	for _, ns := range s.Namespaces {
 		declared[ns.Name] = true
-		obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns.Name, Labels: ns.Labels, Annotations: ns.Annotations}}
-		if err := createOrKeep(ctx, cs.CoreV1().Namespaces().Create, obj, "namespace "+ns.Name); err != nil {
+		if err := createOrKeep(ctx, cs.CoreV1().Namespaces().Create, namespaceObject(ns), "namespace "+ns.Name); err != nil {
 			return err
 		}
 	}
@@ -79,55 +80,52 @@ func createWorkloads(ctx context.Context, cs kubernetes.Interface, s *scenarios.
 				return err
 			}
 		}
-		d := deployment(w)
-		if err := createOrKeep(ctx, cs.AppsV1().Deployments(w.Namespace).Create, d, "deployment "+w.Namespace+"/"+w.Name); err != nil {
-			return err
-		}
-		if w.PDB == nil {
-			continue
-		}
-		if err := createOrKeep(ctx, cs.PolicyV1().PodDisruptionBudgets(w.Namespace).Create, pdb(w), "PodDisruptionBudget "+w.Namespace+"/"+w.Name); err != nil {
+		if err := createWorkload(ctx, cs, w); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func deployment(w scenarios.Workload) *appsv1.Deployment {
-	replicas := w.Replicas
-	spec := corev1.PodSpec{
-		Containers: []corev1.Container{{Name: w.Name, Image: w.Image}},
+// createWorkload creates one workload. Budgets and the webhook come first, so that
+// they are in force when the first pod appears.
+func createWorkload(ctx context.Context, cs kubernetes.Interface, w scenarios.Workload) error {
+	key := w.Namespace + "/" + w.Name
+	for _, p := range pdbs(w) {
+		if err := createOrKeep(ctx, cs.PolicyV1().PodDisruptionBudgets(w.Namespace).Create, p, "PodDisruptionBudget "+w.Namespace+"/"+p.Name); err != nil {
+			return err
+		}
 	}
-	if w.TolerateControlPlane {
-		spec.Tolerations = []corev1.Toleration{{Key: controlPlaneRole, Effect: corev1.TaintEffectNoSchedule}}
+	if w.Webhook != nil {
+		svc, vwc := webhookObjects(w)
+		if err := createOrKeep(ctx, cs.CoreV1().Services(w.Namespace).Create, svc, "webhook Service "+w.Namespace+"/"+svc.Name); err != nil {
+			return err
+		}
+		if err := createOrKeep(ctx, cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create, vwc, "ValidatingWebhookConfiguration "+vwc.Name); err != nil {
+			return err
+		}
 	}
-	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: w.Name, Labels: w.Labels},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &replicas,
-			Selector: &metav1.LabelSelector{MatchLabels: w.Labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: w.Labels, Annotations: w.Annotations},
-				Spec:       spec,
-			},
-		},
+	switch w.Kind {
+	case scenarios.KindDeployment:
+		return createOrKeep(ctx, cs.AppsV1().Deployments(w.Namespace).Create, deployment(w), "Deployment "+key)
+	case scenarios.KindStatefulSet:
+		if err := createOrKeep(ctx, cs.CoreV1().Services(w.Namespace).Create, headlessService(w), "Service "+key); err != nil {
+			return err
+		}
+		return createOrKeep(ctx, cs.AppsV1().StatefulSets(w.Namespace).Create, statefulSet(w), "StatefulSet "+key)
+	case scenarios.KindDaemonSet:
+		return createOrKeep(ctx, cs.AppsV1().DaemonSets(w.Namespace).Create, daemonSet(w), "DaemonSet "+key)
+	case scenarios.KindJob:
+		return createOrKeep(ctx, cs.BatchV1().Jobs(w.Namespace).Create, job(w), "Job "+key)
+	case scenarios.KindPod:
+		for _, p := range barePods(w) {
+			if err := createOrKeep(ctx, cs.CoreV1().Pods(w.Namespace).Create, p, "Pod "+w.Namespace+"/"+p.Name); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-}
-
-func pdb(w scenarios.Workload) *policyv1.PodDisruptionBudget {
-	p := &policyv1.PodDisruptionBudget{
-		ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: w.Name},
-		Spec: policyv1.PodDisruptionBudgetSpec{
-			Selector:       &metav1.LabelSelector{MatchLabels: w.Labels},
-			MinAvailable:   w.PDB.MinAvailable,
-			MaxUnavailable: w.PDB.MaxUnavailable,
-		},
-	}
-	if w.PDB.UnhealthyPodEvictionPolicy != "" {
-		policy := policyv1.UnhealthyPodEvictionPolicyType(w.PDB.UnhealthyPodEvictionPolicy)
-		p.Spec.UnhealthyPodEvictionPolicy = &policy
-	}
-	return p
+	return fmt.Errorf("workload %s: kind %q is not supported", key, w.Kind)
 }
 
 // controlPlaneNode returns the first control-plane node (validation guarantees one).

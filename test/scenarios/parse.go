@@ -60,7 +60,13 @@ func (s *Scenario) setDefaults() {
 	for i := range s.Workloads {
 		w := &s.Workloads[i]
 		if w.Kind == "" {
-			w.Kind = "Deployment"
+			w.Kind = KindDeployment
+		}
+		if w.Replicas == 0 && (w.Kind == KindPod || w.Kind == KindJob) {
+			w.Replicas = 1
+		}
+		if w.Webhook != nil && w.Webhook.FailurePolicy == "" {
+			w.Webhook.FailurePolicy = "Fail"
 		}
 		if w.Image == "" {
 			w.Image = DefaultImage

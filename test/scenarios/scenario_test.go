@@ -3,6 +3,7 @@ package scenarios
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -47,7 +48,7 @@ func TestDefaultScenarioIsTheCalicoDocCluster(t *testing.T) {
 		t.Fatalf("pools = %+v, want default-ipv4-ippool only", s.Calico.IPPools)
 	}
 	want := IPPool{Name: "default-ipv4-ippool", CIDR: "192.168.0.0/16", IPIPMode: "Always", VXLANMode: "Never", NATOutgoing: true, BlockSize: 26, NodeSelector: "all()"}
-	if got := s.Calico.IPPools[0]; got != want {
+	if got := s.Calico.IPPools[0]; !reflect.DeepEqual(got, want) {
 		t.Errorf("pool = %+v, want %+v", got, want)
 	}
 	if n := len(s.Nodes()); n != 3 {
@@ -126,11 +127,23 @@ func TestParseRejects(t *testing.T) {
 		{"both encapsulations", strings.Replace(minimal, "cidr: 192.168.0.0/16}", "cidr: 192.168.0.0/16, ipipMode: Always, vxlanMode: Always}", 1), "cannot both"},
 		{"bad mode", strings.Replace(minimal, "cidr: 192.168.0.0/16}", "cidr: 192.168.0.0/16, ipipMode: always}", 1), `"always" is not`},
 		{"duplicate node", minimal + "- {name: cp}\n", `duplicate node "cp"`},
-		{"unsupported kind", minimal + "workloads:\n- {kind: DaemonSet, namespace: a, name: b, replicas: 1}\n", "only Deployment"},
+		{"unsupported kind", minimal + "workloads:\n- {kind: ReplicaSet, namespace: a, name: b, replicas: 1}\n", `"ReplicaSet" is not one of`},
 		{"pdb needs one bound", minimal + "workloads:\n- {namespace: a, name: b, replicas: 1, pdb: {}}\n", "exactly one"},
 		{"pdb policy", minimal + "workloads:\n- {namespace: a, name: b, replicas: 1, pdb: {maxUnavailable: 1, unhealthyPodEvictionPolicy: Never}}\n", "unhealthyPodEvictionPolicy"},
 		{"duplicate workload", minimal + "workloads:\n- {namespace: a, name: b, replicas: 1}\n- {namespace: a, name: b, replicas: 1}\n", "duplicate workload a/b"},
 		{"negative delay", minimal + "pods: {startDelay: -1s}\n", "pods.startDelay"},
+		{"two IPv4 pod subnets", strings.Replace(minimal, "podSubnet: 10.0.0.0/16", "podSubnet: '10.0.0.0/16,10.1.0.0/16'", 1), "one IPv4 and one IPv6"},
+		{"three pod subnets", strings.Replace(minimal, "podSubnet: 10.0.0.0/16", "podSubnet: '10.0.0.0/16,fd00::/56,fd01::/56'", 1), "at most two"},
+		{"bad allowed use", strings.Replace(minimal, "cidr: 192.168.0.0/16}", "cidr: 192.168.0.0/16, allowedUses: [Pods]}", 1), `"Pods" is not Workload`},
+		{"daemonset replicas", minimal + "workloads:\n- {kind: DaemonSet, namespace: a, name: b, replicas: 2}\n", "one pod per node"},
+		{"runFor on a deployment", minimal + "workloads:\n- {namespace: a, name: b, replicas: 1, runFor: 1m}\n", "only for Jobs"},
+		{"negative start delay", minimal + "workloads:\n- {namespace: a, name: b, replicas: 1, startDelay: -1s}\n", "workloads[0].startDelay"},
+		{"unknown fault", minimal + "workloads:\n- {namespace: a, name: b, replicas: 1, fault: Slow}\n", `"Slow" is not NeverReady`},
+		{"unnamed extra pdb", minimal + "workloads:\n- {namespace: a, name: b, replicas: 1, pdbs: [{maxUnavailable: 1}]}\n", "pdbs[0].name"},
+		{"named pdb", minimal + "workloads:\n- {namespace: a, name: b, replicas: 1, pdb: {name: x, maxUnavailable: 1}}\n", "use pdbs for named budgets"},
+		{"pdb name clash", minimal + "workloads:\n- {namespace: a, name: b, replicas: 1, pdb: {maxUnavailable: 1}, pdbs: [{name: b, minAvailable: 1}]}\n", "duplicate PodDisruptionBudget a/b"},
+		{"webhook policy", minimal + "workloads:\n- {namespace: a, name: b, replicas: 1, webhook: {failurePolicy: Never}}\n", "webhook.failurePolicy"},
+		{"pin twice", minimal + "workloads:\n- {namespace: a, name: b, replicas: 1, ipv4Pools: [p], annotations: {cni.projectcalico.org/ipv4pools: '[\"p\"]'}}\n", "set one"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml))
@@ -179,5 +192,42 @@ func TestLoad(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
 		t.Error("Load(missing file) succeeded")
+	}
+}
+
+// Every workload kind and knob parses, with the defaults the sandbox relies on.
+func TestParseAllKinds(t *testing.T) {
+	s, err := Parse([]byte(strings.Replace(minimal, "podSubnet: 10.0.0.0/16", "podSubnet: '10.0.0.0/16,fd00:10::/56'", 1) + `
+- {name: worker, count: 2}
+workloads:
+- {kind: StatefulSet, namespace: db, name: pg, replicas: 3, pdbs: [{name: pg-a, maxUnavailable: 1}, {name: pg-b, minAvailable: 2, unhealthyPodEvictionPolicy: AlwaysAllow}]}
+- {kind: DaemonSet, namespace: kube-system, name: agent, tolerateControlPlane: true}
+- {kind: DaemonSet, namespace: kube-system, name: workers-only}
+- {kind: Job, namespace: batch, name: report, runFor: 1h}
+- {kind: Pod, namespace: default, name: bare}
+- {namespace: hooks, name: policy, replicas: 2, webhook: {}, ipv4Pools: [default-ipv4-ippool], startDelay: 2s, fault: NeverReady}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Cluster.PodSubnets(); len(got) != 2 || !got[1].Addr().Is6() {
+		t.Errorf("PodSubnets = %v", got)
+	}
+	byName := map[string]Workload{}
+	for _, w := range s.Workloads {
+		byName[w.Name] = w
+	}
+	if byName["report"].Replicas != 1 || byName["bare"].Replicas != 1 {
+		t.Errorf("Job and Pod replicas default to 1: %d, %d", byName["report"].Replicas, byName["bare"].Replicas)
+	}
+	if byName["policy"].Webhook.FailurePolicy != "Fail" {
+		t.Errorf("webhook failurePolicy default = %q", byName["policy"].Webhook.FailurePolicy)
+	}
+	if pdbs := byName["pg"].AllPDBs(); len(pdbs) != 2 || pdbs[1].Name != "pg-b" {
+		t.Errorf("AllPDBs = %+v", pdbs)
+	}
+	// 3 + (3 nodes) + (2 workers) + 1 + 1 + 2
+	if n := s.PodCount(); n != 12 {
+		t.Errorf("PodCount = %d, want 12", n)
 	}
 }

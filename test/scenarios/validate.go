@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -23,9 +25,7 @@ func (s *Scenario) Validate() error {
 		bad("name", "required")
 	}
 
-	if _, err := netip.ParsePrefix(s.Cluster.PodSubnet); err != nil {
-		bad("cluster.podSubnet", "%v", err)
-	}
+	validatePodSubnet(s.Cluster.PodSubnet, bad)
 	if _, err := netip.ParsePrefix(s.Cluster.ServiceSubnet); err != nil {
 		bad("cluster.serviceSubnet", "%v", err)
 	}
@@ -62,6 +62,11 @@ func (s *Scenario) Validate() error {
 		}
 		if p.IPIPMode != "Never" && p.VXLANMode != "Never" {
 			bad(path, "ipipMode and vxlanMode cannot both be enabled")
+		}
+		for _, u := range p.AllowedUses {
+			if u != "Workload" && u != "Tunnel" && u != "LoadBalancer" {
+				bad(path+".allowedUses", "%q is not Workload, Tunnel or LoadBalancer", u)
+			}
 		}
 	}
 	if len(s.Calico.IPPools) == 0 {
@@ -102,34 +107,21 @@ func (s *Scenario) Validate() error {
 	}
 
 	workloadKeys := map[string]bool{}
+	pdbKeys := map[string]bool{}
 	for i, w := range s.Workloads {
 		path := fmt.Sprintf("workloads[%d]", i)
-		if w.Kind != "Deployment" {
-			bad(path+".kind", "%q is not supported (only Deployment)", w.Kind)
-		}
-		if msgs := validation.IsDNS1123Label(w.Namespace); len(msgs) > 0 {
-			bad(path+".namespace", "%q: %v", w.Namespace, msgs)
-		}
-		if msgs := validation.IsDNS1123Subdomain(w.Name); len(msgs) > 0 {
-			bad(path+".name", "%q: %v", w.Name, msgs)
-		}
+		validateWorkload(w, path, bad)
 		key := w.Namespace + "/" + w.Name
 		if workloadKeys[key] {
 			bad(path, "duplicate workload %s", key)
 		}
 		workloadKeys[key] = true
-		if w.Replicas < 0 {
-			bad(path+".replicas", "must not be negative")
-		}
-		if w.PDB != nil {
-			if (w.PDB.MinAvailable == nil) == (w.PDB.MaxUnavailable == nil) {
-				bad(path+".pdb", "set exactly one of minAvailable and maxUnavailable")
+		for _, p := range w.AllPDBs() {
+			pdbKey := w.Namespace + "/" + p.Name
+			if pdbKeys[pdbKey] {
+				bad(path, "duplicate PodDisruptionBudget %s", pdbKey)
 			}
-			switch w.PDB.UnhealthyPodEvictionPolicy {
-			case "", "IfHealthyBudget", "AlwaysAllow":
-			default:
-				bad(path+".pdb.unhealthyPodEvictionPolicy", "%q is not IfHealthyBudget or AlwaysAllow", w.PDB.UnhealthyPodEvictionPolicy)
-			}
+			pdbKeys[pdbKey] = true
 		}
 	}
 	return errors.Join(errs...)
@@ -138,4 +130,97 @@ func (s *Scenario) Validate() error {
 func isIPv6CIDR(cidr string) bool {
 	p, err := netip.ParsePrefix(cidr)
 	return err == nil && p.Addr().Is6()
+}
+
+// validatePodSubnet accepts what kubeadm accepts: one CIDR, or an IPv4 and an
+// IPv6 CIDR separated by a comma.
+func validatePodSubnet(subnet string, bad func(path, format string, args ...any)) {
+	parts := strings.Split(subnet, ",")
+	if len(parts) > 2 {
+		bad("cluster.podSubnet", "at most two CIDRs (one IPv4, one IPv6), got %d", len(parts))
+		return
+	}
+	families := map[bool]bool{}
+	for _, part := range parts {
+		p, err := netip.ParsePrefix(strings.TrimSpace(part))
+		if err != nil {
+			bad("cluster.podSubnet", "%v", err)
+			continue
+		}
+		if families[p.Addr().Is6()] {
+			bad("cluster.podSubnet", "two CIDRs must be one IPv4 and one IPv6 (dual-stack)")
+		}
+		families[p.Addr().Is6()] = true
+	}
+}
+
+var workloadKinds = []string{KindDeployment, KindStatefulSet, KindDaemonSet, KindJob, KindPod}
+
+func validateWorkload(w Workload, path string, bad func(path, format string, args ...any)) {
+	if !slices.Contains(workloadKinds, w.Kind) {
+		bad(path+".kind", "%q is not one of %s", w.Kind, strings.Join(workloadKinds, ", "))
+	}
+	if msgs := validation.IsDNS1123Label(w.Namespace); len(msgs) > 0 {
+		bad(path+".namespace", "%q: %v", w.Namespace, msgs)
+	}
+	if msgs := validation.IsDNS1123Subdomain(w.Name); len(msgs) > 0 {
+		bad(path+".name", "%q: %v", w.Name, msgs)
+	}
+	switch {
+	case w.Replicas < 0:
+		bad(path+".replicas", "must not be negative")
+	case w.Kind == KindDaemonSet && w.Replicas != 0:
+		bad(path+".replicas", "a DaemonSet runs one pod per node; leave replicas out")
+	}
+	if w.StartDelay != nil && w.StartDelay.Duration < 0 {
+		bad(path+".startDelay", "must not be negative")
+	}
+	if w.RunFor != nil && (w.Kind != KindJob || w.RunFor.Duration < 0) {
+		bad(path+".runFor", "only for Jobs, and not negative")
+	}
+	switch w.Fault {
+	case "", FaultNeverReady, FaultCrashLoop:
+	default:
+		bad(path+".fault", "%q is not %s or %s", w.Fault, FaultNeverReady, FaultCrashLoop)
+	}
+	if _, ok := w.Annotations["cni.projectcalico.org/ipv4pools"]; ok && len(w.IPv4Pools) > 0 {
+		bad(path+".ipv4Pools", "also set as annotation cni.projectcalico.org/ipv4pools; set one")
+	}
+	if _, ok := w.Annotations["cni.projectcalico.org/ipv6pools"]; ok && len(w.IPv6Pools) > 0 {
+		bad(path+".ipv6Pools", "also set as annotation cni.projectcalico.org/ipv6pools; set one")
+	}
+	if w.PDB != nil {
+		if w.PDB.Name != "" {
+			bad(path+".pdb.name", "pdb is named after the workload; use pdbs for named budgets")
+		}
+		validatePDB(*w.PDB, path+".pdb", bad)
+	}
+	for j, p := range w.PDBs {
+		pdbPath := fmt.Sprintf("%s.pdbs[%d]", path, j)
+		if msgs := validation.IsDNS1123Subdomain(p.Name); len(msgs) > 0 {
+			bad(pdbPath+".name", "%q: %v", p.Name, msgs)
+		}
+		validatePDB(p, pdbPath, bad)
+	}
+	if w.Webhook != nil {
+		switch w.Webhook.FailurePolicy {
+		case "Fail", "Ignore":
+		default:
+			bad(path+".webhook.failurePolicy", "%q is not Fail or Ignore", w.Webhook.FailurePolicy)
+		}
+		if w.HostNetwork {
+			bad(path+".webhook", "webhook backends on the host network would not be pods in a pool")
+		}
+	}
+}
+
+func validatePDB(p PDB, path string, bad func(path, format string, args ...any)) {
+	if (p.MinAvailable == nil) == (p.MaxUnavailable == nil) {
+		bad(path, "set exactly one of minAvailable and maxUnavailable")
+	}
+	switch p.UnhealthyPodEvictionPolicy {
+	case "", "IfHealthyBudget", "AlwaysAllow":
+	default:
+		bad(path+".unhealthyPodEvictionPolicy", "%q is not IfHealthyBudget or AlwaysAllow", p.UnhealthyPodEvictionPolicy)
+	}
 }
