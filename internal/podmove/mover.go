@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -192,10 +193,13 @@ func (m *mover) failure(w *world, round int) error {
 }
 
 func (m *mover) load(now time.Time) load {
-	ld := load{inFlight: m.led.inFlight(), perNode: m.led.perNode(), cooling: map[string]bool{}, parked: map[string]bool{}}
+	ld := load{inFlight: m.led.inFlight(), perNode: m.led.perNode(), cooling: map[string]bool{}, parked: map[string]bool{}, going: map[types.UID]bool{}}
 	for _, e := range m.led.order {
 		if e.live() && e.critical() {
 			ld.criticalBusy = true
+		}
+		if !e.answered || (e.accepted && !e.terminating) {
+			ld.going[e.uid] = true
 		}
 	}
 	for b, at := range m.cooling {

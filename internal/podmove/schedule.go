@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // choice is a pod pick lets go, and whether it takes an allowed disruption.
@@ -27,6 +29,9 @@ type load struct {
 	criticalBusy bool            // a critical pod is moving and not yet back
 	cooling      map[string]bool // budgets that answered 429 since their last status change
 	parked       map[string]bool // pods not to try again now (namespace terminating, backing off)
+	// going: pods whose eviction is out, or accepted while the cache does not show
+	// them terminating yet. Never sent twice.
+	going map[types.UID]bool
 }
 
 // pick chooses, in order, the pods that may go now, and groups the others by what
@@ -79,6 +84,9 @@ func pick(w *world, lim limits, ld load) (out []choice, waits map[string][]strin
 				waits[why] = append(waits[why], rest.key)
 			}
 			break
+		}
+		if ld.going[c.pod.UID] {
+			continue // already counted in flight
 		}
 		if ld.parked[c.key] {
 			wait("retrying later")

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 func keys(cs []choice) []string {
@@ -118,6 +119,14 @@ func TestPick(t *testing.T) {
 		},
 		ld:    load{cooling: map[string]bool{"ns/web": true}},
 		waits: []string{"refused an eviction (429)"},
+	}, {
+		name: "a pod already being evicted is not sent again (the cache lags behind the eviction)",
+		build: func(f *fakeStore, s *setup) {
+			a := f.deployment("ns", "a", 1)
+			f.pods = append(f.pods, mkPod("ns", "a-0", "192.168.0.1", a))
+		},
+		ld:   load{going: map[types.UID]bool{"ns-a-0-192.168.0.1": true}},
+		want: nil,
 	}, {
 		name: "StatefulSet pods go from the highest ordinal down",
 		build: func(f *fakeStore, s *setup) {

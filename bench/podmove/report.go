@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"time"
+)
+
+// printTable prints the results as a Markdown table with the lower bounds.
+func printTable(w io.Writer, o options, rs []*result) {
+	var floor time.Duration
+	for _, r := range rs {
+		if r.name == "parallel" {
+			floor = r.wall
+		}
+	}
+	fmt.Fprintf(w, "\n| contender | wall | vs (c) | Deployments below budget | fewest Ready | requests by contender | per pod | 429s | served by API server | per pod | peak RSS | CPU |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range rs {
+		vs := "—"
+		if floor > 0 {
+			vs = fmt.Sprintf("%.2f×", r.wall.Seconds()/floor.Seconds())
+		}
+		fmt.Fprintf(w, "| %s | %.1f s | %s | %d/%d | %d | %d | %.2f | %d | %.0f | %.1f | %d MiB | %.1f s |\n",
+			label(r.name), r.wall.Seconds(), vs, r.below, r.deps, r.worstReady, r.child.Requests, float64(r.child.Requests)/float64(r.pods),
+			r.child.Retries, r.served, r.served/float64(r.pods), r.peakRSS/1024, r.cpu.Seconds())
+	}
+	waves := math.Ceil(float64(o.replicas) / float64(maxUnavailable(o.replicas)))
+	fmt.Fprintf(w, "\nLower bounds: PDB waves × start delay = %.0f × %v = %v;", waves, o.startDelay, time.Duration(waves)*o.startDelay)
+	for _, r := range rs {
+		if r.ipamRate > 0 {
+			fmt.Fprintf(w, " pods ÷ IPAM throughput = %d ÷ %.1f/s = %.1f s (measured during %s's bring-up: %d pods Ready in %.1f s).\n",
+				o.pods, r.ipamRate, float64(o.pods)/r.ipamRate, label(r.name), o.pods, r.bringUp.Seconds())
+			break
+		}
+	}
+	fmt.Fprintln(w, "\nRequests served by the API server during each migration, largest first:")
+	for _, r := range rs {
+		fmt.Fprintf(w, "- %s: %s\n", label(r.name), topRequests(r.servedTop, 8))
+	}
+}
+
+func label(name string) string {
+	switch name {
+	case "runbook":
+		return "(a) runbook"
+	case "manual":
+		return "(b) manual, one by one"
+	case "parallel":
+		return "(c) all deletes at once"
+	case "drain":
+		return "(d) drain-style evictions"
+	}
+	return name
+}

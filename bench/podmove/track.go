@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+var (
+	oldPool = netip.MustParsePrefix("192.168.0.0/16")
+	newPool = netip.MustParsePrefix("10.0.0.0/16")
+)
+
+// tracker watches the benchmark's pods and keeps, per Deployment, how many are
+// Ready (and not terminating) — and the fewest seen since tracking began, which is
+// what a PodDisruptionBudget protects.
+type tracker struct {
+	mu       sync.Mutex
+	pods     map[string]podState // pod key -> state
+	want     map[string]int      // deployment -> replicas
+	tracking bool
+	min      map[string]int
+	changed  chan struct{}
+	stop     context.CancelFunc
+}
+
+type podState struct {
+	dep   string
+	ready bool
+	ip    netip.Addr
+}
+
+func newTracker(ctx context.Context, kube kubernetes.Interface) (*tracker, error) {
+	t := &tracker{pods: map[string]podState{}, want: map[string]int{}, min: map[string]int{}, changed: make(chan struct{}, 1)}
+	ctx, t.stop = context.WithCancel(ctx)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return kube.CoreV1().Pods("").List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return kube.CoreV1().Pods("").Watch(ctx, o)
+		},
+	}
+	inf := cache.NewSharedIndexInformer(lw, &corev1.Pod{}, 0, cache.Indexers{})
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { t.update(o, false) },
+		UpdateFunc: func(_, o any) { t.update(o, false) },
+		DeleteFunc: func(o any) { t.update(o, true) },
+	}); err != nil {
+		return nil, err
+	}
+	go inf.RunWithContext(ctx)
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		return nil, fmt.Errorf("pod watch did not sync")
+	}
+	return t, nil
+}
+
+func (t *tracker) update(obj any, gone bool) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	p, ok := obj.(*corev1.Pod)
+	if !ok || !strings.HasPrefix(p.Namespace, "app-") {
+		return
+	}
+	key := p.Namespace + "/" + p.Name
+	dep := p.Namespace + "/" + p.Labels["app"]
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if gone {
+		delete(t.pods, key)
+	} else {
+		st := podState{dep: dep, ready: p.DeletionTimestamp == nil && isReady(p)}
+		if a, err := netip.ParseAddr(p.Status.PodIP); err == nil {
+			st.ip = a
+		}
+		t.pods[key] = st
+	}
+	if t.tracking {
+		if n := t.readyLocked(dep, netip.Prefix{}); n < t.min[dep] {
+			t.min[dep] = n
+		}
+	}
+	select {
+	case t.changed <- struct{}{}:
+	default:
+	}
+}
+
+func isReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// readyLocked counts a Deployment's Ready pods, in prefix when it is valid.
+func (t *tracker) readyLocked(dep string, in netip.Prefix) int {
+	n := 0
+	for _, p := range t.pods {
+		if p.dep == dep && p.ready && (!in.IsValid() || in.Contains(p.ip)) {
+			n++
+		}
+	}
+	return n
+}
+
+func (t *tracker) expect(dep string, replicas int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.want[dep] = replicas
+}
+
+// allReadyIn: every Deployment has all its replicas Ready in prefix and no pod
+// left elsewhere holding an old-pool address.
+func (t *tracker) allReadyIn(prefix netip.Prefix) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ready := map[string]int{}
+	for _, p := range t.pods {
+		if prefix != oldPool && p.ip.IsValid() && oldPool.Contains(p.ip) {
+			return false
+		}
+		if p.ready && prefix.Contains(p.ip) {
+			ready[p.dep]++
+		}
+	}
+	for dep, n := range t.want {
+		if ready[dep] < n {
+			return false
+		}
+	}
+	return true
+}
+
+// startTracking resets the minimums to the current Ready counts.
+func (t *tracker) startTracking() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.tracking = true
+	for dep := range t.want {
+		t.min[dep] = t.readyLocked(dep, netip.Prefix{})
+	}
+}
+
+// below counts the Deployments whose Ready pods dropped below floor(dep).
+func (t *tracker) below(maxUnavailable int) (n int, worst int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	worst = -1
+	for dep, want := range t.want {
+		m := t.min[dep]
+		if m < want-maxUnavailable {
+			n++
+		}
+		if worst < 0 || m < worst {
+			worst = m
+		}
+	}
+	return n, worst
+}
+
+// waitAllNew blocks until every Deployment is Ready in the new pool.
+func (t *tracker) waitAllNew(ctx context.Context) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for !t.allReadyIn(newPool) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %s", ctx.Err(), t.summary())
+		case <-t.changed:
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+func (t *tracker) summary() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var old, nw, none, notReady int
+	for _, p := range t.pods {
+		switch {
+		case !p.ip.IsValid():
+			none++
+		case oldPool.Contains(p.ip):
+			old++
+		case newPool.Contains(p.ip):
+			nw++
+		}
+		if !p.ready {
+			notReady++
+		}
+	}
+	var short []string
+	for dep, want := range t.want {
+		if got := t.readyLocked(dep, newPool); got < want {
+			short = append(short, fmt.Sprintf("%s %d/%d", dep, got, want))
+		}
+	}
+	sort.Strings(short)
+	if len(short) > 5 {
+		short = append(short[:5], fmt.Sprintf("and %d more", len(short)-5))
+	}
+	return fmt.Sprintf("pods old=%d new=%d noIP=%d notReady=%d; short in new pool: %s", old, nw, none, notReady, strings.Join(short, ", "))
+}
