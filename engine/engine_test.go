@@ -474,3 +474,23 @@ steps:
 		t.Fatalf("a step that never acted must not be inverted: %s", got)
 	}
 }
+
+// TestResumedGuardsSeeTypedOutputs: outputs come back from the JSON journal as
+// float64 and strings; guards of a resumed run must still see ints and durations.
+func TestResumedGuardsSeeTypedOutputs(t *testing.T) {
+	f := newFixture(t)
+	src := `apiVersion: runbook/v1alpha1
+kind: Runbook
+metadata: {name: typed}
+steps:
+  - {id: a, action: putConfigMap, with: {name: a}}
+  - {id: b, action: putConfigMap, with: {name: b}, when: 'steps.a.outputs.length == 1 && steps.a.outputs.age == duration("1m")'}
+`
+	if _, err := f.run(src, func(o *engine.Options, _ *enginetest.ConfigMapAction) { o.StopBefore = "b" }); exitcode.Of(err) != exitcode.Interrupted {
+		t.Fatal(err)
+	}
+	rep, err := f.run(src, nil)
+	if err != nil || statuses(rep) != "a=done/true b=done/true" {
+		t.Fatalf("resumed guard: %v %s", err, statuses(rep))
+	}
+}

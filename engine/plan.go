@@ -92,7 +92,7 @@ func MakePlan(ctx context.Context, o Options) (*Plan, error) {
 		p.Resumes = j.RunID
 		for id, rec := range j.Steps {
 			if rec.Status == StatusDone || rec.Status == StatusSkipped {
-				steps[id] = runbooks.StepResult{Status: rec.Status, Changed: rec.Changed, Outputs: rec.Outputs}
+				steps[id] = runbooks.StepResult{Status: rec.Status, Changed: rec.Changed, Outputs: typedOutputs(rb.StepByID(id), rec.Outputs)}
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/runbookdev/runbook/actions"
 	"github.com/runbookdev/runbook/internal/exitcode"
+	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/runbooks"
 )
 
@@ -181,10 +182,31 @@ func (r *runner) save(ctx context.Context) error {
 func (r *runner) bindings() runbooks.Bindings {
 	steps := map[string]runbooks.StepResult{}
 	for id, rec := range r.j.Steps {
-		steps[id] = runbooks.StepResult{Status: rec.Status, Changed: rec.Changed, Outputs: rec.Outputs}
+		steps[id] = runbooks.StepResult{Status: rec.Status, Changed: rec.Changed, Outputs: typedOutputs(r.Runbook.StepByID(id), rec.Outputs)}
 	}
 	return runbooks.Bindings{Params: r.Params.Values, Env: r.Env, Run: runbooks.RunInfo{ID: r.j.RunID, StartedAt: r.j.StartedAt},
 		Steps: steps, Funcs: r.Funcs}
+}
+
+// typedOutputs converts outputs read back from the JSON journal (numbers as float64,
+// durations as strings) to their declared types, so guards of a resumed run see an
+// int as an int.
+func typedOutputs(st *runbooks.Step, outs map[string]any) map[string]any {
+	if st == nil || st.Decl == nil || len(outs) == 0 {
+		return outs
+	}
+	typed := make(map[string]any, len(outs))
+	for _, o := range st.Decl.Outputs {
+		v, ok := outs[o.Name]
+		if !ok || v == nil {
+			continue
+		}
+		if c, err := value.Coerce(o.Type, v); err == nil {
+			v = c
+		}
+		typed[o.Name] = v
+	}
+	return typed
 }
 
 func (r *runner) env() (map[string]any, error) { return r.Runbook.Env(r.bindings()) }
@@ -340,10 +362,11 @@ func (r *runner) step(ctx context.Context, st *runbooks.Step, rec *StepRecord) e
 		return err
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", st.Action, err)
+		return err // actions name themselves in their errors
 	}
 	rec.Changed = rec.Changed || out.Changed
-	rec.Outputs, rec.Message = out.Outputs, out.Message
+	// Stored in their JSON form (durations as "5m0s"), typed again on every read.
+	rec.Outputs, rec.Message = value.JSONMap(out.Outputs), out.Message
 	if st.Until != nil {
 		if err := r.waitUntil(stepCtx, st); err != nil {
 			return err

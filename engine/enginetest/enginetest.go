@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -40,7 +41,7 @@ var Decl = &actions.Decl{Name: "putConfigMap", Summary: "test", Inverse: "delete
 		{Name: "value", Spec: value.Spec{Type: value.String, Default: "v"}},
 		{Name: "temporary", Spec: value.Spec{Type: value.Bool, Default: false}},
 	},
-	Outputs: []actions.Output{{Name: "created", Type: value.Bool}}}
+	Outputs: []actions.Output{{Name: "created", Type: value.Bool}, {Name: "length", Type: value.Int}, {Name: "age", Type: value.Duration}}}
 
 func (a *ConfigMapAction) Apply(ctx context.Context, c *actions.Call) (actions.Outcome, error) {
 	name := c.With["name"].(string)
@@ -69,13 +70,13 @@ func (a *ConfigMapAction) Apply(ctx context.Context, c *actions.Call) (actions.O
 		if err := c.Recorder.Created(ctx, actions.ObjectRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: "default", Name: name}); err != nil {
 			return actions.Outcome{}, err
 		}
-		return actions.Outcome{Changed: true, Outputs: map[string]any{"created": true}, Message: "created " + name}, nil
+		return actions.Outcome{Changed: true, Outputs: map[string]any{"created": true, "length": len(want["v"]), "age": time.Minute}, Message: "created " + name}, nil
 	}
 	if err != nil {
 		return actions.Outcome{}, err
 	}
 	if reflect.DeepEqual(cm.Data, want) {
-		return actions.Outcome{Outputs: map[string]any{"created": false}, Message: name + " already as wanted"}, nil
+		return actions.Outcome{Outputs: map[string]any{"created": false, "length": len(want["v"]), "age": time.Minute}, Message: name + " already as wanted"}, nil
 	}
 	cm.Data = want
 	if _, err := a.Client.CoreV1().ConfigMaps(a.Namespace).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
