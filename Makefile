@@ -10,9 +10,12 @@ BIN   := bin/runbook
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/runbook
 
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 vet:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) run $(STATICCHECK) ./...
 
 # Regenerates the checked-in JSON Schema from the action registry.
 schema:
@@ -29,8 +32,9 @@ fuzz:
 tools:
 	@bash hack/build-tools.sh
 
+# SCENARIO=<name|file> (default: default) FLAVOUR=crd|apiserver|operator (default: crd)
 sandbox-up:
-	@bash hack/sandbox.sh up
+	@SCENARIO="$(SCENARIO)" FLAVOUR="$(FLAVOUR)" bash hack/sandbox.sh up
 
 sandbox-down:
 	@bash hack/sandbox.sh down
