@@ -6,7 +6,8 @@
 #   bash hack/sandbox.sh status   running? memory of its processes
 #
 # Environment: SCENARIO (name in test/scenarios or a file; default "default"),
-# FLAVOUR (Calico install; only "crd" so far), SANDBOX_DIR (default .sandbox).
+# FLAVOUR (Calico install: crd (default) | apiserver | operator), SANDBOX_DIR
+# (default .sandbox).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

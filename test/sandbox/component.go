@@ -22,4 +22,5 @@ const (
 	Kwok              = "kwok"
 	CNI               = "cni"
 	CalicoNode        = "calico-node"
+	CalicoAPIServer   = "calico-apiserver" // flavours apiserver and operator
 )

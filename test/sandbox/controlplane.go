@@ -46,6 +46,10 @@ func newEnvironment(toolsDir, workDir string, cluster scenarios.Cluster, crds []
 	// Close open watches on SIGTERM instead of waiting for the clients to hang up:
 	// otherwise stopping the apiserver under running controllers takes a minute.
 	args.Set("shutdown-watch-termination-grace-period", "2s")
+	if err := configureAggregation(apiserver, pkiDir(workDir)); err != nil {
+		closeLogs()
+		return nil, nil, err
+	}
 	return &envtest.Environment{
 		BinaryAssetsDirectory:    toolsDir,
 		CRDs:                     crds,

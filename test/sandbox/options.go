@@ -14,10 +14,6 @@ import (
 // control-plane binaries (`bash hack/build-tools.sh --print-dir`).
 const ToolsDirEnv = "RUNBOOK_TOOLS_DIR"
 
-// FlavourCRD is the manifest install of Calico (calico.yaml): crd.projectcalico.org/v1
-// CRDs, calico-config with calico-ipam, calico-node creating default-ipv4-ippool.
-const FlavourCRD = "crd"
-
 // Options configure Start. The zero value is usable when RUNBOOK_TOOLS_DIR is set.
 type Options struct {
 	// ToolsDir holds kube-apiserver, etcd, kube-controller-manager, kube-scheduler
@@ -28,7 +24,7 @@ type Options struct {
 	WorkDir string
 	// Scenario is the cluster to build. Default: the shipped "default" scenario.
 	Scenario *scenarios.Scenario
-	// Flavour is how Calico is installed; only FlavourCRD so far.
+	// Flavour is how Calico is installed: FlavourCRD (default) or FlavourAPIServer.
 	Flavour string
 	// CalicoModuleDir is the checkout of the pinned github.com/projectcalico/calico
 	// module whose manifests/calico.yaml is installed. Default: `go list -m`.
@@ -46,16 +42,16 @@ func (o Options) withDefaults() (Options, error) {
 	if o.ToolsDir == "" {
 		return o, fmt.Errorf("no tools directory: set Options.ToolsDir or %s (bash hack/build-tools.sh --print-dir)", ToolsDirEnv)
 	}
-	for _, bin := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"} {
-		if _, err := os.Stat(filepath.Join(o.ToolsDir, bin)); err != nil {
-			return o, fmt.Errorf("tools directory %s: %w (run bash hack/build-tools.sh)", o.ToolsDir, err)
-		}
-	}
 	if o.Flavour == "" {
 		o.Flavour = FlavourCRD
 	}
-	if o.Flavour != FlavourCRD {
-		return o, fmt.Errorf("flavour %q is not supported yet (supported: %s)", o.Flavour, FlavourCRD)
+	if err := CheckFlavour(o.Flavour); err != nil {
+		return o, err
+	}
+	for _, bin := range toolsFor(o.Flavour) {
+		if _, err := os.Stat(filepath.Join(o.ToolsDir, bin)); err != nil {
+			return o, fmt.Errorf("tools directory %s: %w (run bash hack/build-tools.sh)", o.ToolsDir, err)
+		}
 	}
 	if o.Scenario == nil {
 		s, err := scenarios.Load(scenarios.Default)

@@ -17,6 +17,7 @@ type process struct {
 	name    string
 	path    string
 	args    []string
+	env     []string // added to the sandbox's environment
 	logPath string
 	// stopTimeout bounds the wait after SIGTERM before SIGKILL.
 	stopTimeout time.Duration
@@ -77,6 +78,9 @@ func (p *process) Start(ctx context.Context) error {
 	// Not exec.CommandContext: the process must outlive the start call's context.
 	cmd := exec.Command(p.path, p.args...)
 	cmd.Stdout, cmd.Stderr = log, log
+	if len(p.env) > 0 {
+		cmd.Env = append(os.Environ(), p.env...)
+	}
 	// Killed with us if we die without stopping it, so no orphan keeps ports and CPU.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -146,6 +146,12 @@ func (c *Cluster) start(ctx context.Context) error {
 		return err
 	}
 
+	if c.opts.Flavour == FlavourAPIServer {
+		if err := c.phase("Calico API server", func() error { return c.startCalicoAPIServer(ctx) }); err != nil {
+			return err
+		}
+	}
+
 	if err := c.phase("calico-node stand-in", func() error { return c.startCalicoNode(ctx) }); err != nil {
 		return err
 	}

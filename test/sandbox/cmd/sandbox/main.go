@@ -1,7 +1,7 @@
 // Command sandbox keeps a local test cluster running in the background for the demo
 // and for manual work (hack/sandbox.sh, make sandbox-up / sandbox-down):
 //
-//	sandbox up     [-dir .sandbox] [-tools DIR] [-scenario NAME|FILE] [-flavour crd]
+//	sandbox up     [-dir .sandbox] [-tools DIR] [-scenario NAME|FILE] [-flavour crd|apiserver|operator]
 //	sandbox down   [-dir .sandbox]
 //	sandbox status [-dir .sandbox]
 //	sandbox run    ...   (the daemon itself; `up` starts it detached)
@@ -17,7 +17,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+
+	"github.com/runbookdev/runbook/test/sandbox"
 )
 
 type config struct {
@@ -45,7 +48,7 @@ func run(args []string) error {
 	fs.StringVar(&c.dir, "dir", ".sandbox", "state directory (kubeconfig, pid, logs/)")
 	fs.StringVar(&c.tools, "tools", os.Getenv("RUNBOOK_TOOLS_DIR"), "directory of the control-plane binaries (bash hack/build-tools.sh --print-dir)")
 	fs.StringVar(&c.scenario, "scenario", "default", "scenario name (test/scenarios) or file")
-	fs.StringVar(&c.flavour, "flavour", "crd", "Calico install flavour (crd)")
+	fs.StringVar(&c.flavour, "flavour", "crd", "Calico install flavour ("+strings.Join(sandbox.Flavours(), ", ")+")")
 	fs.DurationVar(&c.timeout, "timeout", 3*time.Minute, "how long up waits for the cluster, and down for the shutdown")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err

@@ -85,7 +85,7 @@ func up(ctx context.Context, c config) error {
 				fmt.Printf("  %-28s %v\n", p.Phase, p.Duration.Round(time.Millisecond))
 			}
 			fmt.Printf("sandbox: ready in %v\n", time.Since(started).Round(100*time.Millisecond))
-			printUsage(c.dir)
+			printUsage(c.dir, c.flavour)
 			return nil
 		}
 	}
@@ -99,7 +99,7 @@ func alreadyRunning(c config, pid int) error {
 			pid, st.Scenario, st.Flavour, c.scenario, c.flavour)
 	}
 	fmt.Printf("sandbox: already running (pid %d); nothing to do\n", pid)
-	printUsage(c.dir)
+	printUsage(c.dir, c.flavour)
 	return nil
 }
 
@@ -109,8 +109,8 @@ func validate(c *config) error {
 	if c.tools == "" {
 		return errors.New("no tools directory: pass -tools or set RUNBOOK_TOOLS_DIR (bash hack/build-tools.sh --print-dir)")
 	}
-	if c.flavour != sandbox.FlavourCRD {
-		return fmt.Errorf("flavour %q is not supported yet (supported: %s)", c.flavour, sandbox.FlavourCRD)
+	if err := sandbox.CheckFlavour(c.flavour); err != nil {
+		return err
 	}
 	if _, err := scenarios.Load(c.scenario); err != nil {
 		return err
@@ -145,7 +145,7 @@ func clearState(dir string) error {
 	return nil
 }
 
-func printUsage(dir string) {
+func printUsage(dir, flavour string) {
 	kubectl := "kubectl"
 	if _, err := os.Stat(filepath.Join(dir, "bin", "kubectl")); err == nil {
 		kubectl = filepath.Join(dir, "bin", "kubectl")
@@ -156,6 +156,9 @@ func printUsage(dir string) {
   %s get ippools.crd.projectcalico.org,ipamblocks.crd.projectcalico.org
   make sandbox-down     # stop it (make sandbox-up again starts a fresh cluster)
 `, kubeconfigPath(dir), kubectl, kubectl)
+	if flavour != sandbox.FlavourCRD {
+		fmt.Printf("  %s get ippools.projectcalico.org   # the v3 API of the Calico API server\n", kubectl)
+	}
 }
 
 // tail returns the last n lines of a file, for error messages.
