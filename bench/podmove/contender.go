@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,6 +29,7 @@ type result struct {
 	cpu        time.Duration      // user+system of the contender process
 	bringUp    time.Duration
 	ipamRate   float64
+	stages     string
 	deps       int
 }
 
@@ -59,7 +61,7 @@ func runContender(ctx context.Context, o options, name string) (*result, error) 
 	start := time.Now()
 	mctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	cmd := exec.CommandContext(mctx, os.Args[0], "child", "-mode", name, "-kubeconfig", c.sb.KubeconfigPath(),
+	cmd := exec.CommandContext(mctx, o.contenderBin, "-mode", name, "-kubeconfig", c.sb.KubeconfigPath(),
 		"-retry", o.retryDelay.String(), "-parallel", strconv.Itoa(o.parallel))
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
@@ -91,6 +93,7 @@ func runContender(ctx context.Context, o options, name string) (*result, error) 
 		return nil, fmt.Errorf("contender failed: %w", childErr)
 	}
 	r.below, r.worstReady = c.tracker.below(maxUnavailable(o.replicas))
+	r.stages = c.tracker.latencies()
 	if err := json.Unmarshal(lastLine(stdout.Bytes()), &r.child); err != nil {
 		return nil, fmt.Errorf("contender report %q: %w", stdout.String(), err)
 	}
@@ -110,6 +113,24 @@ func runContender(ctx context.Context, o options, name string) (*result, error) 
 		}
 	}
 	return r, nil
+}
+
+// childReport is what the contender process prints on its last stdout line.
+type childReport struct {
+	Requests int64 `json:"requests"`
+	Moved    int64 `json:"moved"`
+	Retries  int64 `json:"retries"`
+}
+
+// buildContender compiles the contender command: a process of its own, linked
+// only with what it runs (not the sandbox), so its peak RSS is its own.
+func buildContender(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "contender")
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/runbookdev/runbook/bench/podmove/contender").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("build the contender: %v\n%s", err, out)
+	}
+	return bin, nil
 }
 
 // maxUnavailable is what a PDB maxUnavailable 25% allows (rounded up).

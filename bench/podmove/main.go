@@ -42,14 +42,12 @@ type options struct {
 	parallel                int           // workers of (c) and the drain loop's concurrency cap
 	timeout                 time.Duration // per migration
 	keep                    bool          // keep cluster work directories
+	contenderBin            string
 }
 
 func main() {
 	// envtest logs through controller-runtime's logger; the bench prints its own lines.
 	ctrllog.SetLogger(logr.Discard())
-	if len(os.Args) > 1 && os.Args[1] == "child" {
-		os.Exit(childMain(os.Args[2:]))
-	}
 	var o options
 	var contenders string
 	flag.IntVar(&o.pods, "pods", 500, "pods to move (a multiple of -replicas): 500 is the quick size, 2000 the full one")
@@ -61,6 +59,7 @@ func main() {
 	flag.IntVar(&o.parallel, "parallel", 100, "parallel: concurrent deletes")
 	flag.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up on one migration after this long")
 	flag.BoolVar(&o.keep, "keep", false, "keep each cluster's work directory (logs)")
+	flag.StringVar(&o.contenderBin, "contender", "", "prebuilt bench/podmove/contender binary (default: go build it)")
 	flag.Parse()
 	o.contenders = strings.Split(contenders, ",")
 	if o.pods%o.replicas != 0 {
@@ -76,6 +75,16 @@ func main() {
 }
 
 func run(ctx context.Context, o options) error {
+	if o.contenderBin == "" {
+		dir, err := os.MkdirTemp("", "podmove-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if o.contenderBin, err = buildContender(ctx, dir); err != nil {
+			return err
+		}
+	}
 	fmt.Printf("# %d pods: %d Deployments × %d replicas, PDB maxUnavailable 25%%, %d worker nodes, start delay %v, 192.168.0.0/16 → 10.0.0.0/16\n",
 		o.pods, o.pods/o.replicas, o.replicas, o.workers, o.startDelay)
 	var results []*result

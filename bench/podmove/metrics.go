@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync/atomic"
 
 	"k8s.io/client-go/kubernetes"
 )
@@ -42,15 +40,4 @@ func apiRequests(ctx context.Context, kube kubernetes.Interface) (map[string]flo
 		out["TOTAL"] += v
 	}
 	return out, nil
-}
-
-// countingTransport counts the requests a client sends.
-type countingTransport struct {
-	next http.RoundTripper
-	n    *atomic.Int64
-}
-
-func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.n.Add(1)
-	return c.next.RoundTrip(r)
 }

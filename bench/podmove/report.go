@@ -35,6 +35,10 @@ func printTable(w io.Writer, o options, rs []*result) {
 			break
 		}
 	}
+	fmt.Fprintln(w, "\nWhere a pod's time goes (watch-observed, during the migration):")
+	for _, r := range rs {
+		fmt.Fprintf(w, "- %s: %s\n", label(r.name), r.stages)
+	}
 	fmt.Fprintln(w, "\nRequests served by the API server during each migration, largest first:")
 	for _, r := range rs {
 		fmt.Fprintf(w, "- %s: %s\n", label(r.name), topRequests(r.servedTop, 8))

@@ -31,6 +31,7 @@ type tracker struct {
 	want     map[string]int      // deployment -> replicas
 	tracking bool
 	min      map[string]int
+	stages   stages
 	changed  chan struct{}
 	stop     context.CancelFunc
 }
@@ -39,6 +40,14 @@ type podState struct {
 	dep   string
 	ready bool
 	ip    netip.Addr
+	// When the watch first saw the pod created, bound to a node, with an address,
+	// Ready, terminating (during tracking only).
+	seen, bound, addressed, readyAt, terminating time.Time
+}
+
+// stages are the per-pod latencies of the pipeline, to see where time goes.
+type stages struct {
+	schedule, address, start, teardown []time.Duration
 }
 
 func newTracker(ctx context.Context, kube kubernetes.Interface) (*tracker, error) {
@@ -79,12 +88,37 @@ func (t *tracker) update(obj any, gone bool) {
 	dep := p.Namespace + "/" + p.Labels["app"]
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	now := time.Now()
+	prev, had := t.pods[key]
 	if gone {
+		if t.tracking && !prev.terminating.IsZero() {
+			t.stages.teardown = append(t.stages.teardown, now.Sub(prev.terminating))
+		}
 		delete(t.pods, key)
 	} else {
-		st := podState{dep: dep, ready: p.DeletionTimestamp == nil && isReady(p)}
+		st := prev
+		if !had {
+			st = podState{seen: now}
+		}
+		st.dep, st.ready, st.ip = dep, p.DeletionTimestamp == nil && isReady(p), netip.Addr{}
 		if a, err := netip.ParseAddr(p.Status.PodIP); err == nil {
 			st.ip = a
+		}
+		if t.tracking && had {
+			switch {
+			case st.bound.IsZero() && p.Spec.NodeName != "":
+				st.bound = now
+				t.stages.schedule = append(t.stages.schedule, now.Sub(st.seen))
+			case st.addressed.IsZero() && p.Annotations["cni.projectcalico.org/podIP"] != "" && !st.bound.IsZero() && p.DeletionTimestamp == nil:
+				st.addressed = now
+				t.stages.address = append(t.stages.address, now.Sub(st.bound))
+			case st.readyAt.IsZero() && st.ready && !st.addressed.IsZero():
+				st.readyAt = now
+				t.stages.start = append(t.stages.start, now.Sub(st.addressed))
+			}
+			if st.terminating.IsZero() && p.DeletionTimestamp != nil {
+				st.terminating = now
+			}
 		}
 		t.pods[key] = st
 	}
@@ -217,4 +251,20 @@ func (t *tracker) summary() string {
 		short = append(short[:5], fmt.Sprintf("and %d more", len(short)-5))
 	}
 	return fmt.Sprintf("pods old=%d new=%d noIP=%d notReady=%d; short in new pool: %s", old, nw, none, notReady, strings.Join(short, ", "))
+}
+
+// latencies renders the median and 95th percentile of each stage.
+func (t *tracker) latencies() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	q := func(name string, d []time.Duration) string {
+		if len(d) == 0 {
+			return name + " -"
+		}
+		s := append([]time.Duration(nil), d...)
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		return fmt.Sprintf("%s p50 %v p95 %v", name, s[len(s)/2].Round(10*time.Millisecond), s[len(s)*95/100].Round(10*time.Millisecond))
+	}
+	return strings.Join([]string{q("created→bound", t.stages.schedule), q("bound→address", t.stages.address),
+		q("address→Ready", t.stages.start), q("terminating→gone", t.stages.teardown)}, "; ")
 }

@@ -11,6 +11,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 )
@@ -115,4 +116,46 @@ func restartOwner(ctx context.Context, kube kubernetes.Interface, o Owner, patch
 		return fmt.Errorf("rollout restart of %s: %w", o, err)
 	}
 	return nil
+}
+
+// lastWarnings returns the latest Warning event message of up to max pods, for
+// failure messages. Best effort: it runs when the step has already failed, with its
+// own short deadline, and ignores errors.
+func lastWarnings(kube kubernetes.Interface, keys []string, max int) map[string]string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out := map[string]string{}
+	for i, k := range keys {
+		if i == max {
+			break
+		}
+		ns, name, ok := strings.Cut(k, "/")
+		if !ok {
+			continue
+		}
+		evs, err := kube.CoreV1().Events(ns).List(ctx, metav1.ListOptions{
+			FieldSelector: fields.AndSelectors(fields.OneTermEqualSelector("involvedObject.name", name),
+				fields.OneTermEqualSelector("type", corev1.EventTypeWarning)).String()})
+		if err != nil || len(evs.Items) == 0 {
+			continue
+		}
+		latest := evs.Items[0]
+		for _, e := range evs.Items[1:] {
+			if eventTime(e).After(eventTime(latest)) {
+				latest = e
+			}
+		}
+		out[k] = latest.Reason + ": " + latest.Message
+	}
+	return out
+}
+
+func eventTime(e corev1.Event) time.Time {
+	switch {
+	case !e.EventTime.IsZero():
+		return e.EventTime.Time
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	}
+	return e.FirstTimestamp.Time
 }

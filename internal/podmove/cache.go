@@ -34,6 +34,7 @@ type Cache struct {
 	deployments  appslisters.DeploymentLister
 	statefulSets appslisters.StatefulSetLister
 	daemonSets   appslisters.DaemonSetLister
+	namespaces   corelisters.NamespaceLister
 
 	changed chan struct{} // capacity 1: bursts of events coalesce into one signal
 	stop    context.CancelFunc
@@ -59,13 +60,15 @@ func NewCache(ctx context.Context, kube kubernetes.Interface) (*Cache, error) {
 	depInf := informer(&appsv1.Deployment{}, apps.Deployments("").List, apps.Deployments("").Watch)
 	stsInf := informer(&appsv1.StatefulSet{}, apps.StatefulSets("").List, apps.StatefulSets("").Watch)
 	dsInf := informer(&appsv1.DaemonSet{}, apps.DaemonSets("").List, apps.DaemonSets("").Watch)
+	nsInf := informer(&corev1.Namespace{}, core.Namespaces().List, core.Namespaces().Watch)
 	c.pods = corelisters.NewPodLister(podInf.GetIndexer())
 	c.pdbs = policylisters.NewPodDisruptionBudgetLister(pdbInf.GetIndexer())
 	c.replicaSets = appslisters.NewReplicaSetLister(rsInf.GetIndexer())
 	c.deployments = appslisters.NewDeploymentLister(depInf.GetIndexer())
 	c.statefulSets = appslisters.NewStatefulSetLister(stsInf.GetIndexer())
 	c.daemonSets = appslisters.NewDaemonSetLister(dsInf.GetIndexer())
-	all := []cache.SharedIndexInformer{podInf, pdbInf, rsInf, depInf, stsInf, dsInf}
+	c.namespaces = corelisters.NewNamespaceLister(nsInf.GetIndexer())
+	all := []cache.SharedIndexInformer{podInf, pdbInf, rsInf, depInf, stsInf, dsInf, nsInf}
 	var synced []cache.InformerSynced
 	for _, inf := range all {
 		if err := inf.SetTransform(trim); err != nil {
@@ -208,6 +211,14 @@ func (c *Cache) DaemonSet(ns, name string) (*appsv1.DaemonSet, bool) {
 	return o, err == nil
 }
 
+func (c *Cache) NamespaceAnnotations(name string) map[string]string {
+	ns, err := c.namespaces.Get(name)
+	if err != nil {
+		return nil
+	}
+	return ns.Annotations
+}
+
 // trim keeps what the decisions read. The pod cache is most of the step's memory
 // on a big cluster; pod templates are most of a workload's size.
 func trim(obj any) (any, error) {
@@ -217,6 +228,9 @@ func trim(obj any) (any, error) {
 	switch o := obj.(type) {
 	case *corev1.Pod:
 		return trimPod(o), nil
+	case *corev1.Namespace:
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.Name, UID: o.UID, ResourceVersion: o.ResourceVersion,
+			Annotations: keep(o.Annotations, annotationIPv4Pools, annotationIPv6Pools)}}, nil
 	case *appsv1.ReplicaSet:
 		o.Spec.Template = corev1.PodTemplateSpec{}
 		o.Annotations = nil
@@ -247,9 +261,7 @@ func trimPod(p *corev1.Pod) *corev1.Pod {
 		Status: corev1.PodStatus{Phase: p.Status.Phase, PodIP: p.Status.PodIP, PodIPs: p.Status.PodIPs,
 			Reason: p.Status.Reason},
 	}
-	if v, ok := p.Annotations[corev1.MirrorPodAnnotationKey]; ok {
-		out.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: v}
-	}
+	out.Annotations = keep(p.Annotations, corev1.MirrorPodAnnotationKey, annotationIPv4Pools, annotationIPv6Pools)
 	for _, v := range p.Spec.Volumes {
 		if v.EmptyDir != nil {
 			out.Spec.Volumes = append(out.Spec.Volumes, corev1.Volume{Name: v.Name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
@@ -274,6 +286,20 @@ func trimStatuses(ss []corev1.ContainerStatus) []corev1.ContainerStatus {
 			t.State.Waiting = &corev1.ContainerStateWaiting{Reason: w.Reason}
 		}
 		out = append(out, t)
+	}
+	return out
+}
+
+// keep returns the listed keys of m, or nil when none is set.
+func keep(m map[string]string, keys ...string) map[string]string {
+	var out map[string]string
+	for _, k := range keys {
+		if v, ok := m[k]; ok {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
 	}
 	return out
 }

@@ -27,7 +27,10 @@ type fakeStore struct {
 	deps []*appsv1.Deployment
 	sts  []*appsv1.StatefulSet
 	dss  []*appsv1.DaemonSet
+	nss  map[string]map[string]string // namespace annotations
 }
+
+func (f *fakeStore) NamespaceAnnotations(n string) map[string]string { return f.nss[n] }
 
 func (f *fakeStore) Pods() []*corev1.Pod                   { return f.pods }
 func (f *fakeStore) PDBs() []*policyv1.PodDisruptionBudget { return f.pdbs }

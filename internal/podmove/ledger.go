@@ -47,6 +47,9 @@ type ledger struct {
 	// gained counts, per owner, Ready pods in a target pool already attributed to
 	// an entry (Deployments and other owners without one-to-one replacements).
 	gained map[Owner]int
+	// lateReflections counts accepted evictions the budget's status never showed
+	// within reflectFallback (a diagnostic: it should stay zero).
+	lateReflections int
 }
 
 func newLedger() *ledger {

@@ -36,7 +36,12 @@ type Result struct {
 	Restarted []string // owners restarted
 	Skipped   []string // pods left in place on request
 	Refused   int      // evictions a budget refused (429): should stay near zero
-	Message   string
+	// LateReflections counts evictions whose budget status did not show them
+	// within the fallback delay (they held a budget slot longer than needed).
+	LateReflections int
+	// Away is the median and 95th percentile time from a pod's eviction to its
+	// replacement being Ready in a target pool.
+	AwayP50, AwayP95 time.Duration
 }
 
 // Changed reports whether the step changed anything.
@@ -71,6 +76,7 @@ type mover struct {
 	start     time.Time
 	lastProg  time.Time
 	lastWaits map[string][]string
+	away      []time.Duration // eviction to replacement Ready, per replaced pod
 }
 
 // Run moves every pod of the pool (within the scope) until none is left and every
@@ -165,7 +171,18 @@ func (m *mover) idle() bool {
 func (m *mover) result() Result {
 	r := m.res
 	r.Moved, r.Replaced = m.led.counts()
+	r.LateReflections = m.led.lateReflections
+	r.AwayP50, r.AwayP95 = quantile(m.away, 0.5), quantile(m.away, 0.95)
 	return r
+}
+
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[int(float64(len(s)-1)*q)]
 }
 
 // failure returns the error that ends the step now, if any.
@@ -296,6 +313,9 @@ func (m *mover) replacedEvent(e *entry) {
 	}
 	ev := Event{Time: time.Now(), Type: "pod.replaced", Pod: e.key, Owner: ownerName(e.owner), Replacement: e.replacement}
 	ev.Took = ev.Time.Sub(e.sent).Round(time.Millisecond)
+	if e.ready {
+		m.away = append(m.away, ev.Took)
+	}
 	if !e.ready {
 		ev.Message = "was not Ready: gone, nothing owed"
 	}
@@ -349,12 +369,19 @@ func (m *mover) progress(w *world, final bool) {
 	ev := Event{Time: now, Type: "progress", Moved: moved, Replaced: replaced, Total: total, InFlight: m.led.inFlight(),
 		WaitingOnPDB: blockedOnBudget(m.lastWaits), ETA: eta(m.start, now, replaced, total)}
 	if final {
-		ev.Message = "done"
+		r := m.result()
+		ev.Message = fmt.Sprintf("done: pods away p50 %v p95 %v; %d eviction(s) refused (429), %d budget update(s) not seen in time",
+			r.AwayP50.Round(10*time.Millisecond), r.AwayP95.Round(10*time.Millisecond), r.Refused, r.LateReflections)
 	}
 	m.cfg.Events(ev)
 }
 
-// timeoutError names what the step is still waiting for, budgets first.
+// maxWarnings bounds the event lookups a timeout makes.
+const maxWarnings = 5
+
+// timeoutError names what the step is still waiting for, budgets first, and why
+// pods that do not come back are stuck (their latest Warning event, such as the
+// CNI's "failed to setup network for sandbox").
 func (m *mover) timeoutError(w *world) error {
 	var parts []string
 	reasons := make([]string, 0, len(m.lastWaits))
@@ -387,6 +414,11 @@ func (m *mover) timeoutError(w *world) error {
 		}
 	}
 	sort.Slice(owners, func(i, j int) bool { return ownerLess(owners[i].Owner, owners[j].Owner) })
+	var stuck []string
+	for _, o := range owners {
+		stuck = append(stuck, o.notReadyKeys...)
+	}
+	warnings := lastWarnings(m.kube, stuck, maxWarnings)
 	for _, o := range owners {
 		line := fmt.Sprintf("%s has %d of %d pod(s) Ready in the target pool(s)", o.Owner, o.readyOK, o.goal)
 		if o.inOld > 0 {
@@ -396,6 +428,11 @@ func (m *mover) timeoutError(w *world) error {
 			nr := append([]string(nil), o.notReady...)
 			sort.Strings(nr)
 			line += ", not Ready: " + list(nr, maxListed)
+		}
+		for _, k := range o.notReadyKeys {
+			if msg := warnings[k]; msg != "" {
+				line += " — " + k + ": " + msg
+			}
 		}
 		parts = append(parts, line)
 	}

@@ -44,6 +44,7 @@ func settle(l *ledger, w *world, mem *memory, ev budgetEvents, strategy Action) 
 			e.reflected = true
 		case w.now.Sub(e.sent) > reflectFallback:
 			e.reflected = true
+			l.lateReflections++
 		}
 	}
 	replaced = append(replaced, settleOneToOne(l, w)...)

@@ -300,6 +300,24 @@ func TestObserve(t *testing.T) {
 			}
 		},
 	}, {
+		name: "pinned to the old pool by the pod's or the namespace's annotation: refused",
+		build: func(f *fakeStore, s *setup) {
+			a, b, c := f.deployment("legacy", "a", 1), f.deployment("shop", "b", 1), f.deployment("shop", "c", 1)
+			f.nss = map[string]map[string]string{"legacy": {annotationIPv4Pools: `["old"]`}}
+			pin := func(v string) podOpt {
+				return func(p *corev1.Pod) { p.Annotations = map[string]string{annotationIPv4Pools: v} }
+			}
+			f.pods = []*corev1.Pod{mkPod("legacy", "a-1", "192.168.0.1", a), mkPod("shop", "b-1", "192.168.0.2", b, pin(`["192.168.0.0/16"]`)),
+				mkPod("shop", "c-1", "192.168.0.3", c, pin(`["new"]`))}
+		},
+		check: func(t *testing.T, w *world) {
+			p := strings.Join(w.refused.Problems(0), ";")
+			if !strings.Contains(p, "annotation of their namespace") || !strings.Contains(p, "legacy/a-1") ||
+				!strings.Contains(p, "annotation of their pod") || !strings.Contains(p, "shop/b-1") || strings.Contains(p, "shop/c-1") {
+				t.Fatalf("refused %q", p)
+			}
+		},
+	}, {
 		name: "scope: namespace and selector",
 		build: func(f *fakeStore, s *setup) {
 			a, b := f.deployment("a", "web", 1), f.deployment("b", "web", 1)

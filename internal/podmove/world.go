@@ -29,6 +29,8 @@ type Store interface {
 	Workloads
 	Pods() []*corev1.Pod
 	PDBs() []*policyv1.PodDisruptionBudget
+	// NamespaceAnnotations returns a namespace's annotations (pool pins), or nil.
+	NamespaceAnnotations(name string) map[string]string
 }
 
 // Action is how one pod is moved.
@@ -58,14 +60,16 @@ type candidate struct {
 // ownerState is an owner the step is moving pods of (touched), with its counts.
 type ownerState struct {
 	Owner
-	desired  int // -1: unknown kind
-	goal     int // Ready pods it must have outside the old pool to be done
-	readyNow int // Ready and not terminating, anywhere
-	readyOK  int // ... and in a target pool (or never in the old one)
-	draining int // own evictions whose pods the cache still shows Ready
-	inOld    int // pods in scope still in the old pool
-	notReady []string
-	touched  bool
+	desired  int      // -1: unknown kind
+	goal     int      // Ready pods it must have outside the old pool to be done
+	readyNow int      // Ready and not terminating, anywhere
+	readyOK  int      // ... and in a target pool (or never in the old one)
+	draining int      // own evictions whose pods the cache still shows Ready
+	inOld    int      // pods in scope still in the old pool
+	notReady []string // "namespace/name (Phase)"
+	// notReadyKeys are the same pods' keys, for looking up their events.
+	notReadyKeys []string
+	touched      bool
 }
 
 // satisfied: the owner has its pods back in the target pools.
@@ -196,6 +200,7 @@ func observe(st Store, s *setup, mem *memory, now time.Time) *world {
 			}
 		} else if !isTerminating(p) {
 			os.notReady = append(os.notReady, podKey(p)+" ("+string(p.Status.Phase)+")")
+			os.notReadyKeys = append(os.notReadyKeys, podKey(p))
 		}
 		switch {
 		case isTerminating(p):
@@ -269,6 +274,12 @@ func observe(st Store, s *setup, mem *memory, now time.Time) *world {
 		case WaitGone, WaitJob:
 			w.waits = append(w.waits, waiting{key: key, why: why})
 			continue
+		}
+		if pi.managed {
+			if why := pinRefusal(p, st.NamespaceAnnotations(p.Namespace), s.pool); why != "" {
+				w.refused.add(why, key)
+				continue
+			}
 		}
 		mem.seen[key] = true
 		c := &candidate{pod: p, key: key, owner: pi.owner, os: os, ready: isReady(p), ignores: ignoresBudget(p),

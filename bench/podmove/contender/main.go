@@ -1,3 +1,7 @@
+// Command contender is one side of the podmove benchmark, run by it in a process
+// of its own so that its requests and peak RSS are its alone: (a) runbook's
+// deletePodsInPool through the engine, as `runbook apply` runs it, or one of the
+// baselines (manual, parallel, drain).
 package main
 
 import (
@@ -6,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -27,16 +32,19 @@ import (
 	"github.com/runbookdev/runbook/runbooks"
 )
 
-// childReport is what a contender process reports on its last stdout line.
-type childReport struct {
+// report is what a contender process prints on its last stdout line.
+type report struct {
 	Requests int64 `json:"requests"` // every request this process sent
 	Moved    int64 `json:"moved"`    // pods evicted or deleted
 	Retries  int64 `json:"retries"`  // 429s answered
 }
 
-// childMain runs one contender against the cluster of -kubeconfig.
-func childMain(args []string) int {
-	fs := flag.NewFlagSet("child", flag.ExitOnError)
+func main() { os.Exit(run(os.Args[1:])) }
+
+// run runs one contender against the cluster of -kubeconfig and prints its report
+// as the last line of stdout.
+func run(args []string) int {
+	fs := flag.NewFlagSet("contender", flag.ExitOnError)
 	mode := fs.String("mode", "", "runbook | manual | parallel | drain")
 	kubeconfig := fs.String("kubeconfig", "", "cluster")
 	retry := fs.Duration("retry", 500*time.Millisecond, "drain: 429 retry delay")
@@ -50,7 +58,7 @@ func childMain(args []string) int {
 	var n atomic.Int64
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return countingTransport{next: rt, n: &n} }
 	ctx := context.Background()
-	var rep childReport
+	var rep report
 	switch *mode {
 	case "runbook":
 		// What `runbook apply` uses by default (--kube-qps/--kube-burst).
@@ -83,7 +91,7 @@ steps:
 
 // runRunbook runs deletePodsInPool through the engine, bound to the cluster as the
 // CLI binds it.
-func runRunbook(ctx context.Context, cfg *rest.Config, rep *childReport) error {
+func runRunbook(ctx context.Context, cfg *rest.Config, rep *report) error {
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -163,7 +171,7 @@ func oldPods(ctx context.Context, kube kubernetes.Interface) ([]corev1.Pod, erro
 	return todo, nil
 }
 
-func runBaseline(ctx context.Context, kube kubernetes.Interface, mode string, retry time.Duration, parallel int, rep *childReport) error {
+func runBaseline(ctx context.Context, kube kubernetes.Interface, mode string, retry time.Duration, parallel int, rep *report) error {
 	todo, err := oldPods(ctx, kube)
 	if err != nil {
 		return err
@@ -249,4 +257,21 @@ func runBaseline(ctx context.Context, kube kubernetes.Interface, mode string, re
 	}
 	rep.Moved, rep.Retries = moved.Load(), retries.Load()
 	return nil
+}
+
+var (
+	oldPool = netip.MustParsePrefix("192.168.0.0/16")
+)
+
+func parseAddr(s string) (netip.Addr, error) { return netip.ParseAddr(s) }
+
+// countingTransport counts the requests a client sends.
+type countingTransport struct {
+	next http.RoundTripper
+	n    *atomic.Int64
+}
+
+func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.next.RoundTrip(r)
 }

@@ -1,5 +1,0 @@
-package main
-
-import "net/netip"
-
-func parseAddr(s string) (netip.Addr, error) { return netip.ParseAddr(s) }
