@@ -32,6 +32,7 @@ type tracker struct {
 	tracking bool
 	min      map[string]int
 	stages   stages
+	since    time.Time // tracking began
 	changed  chan struct{}
 	stop     context.CancelFunc
 }
@@ -104,7 +105,7 @@ func (t *tracker) update(obj any, gone bool) {
 		if a, err := netip.ParseAddr(p.Status.PodIP); err == nil {
 			st.ip = a
 		}
-		if t.tracking && had {
+		if t.tracking && had && st.seen.After(t.since) {
 			switch {
 			case st.bound.IsZero() && p.Spec.NodeName != "":
 				st.bound = now
@@ -116,9 +117,9 @@ func (t *tracker) update(obj any, gone bool) {
 				st.readyAt = now
 				t.stages.start = append(t.stages.start, now.Sub(st.addressed))
 			}
-			if st.terminating.IsZero() && p.DeletionTimestamp != nil {
-				st.terminating = now
-			}
+		}
+		if t.tracking && st.terminating.IsZero() && p.DeletionTimestamp != nil {
+			st.terminating = now
 		}
 		t.pods[key] = st
 	}
@@ -185,7 +186,7 @@ func (t *tracker) allReadyIn(prefix netip.Prefix) bool {
 func (t *tracker) startTracking() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.tracking = true
+	t.tracking, t.since = true, time.Now()
 	for dep := range t.want {
 		t.min[dep] = t.readyLocked(dep, netip.Prefix{})
 	}

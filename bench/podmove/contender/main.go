@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -49,7 +50,14 @@ func run(args []string) int {
 	kubeconfig := fs.String("kubeconfig", "", "cluster")
 	retry := fs.Duration("retry", 500*time.Millisecond, "drain: 429 retry delay")
 	parallel := fs.Int("parallel", 100, "parallel: concurrent deletes")
+	cpuProfile := fs.String("cpuprofile", os.Getenv("PODMOVE_CPUPROFILE"), "write a CPU profile here")
 	_ = fs.Parse(args)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
