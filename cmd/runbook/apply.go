@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/runbookdev/runbook/engine"
+	"github.com/runbookdev/runbook/internal/exitcode"
+)
+
+func newPlanCmd(g *globalOptions) *cobra.Command {
+	f := &runFlags{}
+	cmd := &cobra.Command{
+		Use:   "plan RUNBOOK",
+		Short: "Show what apply would do, read-only; exit 4 when changes are pending, 11 when refused",
+		Args:  exactArgs(1, "one runbook file"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := newSession(g, f, args[0])
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			b, err := s.bind(ctx)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			p, err := engine.MakePlan(ctx, s.options(b, s.store(s.rb.Name), ""))
+			if err != nil {
+				return err
+			}
+			if f.planFile != "" {
+				if err := engine.SavePlan(f.planFile, p); err != nil {
+					return fmt.Errorf("save plan: %w", err)
+				}
+			}
+			if g.output != "text" {
+				if err := writeStructured(g.out, g.output, p); err != nil {
+					return err
+				}
+			} else {
+				printPlan(g.out, p)
+			}
+			switch {
+			case len(p.Refusals()) > 0:
+				return exitcode.Newf(exitcode.Refused, "the plan is refused:\n  %s", strings.Join(p.Refusals(), "\n  "))
+			case p.Changes() > 0:
+				return exitcode.Newf(exitcode.ChangesPending, "%d step(s) would change the cluster", p.Changes())
+			}
+			return nil
+		},
+	}
+	bindRunbookFlags(cmd, f)
+	cmd.Flags().StringVar(&f.planFile, "out", "", "Save the plan to this file for apply --plan")
+	return cmd
+}
+
+func newApplyCmd(g *globalOptions) *cobra.Command {
+	f := &runFlags{}
+	cmd := &cobra.Command{
+		Use:   "apply RUNBOOK",
+		Short: "Run the runbook, or resume its interrupted run",
+		Args:  exactArgs(1, "one runbook file"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := newSession(g, f, args[0])
+			if err != nil {
+				return err
+			}
+			var saved *engine.Plan
+			if f.planFile != "" {
+				if saved, err = engine.LoadPlan(f.planFile); err != nil {
+					return err
+				}
+			}
+			return s.mutate(cmd.Context(), true, func(ctx context.Context, o engine.Options) (*engine.Report, error) {
+				if saved != nil {
+					fresh, err := engine.MakePlan(ctx, o)
+					if err != nil {
+						return nil, err
+					}
+					if err := engine.CheckDrift(saved, fresh); err != nil {
+						return nil, err
+					}
+				}
+				return engine.Run(ctx, o)
+			})
+		},
+	}
+	bindRunbookFlags(cmd, f)
+	cmd.Flags().BoolVar(&f.yes, "yes", false, "Do not ask before a point of no return or at pause steps (for pipelines)")
+	cmd.Flags().StringVar(&f.stopBefore, "stop-before", "", "Stop cleanly before this step (phased runs)")
+	cmd.Flags().DurationVar(&f.deadline, "deadline", 0, "Stop cleanly between steps after this long")
+	cmd.Flags().BoolVar(&f.allowChanged, "allow-changed", false, "Resume even though the runbook file changed since the run started")
+	cmd.Flags().StringVar(&f.planFile, "plan", "", "Apply a plan saved by plan --out; refused when anything it depends on drifted")
+	cmd.Flags().StringArrayVar(&f.reports, "report", nil, "Write the final report to this file: .md for Markdown, anything else JSON (repeatable)")
+	return cmd
+}
+
+func newRollbackCmd(g *globalOptions) *cobra.Command {
+	f := &runFlags{}
+	cmd := &cobra.Command{
+		Use:   "rollback RUNBOOK",
+		Short: "Run the rollback hooks of an unfinished run in reverse order (never across a point of no return)",
+		Args:  exactArgs(1, "one runbook file"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := newSession(g, f, args[0])
+			if err != nil {
+				return err
+			}
+			return s.mutate(cmd.Context(), false, func(ctx context.Context, o engine.Options) (*engine.Report, error) {
+				return engine.RollbackRun(ctx, o)
+			})
+		},
+	}
+	bindRunbookFlags(cmd, f)
+	cmd.Flags().BoolVar(&f.allowChanged, "allow-changed", false, "Roll back with a runbook that changed since the run started")
+	cmd.Flags().StringArrayVar(&f.reports, "report", nil, "Write the final report to this file: .md for Markdown, anything else JSON")
+	return cmd
+}

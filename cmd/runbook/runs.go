@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/runbookdev/runbook/engine"
+	"github.com/runbookdev/runbook/internal/exitcode"
+)
+
+// journals lists the current (unarchived) journals, or the file journal.
+func (s *session) journals(ctx context.Context, archived bool) ([]*engine.Journal, error) {
+	if s.f.state != "" {
+		st := &engine.FileStore{Path: s.f.state}
+		if archived {
+			return st.History(ctx)
+		}
+		j, _, err := st.Load(ctx)
+		if j == nil || err != nil {
+			return nil, err
+		}
+		return []*engine.Journal{j}, nil
+	}
+	sel := "app.kubernetes.io/managed-by=runbook,runbook.dev/runbook"
+	l, err := s.kube.CoreV1().ConfigMaps(s.f.namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil, fmt.Errorf("list journals in %s: %w", s.f.namespace, err)
+	}
+	var out []*engine.Journal
+	for _, cm := range l.Items {
+		if _, isArchive := cm.Labels["runbook.dev/archived-from"]; isArchive != archived {
+			continue
+		}
+		j, err := engine.Decode([]byte(cm.Data["journal.json"]))
+		if err != nil {
+			fprintf(s.g.errOut, "warning: configmap %s/%s: %v\n", cm.Namespace, cm.Name, err)
+			continue
+		}
+		out = append(out, j)
+	}
+	return out, nil
+}
+
+func newStatusCmd(g *globalOptions) *cobra.Command {
+	f := &runFlags{}
+	cmd := &cobra.Command{
+		Use:   "status [RUN]",
+		Short: "Show current runs, or one run in detail",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := newSession(g, f, "")
+			if err != nil {
+				return err
+			}
+			js, err := s.journals(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				all, err := s.journals(cmd.Context(), true)
+				if err != nil {
+					return err
+				}
+				for _, j := range append(js, all...) {
+					if j.RunID == args[0] {
+						return printJournal(g, j)
+					}
+				}
+				return exitcode.Newf(exitcode.Invalid, "no run %s in %s", args[0], s.where())
+			}
+			return printRuns(g, js, "no runs in "+s.where())
+		},
+	}
+	f.kubeFlags.bind(cmd)
+	cmd.Flags().StringVar(&f.state, "state", "", "Read the run journal from this local file")
+	return cmd
+}
+
+func (s *session) where() string {
+	if s.f.state != "" {
+		return s.f.state
+	}
+	return "namespace " + s.f.namespace
+}
+
+func newHistoryCmd(g *globalOptions) *cobra.Command {
+	f := &runFlags{}
+	cmd := &cobra.Command{
+		Use:   "history",
+		Short: "List archived (finished) runs, newest first",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := newSession(g, f, "")
+			if err != nil {
+				return err
+			}
+			js, err := s.journals(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			return printRuns(g, js, "no finished runs in "+s.where())
+		},
+	}
+	f.kubeFlags.bind(cmd)
+	cmd.Flags().StringVar(&f.state, "state", "", "Read archived runs of this local journal file")
+	return cmd
+}
+
+func newApproveCmd(g *globalOptions) *cobra.Command {
+	f := &runFlags{}
+	var who string
+	cmd := &cobra.Command{
+		Use:   "approve RUN",
+		Short: "Approve a run waiting at a pause step; the next apply continues it",
+		Args:  exactArgs(1, "a run id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := newSession(g, f, "")
+			if err != nil {
+				return err
+			}
+			js, err := s.journals(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			for _, j := range js {
+				if j.RunID != args[0] {
+					continue
+				}
+				if who == "" {
+					who = strings.SplitN(engine.DefaultHolder(), " ", 2)[0]
+				}
+				step, err := engine.Approve(cmd.Context(), s.store(j.Runbook), j.RunID, who)
+				if err != nil {
+					return err
+				}
+				fprintf(g.out, "run %s: step %s approved by %s; run apply again to continue\n", j.RunID, step, who)
+				return nil
+			}
+			return exitcode.Newf(exitcode.Invalid, "no current run %s in %s", args[0], s.where())
+		},
+	}
+	f.kubeFlags.bind(cmd)
+	cmd.Flags().StringVar(&f.state, "state", "", "The run journal is in this local file")
+	cmd.Flags().StringVar(&who, "as", "", "Who approves (default: the local user@host)")
+	return cmd
+}
+
+func newUnlockCmd(g *globalOptions) *cobra.Command {
+	f := &runFlags{}
+	cmd := &cobra.Command{
+		Use:   "unlock",
+		Short: "Break the run lock of a run that is gone (never while it is still running)",
+		Long: `Deletes the run lock. Only do this when the holder is certainly gone: a live
+holder loses its lock at its next renewal and stops, but two runs mutating Calico IPAM
+at once is exactly what the lock prevents. Expired locks are taken over automatically;
+unlock is for not waiting out the lease.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := newSession(g, f, "")
+			if err != nil {
+				return err
+			}
+			if !f.yes {
+				if !isTTY(os.Stdin) {
+					return exitcode.Newf(exitcode.Invalid, "unlock needs --yes when not run from a terminal")
+				}
+				ok, err := confirm(g.out, os.Stdin)(nil, "Break the run lock "+f.namespace+"/"+lockName+"?")
+				if err != nil || !ok {
+					return exitcode.Newf(exitcode.Invalid, "not unlocked")
+				}
+			}
+			holder, err := engine.Unlock(cmd.Context(), s.kube, f.namespace, lockName)
+			if err != nil {
+				return err
+			}
+			if holder == "" {
+				fprintf(g.out, "no lock held in %s\n", f.namespace)
+				return nil
+			}
+			fprintf(g.errOut, "WARNING: broke the lock held by %q; if that run is still alive it stops at its next renewal\n", holder)
+			return nil
+		},
+	}
+	f.kubeFlags.bind(cmd)
+	cmd.Flags().BoolVar(&f.yes, "yes", false, "Do not ask for confirmation")
+	return cmd
+}
