@@ -9,6 +9,8 @@ import (
 
 	"github.com/runbookdev/runbook/engine"
 	"github.com/runbookdev/runbook/internal/exitcode"
+	"github.com/runbookdev/runbook/internal/suggest"
+	"github.com/runbookdev/runbook/runbooks"
 )
 
 func newPlanCmd(g *globalOptions) *cobra.Command {
@@ -18,7 +20,7 @@ func newPlanCmd(g *globalOptions) *cobra.Command {
 		Short: "Show what apply would do, read-only; exit 4 when changes are pending, 11 when refused",
 		Args:  exactArgs(1, "one runbook file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := newSession(g, f, args[0])
+			s, err := newSession(cmd, g, f, args[0])
 			if err != nil {
 				return err
 			}
@@ -65,8 +67,11 @@ func newApplyCmd(g *globalOptions) *cobra.Command {
 		Short: "Run the runbook, or resume its interrupted run",
 		Args:  exactArgs(1, "one runbook file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := newSession(g, f, args[0])
+			s, err := newSession(cmd, g, f, args[0])
 			if err != nil {
+				return err
+			}
+			if err := checkStep(s.rb, "--stop-before", f.stopBefore); err != nil {
 				return err
 			}
 			var saved *engine.Plan
@@ -92,6 +97,7 @@ func newApplyCmd(g *globalOptions) *cobra.Command {
 	bindRunbookFlags(cmd, f)
 	cmd.Flags().BoolVar(&f.yes, "yes", false, "Do not ask before a point of no return or at pause steps (for pipelines)")
 	cmd.Flags().StringVar(&f.stopBefore, "stop-before", "", "Stop cleanly before this step (phased runs)")
+	_ = cmd.RegisterFlagCompletionFunc("stop-before", completeSteps(g))
 	cmd.Flags().DurationVar(&f.deadline, "deadline", 0, "Stop cleanly between steps after this long")
 	cmd.Flags().BoolVar(&f.allowChanged, "allow-changed", false, "Resume even though the runbook file changed since the run started")
 	cmd.Flags().StringVar(&f.planFile, "plan", "", "Apply a plan saved by plan --out; refused when anything it depends on drifted")
@@ -106,7 +112,7 @@ func newRollbackCmd(g *globalOptions) *cobra.Command {
 		Short: "Run the rollback hooks of an unfinished run in reverse order (never across a point of no return)",
 		Args:  exactArgs(1, "one runbook file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := newSession(g, f, args[0])
+			s, err := newSession(cmd, g, f, args[0])
 			if err != nil {
 				return err
 			}
@@ -119,4 +125,40 @@ func newRollbackCmd(g *globalOptions) *cobra.Command {
 	cmd.Flags().BoolVar(&f.allowChanged, "allow-changed", false, "Roll back with a runbook that changed since the run started")
 	cmd.Flags().StringArrayVar(&f.reports, "report", nil, "Write the final report to this file: .md for Markdown, anything else JSON")
 	return cmd
+}
+
+// checkStep refuses a step id the runbook does not have before anything connects,
+// suggesting the closest one.
+func checkStep(rb *runbooks.Runbook, flag, id string) error {
+	if id == "" || rb.StepByID(id) != nil {
+		return nil
+	}
+	ids := stepIDs(rb)
+	return exitcode.Newf(exitcode.Invalid, "%s %q: no such step%s; the steps are %s", flag, id, suggest.Hint(id, ids), strings.Join(ids, ", "))
+}
+
+func stepIDs(rb *runbooks.Runbook) []string {
+	ids := make([]string, len(rb.Steps))
+	for i, st := range rb.Steps {
+		ids[i] = st.ID
+	}
+	return ids
+}
+
+// completeSteps completes a step id from the runbook named by the first argument.
+func completeSteps(g *globalOptions) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+		if len(args) == 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		rb, err := runbooks.ParseFile(args[0], g.reg)
+		if err != nil || rb == nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var out []string
+		for _, st := range rb.Steps {
+			out = append(out, st.ID+"\t"+st.Action)
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
 }

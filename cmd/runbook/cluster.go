@@ -65,7 +65,7 @@ func (k *kubeFlags) restConfig() (*rest.Config, error) {
 type runFlags struct {
 	kubeFlags
 	valueFlags
-	env          string
+	envFlags
 	yes          bool
 	state        string
 	stopBefore   string
@@ -86,8 +86,13 @@ type session struct {
 	param *runbooks.Params
 }
 
-func newSession(g *globalOptions, f *runFlags, runbookFile string) (*session, error) {
+func newSession(cmd *cobra.Command, g *globalOptions, f *runFlags, runbookFile string) (*session, error) {
 	s := &session{g: g, f: f}
+	err := f.envFlags.resolve(runbookFile, envSettings{kube: &f.kubeFlags, values: &f.valueFlags, flags: cmd.Flags(),
+		note: func(msg string) { fprintf(g.errOut, "%s\n", msg) }})
+	if err != nil {
+		return nil, err
+	}
 	if runbookFile != "" {
 		rb, params, err := loadRunbook(g.reg, runbookFile, &f.valueFlags)
 		if err != nil {
@@ -222,5 +227,5 @@ func bindRunbookFlags(cmd *cobra.Command, f *runFlags) {
 	f.kubeFlags.bind(cmd)
 	f.valueFlags.bind(cmd)
 	cmd.Flags().StringVar(&f.state, "state", "", "Keep the run journal in this local file instead of a ConfigMap (the lock stays in the cluster)")
-	cmd.Flags().StringVar(&f.env, "env", "", "Name of the environment (visible to expressions as env)")
+	f.envFlags.bind(cmd)
 }

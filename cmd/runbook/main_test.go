@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -67,6 +69,60 @@ func TestCLI(t *testing.T) {
 			}
 			if tt.jsonStdout && !json.Valid([]byte(stdout)) {
 				t.Errorf("stdout is not JSON:\n%s", stdout)
+			}
+		})
+	}
+}
+
+// TestEnvironments: --env reads examples/.runbook.yaml (found from the runbook's
+// directory); explicit flags win; an unknown environment is refused with the known ones.
+func TestEnvironments(t *testing.T) {
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: only-this-one, context: {cluster: c, user: u}}]
+current-context: only-this-one
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", kubeconfig)
+	tests := []struct {
+		name   string
+		args   []string
+		code   exitcode.Code
+		stdout string
+		stderr string
+	}{
+		{"values/<env>.yaml next to the runbook", []string{"validate", example, "--env", "prod", "-o", "json"}, exitcode.OK,
+			`"newCIDR": "10.64.0.0/16"`, "migrate-ippool/values/prod.yaml"},
+		{"--set wins over the environment's values", []string{"validate", example, "--env", "prod", "--set", "newCIDR=10.99.0.0/16", "-o", "json"}, exitcode.OK,
+			`"newCIDR": "10.99.0.0/16"`, ""},
+		{"unknown environment", []string{"validate", example, "--env", "stagign"}, exitcode.Invalid,
+			"", `unknown environment "stagign" (did you mean "staging"?): `},
+		{"known environments listed", []string{"plan", example, "--env", "qa"}, exitcode.Invalid,
+			"", "declares prod, sandbox, staging"},
+		{"the environment's context", []string{"plan", example, "--env", "staging"}, exitcode.Invalid,
+			"", `context "staging-eu" does not exist`},
+		{"--context wins", []string{"plan", example, "--env", "staging", "--context", "nope"}, exitcode.Invalid,
+			"", `context "nope" does not exist`},
+		{"--kubeconfig wins", []string{"plan", example, "--env", "sandbox", "--kubeconfig", "/nonexistent/kubeconfig"}, exitcode.Invalid,
+			"", "/nonexistent/kubeconfig"},
+		{"explicit project file", []string{"validate", example, "--env", "dev", "--project", "testdata/project.yaml"}, exitcode.OK,
+			"valid", "environment dev (testdata/project.yaml)"},
+		{"--project needs --env", []string{"validate", example, "--project", "testdata/project.yaml"}, exitcode.Invalid,
+			"", "--project needs --env"},
+		{"a broken project file", []string{"validate", example, "--env", "dev", "--project", "testdata/broken-project.yaml"}, exitcode.Invalid,
+			"", "testdata/broken-project.yaml: line 5: field contxt not found"},
+		{"status reads the environment too", []string{"status", "--env", "staging", "--project", "../../examples/.runbook.yaml"}, exitcode.Invalid,
+			"", `context "staging-eu" does not exist`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, code := run(t, tt.args...)
+			if code != tt.code || !strings.Contains(stdout, tt.stdout) || !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("exit %d (want %d)\nstdout (want %q):\n%s\nstderr (want %q):\n%s", code, tt.code, tt.stdout, stdout, tt.stderr, stderr)
 			}
 		})
 	}

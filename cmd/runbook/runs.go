@@ -53,7 +53,7 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 		Short: "Show current runs, or one run in detail",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := newSession(g, f, "")
+			s, err := newSession(cmd, g, f, "")
 			if err != nil {
 				return err
 			}
@@ -77,6 +77,7 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	f.kubeFlags.bind(cmd)
+	f.envFlags.bind(cmd)
 	cmd.Flags().StringVar(&f.state, "state", "", "Read the run journal from this local file")
 	return cmd
 }
@@ -95,7 +96,7 @@ func newHistoryCmd(g *globalOptions) *cobra.Command {
 		Short: "List archived (finished) runs, newest first",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := newSession(g, f, "")
+			s, err := newSession(cmd, g, f, "")
 			if err != nil {
 				return err
 			}
@@ -107,6 +108,7 @@ func newHistoryCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	f.kubeFlags.bind(cmd)
+	f.envFlags.bind(cmd)
 	cmd.Flags().StringVar(&f.state, "state", "", "Read archived runs of this local journal file")
 	return cmd
 }
@@ -119,7 +121,7 @@ func newApproveCmd(g *globalOptions) *cobra.Command {
 		Short: "Approve a run waiting at a pause step; the next apply continues it",
 		Args:  exactArgs(1, "a run id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := newSession(g, f, "")
+			s, err := newSession(cmd, g, f, "")
 			if err != nil {
 				return err
 			}
@@ -145,6 +147,7 @@ func newApproveCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	f.kubeFlags.bind(cmd)
+	f.envFlags.bind(cmd)
 	cmd.Flags().StringVar(&f.state, "state", "", "The run journal is in this local file")
 	cmd.Flags().StringVar(&who, "as", "", "Who approves (default: the local user@host)")
 	return cmd
@@ -161,7 +164,7 @@ at once is exactly what the lock prevents. Expired locks are taken over automati
 unlock is for not waiting out the lease.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := newSession(g, f, "")
+			s, err := newSession(cmd, g, f, "")
 			if err != nil {
 				return err
 			}
@@ -187,6 +190,7 @@ unlock is for not waiting out the lease.`,
 		},
 	}
 	f.kubeFlags.bind(cmd)
+	f.envFlags.bind(cmd)
 	cmd.Flags().BoolVar(&f.yes, "yes", false, "Do not ask for confirmation")
 	return cmd
 }

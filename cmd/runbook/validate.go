@@ -29,12 +29,14 @@ type validateErrOut struct {
 
 func newValidateCmd(g *globalOptions) *cobra.Command {
 	var vf valueFlags
+	var ef envFlags
 	cmd := &cobra.Command{
 		Use:   "validate RUNBOOK...",
 		Short: "Check runbooks (and values, when given) without touching a cluster",
 		Long: `Parses each runbook and reports every problem with file:line:col and the field path:
 unknown fields, wrong types, unknown actions or parameters, step references, and
-expressions that do not compile. With -f/--set, the params are resolved too.`,
+expressions that do not compile. With -f/--set or --env, the params are resolved too
+(--env: the environment's values files from the project file, then -f, then --set).`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return exitcode.Newf(exitcode.Invalid, "expected at least one runbook file")
@@ -46,10 +48,15 @@ expressions that do not compile. With -f/--set, the params are resolved too.`,
 			invalid := 0
 			for _, file := range args {
 				res := validateResult{File: file}
+				in := valueFlags{files: append([]string(nil), vf.files...), sets: vf.sets}
+				err := ef.resolve(file, envSettings{values: &in, flags: cmd.Flags(), note: func(msg string) { fprintf(g.errOut, "%s: %s\n", file, msg) }})
+				if err != nil {
+					return err
+				}
 				rb, err := runbooks.ParseFile(file, g.reg)
-				if err == nil && (len(vf.files) > 0 || len(vf.sets) > 0) {
+				if err == nil && (len(in.files) > 0 || len(in.sets) > 0 || ef.env != "") {
 					var p *runbooks.Params
-					if p, err = runbooks.ResolveParams(rb, vf.inputs()); err == nil {
+					if p, err = runbooks.ResolveParams(rb, in.inputs()); err == nil {
 						res.Params = value.JSONMap(p.Values)
 					}
 				}
@@ -83,6 +90,7 @@ expressions that do not compile. With -f/--set, the params are resolved too.`,
 		},
 	}
 	vf.bind(cmd)
+	ef.bind(cmd)
 	return cmd
 }
 

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/runbookdev/runbook/internal/exitcode"
+	"github.com/runbookdev/runbook/internal/project"
+)
+
+// envFlags select an environment of the project file (.runbook.yaml).
+type envFlags struct {
+	env     string
+	project string
+}
+
+func (e *envFlags) bind(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&e.env, "env", "", "Environment: its context, namespace and values come from the project file "+project.FileName+" (visible to expressions as env)")
+	cmd.Flags().StringVar(&e.project, "project", "", "Project file (default: "+project.FileName+" in the runbook's directory or a parent, up to the git repository's root)")
+	_ = cmd.RegisterFlagCompletionFunc("env", completeEnvs(e))
+}
+
+// load finds and parses the project file for a runbook (or, without one, for the
+// working directory); nil when there is none.
+func (e *envFlags) load(runbookFile string) (*project.Project, error) {
+	path := e.project
+	if path == "" {
+		dir := "."
+		if runbookFile != "" {
+			dir = filepath.Dir(runbookFile)
+		}
+		found, err := project.Find(dir)
+		if err != nil {
+			return nil, exitcode.New(exitcode.Invalid, err)
+		}
+		if found == "" {
+			return nil, nil
+		}
+		path = found
+	}
+	p, err := project.Load(path)
+	if err != nil {
+		return nil, exitcode.New(exitcode.Invalid, err)
+	}
+	return p, nil
+}
+
+// envSettings is what an environment contributes to a command.
+type envSettings struct {
+	kube   *kubeFlags  // nil for commands without a cluster (validate)
+	values *valueFlags // nil for commands without params
+	flags  *pflag.FlagSet
+	note   func(string) // where to say which environment is used
+}
+
+// resolve applies the selected environment: values files go before any -f (so -f and
+// --set still win), and the kubeconfig, context and namespace are used unless the
+// flag was given. Without --env nothing changes; without a project file --env only
+// names the environment, as before project files existed.
+func (e *envFlags) resolve(runbookFile string, s envSettings) error {
+	if e.env == "" {
+		if e.project != "" {
+			return exitcode.Newf(exitcode.Invalid, "--project needs --env to say which environment")
+		}
+		return nil
+	}
+	p, err := e.load(runbookFile)
+	if err != nil {
+		return err
+	}
+	if p == nil {
+		s.note("no " + project.FileName + " found: --env " + e.env + " only names the environment for guards")
+		return nil
+	}
+	env, err := p.Env(e.env)
+	if err != nil {
+		return exitcode.New(exitcode.Invalid, err)
+	}
+	var used []string
+	if s.values != nil {
+		vals := env.ValuesFor(runbookFile)
+		s.values.files = append(vals, s.values.files...)
+		for _, v := range vals {
+			used = append(used, "values "+relative(v))
+		}
+	}
+	if k := s.kube; k != nil {
+		if env.Kubeconfig != "" && !s.flags.Changed("kubeconfig") {
+			k.kubeconfig = env.Kubeconfig
+			used = append(used, "kubeconfig "+relative(env.Kubeconfig))
+		}
+		if env.Context != "" && !s.flags.Changed("context") {
+			k.context = env.Context
+			used = append(used, "context "+env.Context)
+		}
+		if env.Namespace != "" && !s.flags.Changed("namespace") {
+			k.namespace = env.Namespace
+			used = append(used, "namespace "+env.Namespace)
+		}
+	}
+	if len(used) == 0 {
+		used = []string{"nothing set"}
+	}
+	s.note("environment " + e.env + " (" + relative(p.Path) + "): " + strings.Join(used, ", "))
+	return nil
+}
+
+// relative shortens a path for messages when it is under the working directory.
+func relative(path string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return path
+	}
+	if r, err := filepath.Rel(wd, path); err == nil && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return path
+}
+
+// completeEnvs completes --env with the project's environments.
+func completeEnvs(e *envFlags) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+		rb := ""
+		if len(args) > 0 {
+			rb = args[0]
+		}
+		p, err := e.load(rb)
+		if err != nil || p == nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		return p.Names(), cobra.ShellCompDirectiveNoFileComp
+	}
+}
