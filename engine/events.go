@@ -15,15 +15,31 @@ type Event struct {
 	Message string    `json:"message,omitempty"`
 }
 
-// Report is the outcome of an invocation.
+// Report is the outcome of an invocation. It carries what an auditor needs to tie
+// the run to its inputs: the digests, the environment and the runbook's source.
 type Report struct {
-	RunID    string       `json:"runID"`
-	Runbook  string       `json:"runbook"`
-	Status   string       `json:"status"`
-	Resumed  bool         `json:"resumed"`
-	Steps    []StepReport `json:"steps"`
-	Error    string       `json:"error,omitempty"`
-	LeftToDo []string     `json:"leftToDo,omitempty"` // what a human must still do (rollbackFailed)
+	RunID         string       `json:"runID"`
+	Runbook       string       `json:"runbook"`
+	RunbookDigest string       `json:"runbookDigest,omitempty"`
+	ParamsDigest  string       `json:"paramsDigest,omitempty"`
+	Env           string       `json:"env,omitempty"`
+	Source        *Source      `json:"source,omitempty"`
+	StartedAt     time.Time    `json:"startedAt"`
+	Status        string       `json:"status"`
+	Resumed       bool         `json:"resumed"`
+	Steps         []StepReport `json:"steps"`
+	Error         string       `json:"error,omitempty"`
+	LeftToDo      []string     `json:"leftToDo,omitempty"` // what a human must still do (rollbackFailed)
+}
+
+// Source is where the runbook came from, recorded with each run for the audit
+// trail. The engine only stores it; the CLI fills it in (from git, when the runbook
+// is in a repository).
+type Source struct {
+	File   string `json:"file,omitempty"`   // the runbook, relative to its repository's root when in one
+	Commit string `json:"commit,omitempty"` // the repository's HEAD
+	// Dirty: the runbook or its values differ from Commit (modified or untracked).
+	Dirty bool `json:"dirty,omitempty"`
 }
 
 // StepReport is one step's line of the report.

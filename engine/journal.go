@@ -42,6 +42,7 @@ type Journal struct {
 	RunbookDigest string                 `json:"runbookDigest"`
 	ParamsDigest  string                 `json:"paramsDigest"`
 	Env           string                 `json:"env,omitempty"`
+	Source        *Source                `json:"source,omitempty"` // of the latest invocation
 	Status        string                 `json:"status"`
 	Holder        string                 `json:"holder,omitempty"`
 	StartedAt     time.Time              `json:"startedAt"`

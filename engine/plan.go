@@ -28,6 +28,7 @@ type Plan struct {
 	ParamsDigest  string         `json:"paramsDigest"`
 	Params        map[string]any `json:"params"`
 	Env           string         `json:"env,omitempty"`
+	Source        *Source        `json:"source,omitempty"`
 	CreatedAt     time.Time      `json:"createdAt"`
 	Steps         []PlannedStep  `json:"steps"`
 	// Resumes names the unfinished run apply would continue, if any.
@@ -82,7 +83,7 @@ func MakePlan(ctx context.Context, o Options) (*Plan, error) {
 	}
 	rb := o.Runbook
 	p := &Plan{Format: PlanFormat, Runbook: rb.Name, RunbookDigest: rb.Digest(), ParamsDigest: o.Params.Digest(),
-		Params: value.JSONMap(o.Params.Values), Env: o.Env, CreatedAt: o.Now().UTC()}
+		Params: value.JSONMap(o.Params.Values), Env: o.Env, Source: o.Source, CreatedAt: o.Now().UTC()}
 	j, _, err := o.Store.Load(ctx)
 	if err != nil {
 		return nil, err
@@ -245,6 +246,10 @@ func CheckDrift(saved, fresh *Plan) error {
 	}
 	if saved.ParamsDigest != fresh.ParamsDigest {
 		drift = append(drift, fmt.Sprintf("the params changed (%s → %s)", short(saved.ParamsDigest), short(fresh.ParamsDigest)))
+	}
+	if saved.Env != fresh.Env {
+		// Same params, another environment: the plan was reviewed for other clusters.
+		drift = append(drift, fmt.Sprintf("the environment changed (%q → %q)", saved.Env, fresh.Env))
 	}
 	if len(drift) == 0 {
 		for i, s := range saved.Steps {

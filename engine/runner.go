@@ -22,7 +22,10 @@ type Options struct {
 	Impls   map[string]actions.Impl // behaviour by action name
 	Store   Store
 	Env     string // the environment's name, visible to expressions as env
-	Holder  string // identity written into the journal
+	// Source is the runbook's provenance (file, git commit), recorded in the journal
+	// and the report. May be nil.
+	Source *Source
+	Holder string // identity written into the journal
 	// Funcs are the cluster functions guards call (reading a shared informer cache).
 	Funcs map[string]any
 	// Changes signals that the cache changed, so `until` re-evaluates at once instead
@@ -136,13 +139,14 @@ func (r *runner) open(ctx context.Context) (bool, error) {
 	if resume {
 		r.j, r.rev = j, rev
 		r.j.RunbookDigest = rbDigest
+		r.j.Source = r.Source
 		r.j.Status, r.j.Error, r.j.Holder = StatusRunning, "", r.Holder
 		r.emit(Event{Type: "run.resume", Message: fmt.Sprintf("resuming run %s from %s", j.RunID, r.Store.Describe())})
 	} else {
 		now := r.Now().UTC()
 		r.rev = rev
 		r.j = &Journal{RunID: newRunID(now), Runbook: r.Runbook.Name, RunbookDigest: rbDigest, ParamsDigest: pDigest,
-			Env: r.Env, Status: StatusRunning, Holder: r.Holder, StartedAt: now, Steps: map[string]*StepRecord{}}
+			Env: r.Env, Source: r.Source, Status: StatusRunning, Holder: r.Holder, StartedAt: now, Steps: map[string]*StepRecord{}}
 		r.emit(Event{Type: "run.start", Message: fmt.Sprintf("run %s of %s", r.j.RunID, r.Runbook.Name)})
 	}
 	return resume, r.save(ctx)
@@ -563,7 +567,8 @@ func (r *runner) cleanupResult(st *runbooks.Step, err error) {
 }
 
 func (r *runner) report(left []string) *Report {
-	rep := &Report{RunID: r.j.RunID, Runbook: r.j.Runbook, Status: r.j.Status, Error: r.j.Error, LeftToDo: left}
+	rep := &Report{RunID: r.j.RunID, Runbook: r.j.Runbook, RunbookDigest: r.j.RunbookDigest, ParamsDigest: r.j.ParamsDigest,
+		Env: r.j.Env, Source: r.j.Source, StartedAt: r.j.StartedAt, Status: r.j.Status, Error: r.j.Error, LeftToDo: left}
 	for _, st := range r.Runbook.Steps {
 		rec := r.j.step(st.ID)
 		sr := StepReport{ID: st.ID, Action: st.Action, Status: rec.Status, Changed: rec.Changed, Message: rec.Message, Error: rec.Error, Rollback: rec.Rollback}
