@@ -49,6 +49,12 @@ type podState struct {
 // stages are the per-pod latencies of the pipeline, to see where time goes.
 type stages struct {
 	schedule, address, start, teardown []time.Duration
+	// replace: a pod of a Deployment terminating to the Deployment's next new pod;
+	// recycle: a new pod Ready to the next pod of the same Deployment terminating
+	// (what a budget-respecting migrator adds per wave).
+	replace, recycle []time.Duration
+	lastReady        map[string]time.Time // deployment -> last new pod Ready
+	terminated       map[string][]time.Time
 }
 
 func newTracker(ctx context.Context, kube kubernetes.Interface) (*tracker, error) {
@@ -100,6 +106,12 @@ func (t *tracker) update(obj any, gone bool) {
 		st := prev
 		if !had {
 			st = podState{seen: now}
+			if t.tracking {
+				if q := t.stages.terminated[dep]; len(q) > 0 {
+					t.stages.replace = append(t.stages.replace, now.Sub(q[0]))
+					t.stages.terminated[dep] = q[1:]
+				}
+			}
 		}
 		st.dep, st.ready, st.ip = dep, p.DeletionTimestamp == nil && isReady(p), netip.Addr{}
 		if a, err := netip.ParseAddr(p.Status.PodIP); err == nil {
@@ -116,10 +128,16 @@ func (t *tracker) update(obj any, gone bool) {
 			case st.readyAt.IsZero() && st.ready && !st.addressed.IsZero():
 				st.readyAt = now
 				t.stages.start = append(t.stages.start, now.Sub(st.addressed))
+				t.stages.lastReady[dep] = now
 			}
 		}
 		if t.tracking && st.terminating.IsZero() && p.DeletionTimestamp != nil {
 			st.terminating = now
+			t.stages.terminated[dep] = append(t.stages.terminated[dep], now)
+			if r, ok := t.stages.lastReady[dep]; ok {
+				t.stages.recycle = append(t.stages.recycle, now.Sub(r))
+				delete(t.stages.lastReady, dep)
+			}
 		}
 		t.pods[key] = st
 	}
@@ -187,6 +205,7 @@ func (t *tracker) startTracking() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.tracking, t.since = true, time.Now()
+	t.stages.lastReady, t.stages.terminated = map[string]time.Time{}, map[string][]time.Time{}
 	for dep := range t.want {
 		t.min[dep] = t.readyLocked(dep, netip.Prefix{})
 	}
@@ -266,6 +285,7 @@ func (t *tracker) latencies() string {
 		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 		return fmt.Sprintf("%s p50 %v p95 %v", name, s[len(s)/2].Round(10*time.Millisecond), s[len(s)*95/100].Round(10*time.Millisecond))
 	}
-	return strings.Join([]string{q("created→bound", t.stages.schedule), q("bound→address", t.stages.address),
-		q("address→Ready", t.stages.start), q("terminating→gone", t.stages.teardown)}, "; ")
+	return strings.Join([]string{q("terminating→replacement created", t.stages.replace), q("created→bound", t.stages.schedule),
+		q("bound→address", t.stages.address), q("address→Ready", t.stages.start), q("Ready→next terminating", t.stages.recycle),
+		q("terminating→gone", t.stages.teardown)}, "; ")
 }

@@ -50,8 +50,11 @@ func run(args []string) int {
 	kubeconfig := fs.String("kubeconfig", "", "cluster")
 	retry := fs.Duration("retry", 500*time.Millisecond, "drain: 429 retry delay")
 	parallel := fs.Int("parallel", 100, "parallel: concurrent deletes")
-	cpuProfile := fs.String("cpuprofile", os.Getenv("PODMOVE_CPUPROFILE"), "write a CPU profile here")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile here (default: $PODMOVE_CPUPROFILE.<mode> when that is set)")
 	_ = fs.Parse(args)
+	if *cpuProfile == "" && os.Getenv("PODMOVE_CPUPROFILE") != "" {
+		*cpuProfile = os.Getenv("PODMOVE_CPUPROFILE") + "." + *mode
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err == nil && pprof.StartCPUProfile(f) == nil {
