@@ -5,6 +5,7 @@
 #                                 kubectl (k8s.io/kubernetes), etcd, kwok
 #   hack/tools-calico-apiserver   calico-apiserver (the projectcalico.org/v3 API server,
 #                                 k8s.io/* v0.29 like the Calico monorepo)
+# and downloads the tigera-operator module pinned by hack/tools-operator (its CRDs).
 #
 #   bash hack/build-tools.sh              build if needed, report where the binaries are
 #   bash hack/build-tools.sh --print-dir  print ONLY the binary directory on stdout
@@ -99,6 +100,10 @@ dirs+=("$set_dir")
 build_set "the Calico API server (~2 min)" "$root/hack/tools-calico-apiserver" "-s -w" \
   github.com/projectcalico/calico/apiserver/cmd/apiserver=calico-apiserver
 dirs+=("$set_dir")
+
+# Not a binary: the operator flavour installs tigera-operator's CRDs from its
+# module, pinned by hack/tools-operator; fetching it here keeps tests offline.
+(cd "$root/hack/tools-operator" && GOWORK=off GOFLAGS=-mod=readonly "$go" mod download github.com/tigera/operator) >&2
 
 # The directory handed to the sandbox links every set's binaries.
 all="$cache/all-$(printf '%s\n' "${dirs[@]}" | sha256sum | cut -c1-16)"

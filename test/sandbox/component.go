@@ -23,4 +23,5 @@ const (
 	CNI               = "cni"
 	CalicoNode        = "calico-node"
 	CalicoAPIServer   = "calico-apiserver" // flavours apiserver and operator
+	Operator          = "tigera-operator"  // flavour operator
 )

@@ -17,7 +17,7 @@ const (
 )
 
 // Flavours lists the supported flavours.
-func Flavours() []string { return []string{FlavourCRD, FlavourAPIServer} }
+func Flavours() []string { return []string{FlavourCRD, FlavourAPIServer, FlavourOperator} }
 
 // CheckFlavour reports whether name is a supported flavour.
 func CheckFlavour(name string) error {

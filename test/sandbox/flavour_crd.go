@@ -22,6 +22,20 @@ import (
 // calico-node does on its first start: mark the datastore ready (ClusterInformation)
 // and create the IP pools.
 func installCRDFlavour(ctx context.Context, admin *rest.Config, calico clientv3.Interface, m *calicoManifest, s *scenarios.Scenario) error {
+	if err := installManifestObjects(ctx, admin, calico, m, s); err != nil {
+		return err
+	}
+	for _, p := range s.Calico.IPPools {
+		if err := createPool(ctx, calico, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// installManifestObjects applies calico.yaml's objects other than CRDs (with the
+// scenario's CNI settings) and initialises the datastore as calico-node does.
+func installManifestObjects(ctx context.Context, admin *rest.Config, calico clientv3.Interface, m *calicoManifest, s *scenarios.Scenario) error {
 	a, err := newApplier(admin)
 	if err != nil {
 		return err
@@ -39,11 +53,6 @@ func installCRDFlavour(ctx context.Context, admin *rest.Config, calico clientv3.
 	// the start-up was measured to gain nothing on 2 cores.
 	if err := calico.EnsureInitialized(ctx, m.version, "k8s,bgp,kubeadm"); err != nil {
 		return fmt.Errorf("initialising the Calico datastore: %w", err)
-	}
-	for _, p := range s.Calico.IPPools {
-		if err := createPool(ctx, calico, p); err != nil {
-			return err
-		}
 	}
 	return nil
 }

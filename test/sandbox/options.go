@@ -24,11 +24,16 @@ type Options struct {
 	WorkDir string
 	// Scenario is the cluster to build. Default: the shipped "default" scenario.
 	Scenario *scenarios.Scenario
-	// Flavour is how Calico is installed: FlavourCRD (default) or FlavourAPIServer.
+	// Flavour is how Calico is installed: FlavourCRD (default), FlavourAPIServer
+	// or FlavourOperator.
 	Flavour string
 	// CalicoModuleDir is the checkout of the pinned github.com/projectcalico/calico
 	// module whose manifests/calico.yaml is installed. Default: `go list -m`.
 	CalicoModuleDir string
+	// OperatorModuleDir is the checkout of github.com/tigera/operator (the version
+	// pinned by hack/tools-operator) whose CRDs the operator flavour installs.
+	// Default: downloaded through hack/tools-operator with the go command.
+	OperatorModuleDir string
 	// ReadyTimeout bounds the wait for nodes and scenario pods. Default: 2 minutes.
 	ReadyTimeout time.Duration
 	// Progress receives one line per start-up phase. Default: discarded.

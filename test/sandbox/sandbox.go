@@ -23,6 +23,7 @@ import (
 	"github.com/projectcalico/calico/libcalico-go/lib/apiconfig"
 	"github.com/projectcalico/calico/libcalico-go/lib/clientv3"
 	"github.com/sirupsen/logrus"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/runbookdev/runbook/test/sandbox/calinode"
 	"github.com/runbookdev/runbook/test/sandbox/cni"
+	"github.com/runbookdev/runbook/test/sandbox/operator"
 	"github.com/runbookdev/runbook/test/scenarios"
 )
 
@@ -46,6 +48,7 @@ type Cluster struct {
 	components []Component // in start order; stopped in reverse
 	cni        *inProcess[*cni.Plugin]
 	calicoNode *inProcess[*calinode.Allocator]
+	operator   *inProcess[*operator.Operator]
 	timings    []Timing
 }
 
@@ -101,7 +104,19 @@ func (c *Cluster) start(ctx context.Context) error {
 			}
 		}
 		var err error
-		manifest, err = loadCalicoManifest(dir)
+		if manifest, err = loadCalicoManifest(dir); err != nil {
+			return err
+		}
+		if c.opts.Flavour != FlavourOperator {
+			return nil
+		}
+		if dir = c.opts.OperatorModuleDir; dir == "" {
+			if dir, err = operatorModuleDir(ctx); err != nil {
+				return err
+			}
+		}
+		crds, err := loadOperatorCRDs(dir)
+		manifest.crds = append(manifest.crds, crds...)
 		return err
 	}); err != nil {
 		return err
@@ -141,13 +156,30 @@ func (c *Cluster) start(ctx context.Context) error {
 		if err := c.installKubeadmObjects(ctx, cs); err != nil {
 			return err
 		}
+		if c.opts.Flavour == FlavourOperator {
+			if err := installManifestObjects(ctx, c.admin, calico, manifest, s); err != nil {
+				return err
+			}
+			return c.installOperatorFlavour(ctx, calico)
+		}
 		return installCRDFlavour(ctx, c.admin, calico, manifest, s)
 	}); err != nil {
 		return err
 	}
 
-	if c.opts.Flavour == FlavourAPIServer {
+	if c.opts.Flavour != FlavourCRD {
 		if err := c.phase("Calico API server", func() error { return c.startCalicoAPIServer(ctx) }); err != nil {
+			return err
+		}
+	}
+	if c.opts.Flavour == FlavourOperator {
+		if err := c.phase("operator with API server", func() error {
+			dyn, err := dynamic.NewForConfig(c.admin)
+			if err != nil {
+				return fmt.Errorf("dynamic client: %w", err)
+			}
+			return waitOperatorAvailable(ctx, dyn, s)
+		}); err != nil {
 			return err
 		}
 	}
@@ -342,6 +374,18 @@ func (c *Cluster) CalicoNodeStats() calinode.Stats {
 		return a.Stats()
 	}
 	return calinode.Stats{}
+}
+
+// OperatorStats returns the operator stand-in's counters (flavour operator; zero
+// otherwise or while it is stopped).
+func (c *Cluster) OperatorStats() operator.Stats {
+	if c.operator == nil {
+		return operator.Stats{}
+	}
+	if o, ok := c.operator.current(); ok {
+		return o.Stats()
+	}
+	return operator.Stats{}
 }
 
 // NewCalicoClient returns a libcalico-go client with admin rights on the cluster.

@@ -159,6 +159,9 @@ func printUsage(dir, flavour string) {
 	if flavour != sandbox.FlavourCRD {
 		fmt.Printf("  %s get ippools.projectcalico.org   # the v3 API of the Calico API server\n", kubectl)
 	}
+	if flavour == sandbox.FlavourOperator {
+		fmt.Printf("  %s get installation default -o yaml; %s get tigerastatus,apiserver\n", kubectl, kubectl)
+	}
 }
 
 // tail returns the last n lines of a file, for error messages.

@@ -1,0 +1,171 @@
+// Package operator is the sandbox's stand-in for the part of tigera-operator
+// (v1.40.0) that IP pool migrations meet: its IP pool controller
+// (pkg/controller/ippool/pool_controller.go), which makes the pools listed in
+// Installation "default" spec.calicoNetwork.ipPools exist exactly as listed —
+// creating them, reverting direct edits, deleting managed pools that leave the
+// list — and only through the Calico API server while APIServer "default" is
+// Ready; otherwise TigeraStatus "ippools" goes Degraded. It also plays the
+// operator's apiserver controller to the extent of reporting APIServer
+// "default" Ready while the Calico API server's APIService is Available.
+//
+// Like the operator it is driven by watches (Installation, APIServer, IP pools,
+// and here the APIService), plus a periodic reconciliation every 5 minutes.
+package operator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+)
+
+// Config wires the stand-in to a cluster with the operator's (cluster-wide) rights.
+type Config struct {
+	Dynamic dynamic.Interface
+	Kube    kubernetes.Interface // reads kube-system/kubeadm-config
+	// Resync is the periodic reconciliation (the operator's
+	// utils.PeriodicReconcileTime). Default 5 minutes.
+	Resync time.Duration
+	// RetryBase and RetryMax bound the back-off after a failed pass. Defaults:
+	// 250ms, 30s.
+	RetryBase, RetryMax time.Duration
+	// Log receives one line per pool written or deleted and per degraded pass.
+	Log *log.Logger
+}
+
+// Stats counts what the stand-in did.
+type Stats struct {
+	Reconciles, Created, Updated, Deleted, Degraded int64
+}
+
+// Operator is a running stand-in; create it with New, run it with Run.
+type Operator struct {
+	cfg    Config
+	status statusWriter
+	queue  workqueue.TypedRateLimitingInterface[string]
+
+	installations, apiServers, pools, apiServices cache.GenericLister
+
+	synced chan struct{}
+	stats  struct{ reconciles, created, updated, deleted, degraded atomic.Int64 }
+}
+
+// key is the queue's only item: every event means "reconcile the Installation".
+const key = DefaultName
+
+// New returns a stand-in for cfg; nothing runs until Run.
+func New(cfg Config) *Operator {
+	if cfg.Resync == 0 {
+		cfg.Resync = 5 * time.Minute
+	}
+	if cfg.RetryBase == 0 {
+		cfg.RetryBase = 250 * time.Millisecond
+	}
+	if cfg.RetryMax == 0 {
+		cfg.RetryMax = 30 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = log.New(io.Discard, "", 0)
+	}
+	return &Operator{
+		cfg:    cfg,
+		status: statusWriter{dyn: cfg.Dynamic},
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](cfg.RetryBase, cfg.RetryMax),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "tigera-operator"}),
+		synced: make(chan struct{}),
+	}
+}
+
+// Synced is closed once the watches have synced and the first pass has run.
+func (o *Operator) Synced() <-chan struct{} { return o.synced }
+
+// Stats returns the counters so far.
+func (o *Operator) Stats() Stats {
+	return Stats{
+		Reconciles: o.stats.reconciles.Load(), Created: o.stats.created.Load(), Updated: o.stats.updated.Load(),
+		Deleted: o.stats.deleted.Load(), Degraded: o.stats.degraded.Load(),
+	}
+}
+
+// Run watches and reconciles until ctx ends; it returns an error only if the
+// caches never sync.
+func (o *Operator) Run(ctx context.Context) error {
+	factory := dynamicinformer.NewDynamicSharedInformerFactory(o.cfg.Dynamic, o.cfg.Resync)
+	enqueue := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { o.queue.Add(key) },
+		UpdateFunc: func(any, any) { o.queue.Add(key) },
+		DeleteFunc: func(any) { o.queue.Add(key) },
+	}
+	inst, apis, pools, svcs := factory.ForResource(Installations), factory.ForResource(APIServers), factory.ForResource(CRDPools), factory.ForResource(APIServices)
+	for gvr, informer := range map[string]cache.SharedIndexInformer{
+		Installations.Resource: inst.Informer(), APIServers.Resource: apis.Informer(),
+		CRDPools.Resource: pools.Informer(), APIServices.Resource: svcs.Informer(),
+	} {
+		if _, err := informer.AddEventHandler(enqueue); err != nil {
+			return fmt.Errorf("tigera-operator: watching %s: %w", gvr, err)
+		}
+	}
+	o.installations, o.apiServers = inst.Lister(), apis.Lister()
+	o.pools, o.apiServices = pools.Lister(), svcs.Lister()
+
+	factory.Start(ctx.Done())
+	defer func() {
+		o.queue.ShutDown()
+		factory.Shutdown()
+	}()
+	for gvr, ok := range factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("tigera-operator: %v cache did not sync", gvr)
+		}
+	}
+	o.queue.Add(key)
+	first := true
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for o.work(ctx) {
+			if first {
+				first = false
+				close(o.synced)
+			}
+		}
+	}()
+	<-ctx.Done()
+	o.queue.ShutDown()
+	<-done
+	return nil
+}
+
+// work runs one pass; false once the queue shuts down.
+func (o *Operator) work(ctx context.Context) bool {
+	k, shutdown := o.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer o.queue.Done(k)
+	o.stats.reconciles.Add(1)
+	err := o.reconcile(ctx)
+	switch {
+	case err == nil, errors.Is(err, errDegraded), ctx.Err() != nil:
+		o.queue.Forget(k)
+	default:
+		o.cfg.Log.Printf("reconcile failed (retrying): %v", err)
+		o.queue.AddRateLimited(k)
+	}
+	return true
+}
+
+func (o *Operator) count(c *atomic.Int64, format string, args ...any) {
+	c.Add(1)
+	o.cfg.Log.Printf(format, args...)
+}
