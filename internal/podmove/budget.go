@@ -7,6 +7,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Budget is a PodDisruptionBudget as the eviction API judges it (its status), plus
@@ -18,6 +19,8 @@ import (
 type Budget struct {
 	Namespace, Name string
 	selector        labels.Selector
+	uid             types.UID
+	generation      int64
 
 	// From status.
 	Allowed        int32
@@ -45,7 +48,7 @@ func newBudget(pdb *policyv1.PodDisruptionBudget) *Budget {
 	if err != nil {
 		sel = labels.Nothing()
 	}
-	b := &Budget{Namespace: pdb.Namespace, Name: pdb.Name, selector: sel,
+	b := &Budget{Namespace: pdb.Namespace, Name: pdb.Name, selector: sel, uid: pdb.UID, generation: pdb.Generation,
 		Allowed: pdb.Status.DisruptionsAllowed, CurrentHealthy: pdb.Status.CurrentHealthy,
 		DesiredHealthy: pdb.Status.DesiredHealthy, ExpectedPods: pdb.Status.ExpectedPods,
 		Synced: pdb.Status.ObservedGeneration >= pdb.Generation && pdb.Generation > 0}

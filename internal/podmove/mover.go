@@ -18,6 +18,8 @@ const (
 	// Small next to any pod's start time, large enough that recomputing over
 	// thousands of pods stays a few percent of a core.
 	minRound = 50 * time.Millisecond
+	// roundCostFactor: a round that took t waits at least this many t for the next.
+	roundCostFactor = 8
 	// tick re-evaluates without events (fallbacks, back-offs, progress).
 	tick = 500 * time.Millisecond
 	// apiParallelism bounds concurrent eviction/delete requests.
@@ -138,6 +140,9 @@ func (m *mover) loop(ctx, callCtx context.Context) (Result, error) {
 		m.restartDue(callCtx, w, waits)
 		m.lastWaits = waits
 		m.progress(w, false)
+		// Rounds are spaced by at least minRound and by several times their own
+		// cost, so that deciding never takes more than a small share of a core.
+		spacing := max(minRound, roundCostFactor*time.Since(began))
 
 		select {
 		case <-ctx.Done():
@@ -152,7 +157,7 @@ func (m *mover) loop(ctx, callCtx context.Context) (Result, error) {
 			m.handle(a)
 		case <-ticker.C:
 		}
-		if d := minRound - time.Since(began); d > 0 {
+		if d := spacing - time.Since(began); d > 0 {
 			time.Sleep(d)
 		}
 	}
@@ -416,7 +421,9 @@ func (m *mover) timeoutError(w *world) error {
 	sort.Slice(owners, func(i, j int) bool { return ownerLess(owners[i].Owner, owners[j].Owner) })
 	var stuck []string
 	for _, o := range owners {
-		stuck = append(stuck, o.notReadyKeys...)
+		for _, p := range o.notReady {
+			stuck = append(stuck, podKey(p))
+		}
 	}
 	warnings := lastWarnings(m.kube, stuck, maxWarnings)
 	for _, o := range owners {
@@ -425,12 +432,16 @@ func (m *mover) timeoutError(w *world) error {
 			line += fmt.Sprintf(", %d still in pool %s", o.inOld, m.cfg.Pool.Name)
 		}
 		if len(o.notReady) > 0 {
-			nr := append([]string(nil), o.notReady...)
+			var nr []string
+			for _, p := range o.notReady {
+				nr = append(nr, podKey(p)+" ("+string(p.Status.Phase)+")")
+			}
 			sort.Strings(nr)
 			line += ", not Ready: " + list(nr, maxListed)
 		}
-		for _, k := range o.notReadyKeys {
-			if msg := warnings[k]; msg != "" {
+		for _, p := range o.notReady {
+			if k := podKey(p); warnings[k] != "" {
+				msg := warnings[k]
 				line += " — " + k + ": " + msg
 			}
 		}

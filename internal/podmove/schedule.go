@@ -63,6 +63,7 @@ func pick(w *world, lim limits, ld load) (out []choice, waits map[string][]strin
 		}
 		return a.rank < b.rank
 	})
+	cs = spreadOverNodes(cs, ld.perNode)
 	perNode := map[string]int{}
 	for n, k := range ld.perNode {
 		perNode[n] = k
@@ -128,6 +129,62 @@ func pick(w *world, lim limits, ld load) (out []choice, waits map[string][]strin
 		}
 	}
 	return out, waits
+}
+
+// spreadOverNodes reorders each tier of equally urgent candidates (same
+// criticality, readiness and rank) so that consecutive picks leave different
+// nodes, least busy first. Each node's kubelet and CNI tear pods down one at a
+// time, and a replacement usually lands where its predecessor left: spreading
+// keeps every node's queue short and none idle, which is what the migration's
+// pace depends on once budgets allow many pods at once.
+func spreadOverNodes(cs []*candidate, busy map[string]int) []*candidate {
+	out := make([]*candidate, 0, len(cs))
+	for start := 0; start < len(cs); {
+		end := start + 1
+		for end < len(cs) && sameTier(cs[start], cs[end]) {
+			end++
+		}
+		out = append(out, roundRobin(cs[start:end], busy)...)
+		start = end
+	}
+	return out
+}
+
+func sameTier(a, b *candidate) bool {
+	return (a.critical != "") == (b.critical != "") && a.ready == b.ready && a.rank == b.rank
+}
+
+// roundRobin takes one candidate per node in turn, nodes ordered by how busy they
+// are, then by name; within a node, candidates keep their order.
+func roundRobin(tier []*candidate, busy map[string]int) []*candidate {
+	if len(tier) < 2 {
+		return tier
+	}
+	byNode := map[string][]*candidate{}
+	var nodes []string
+	for _, c := range tier {
+		n := c.pod.Spec.NodeName
+		if byNode[n] == nil {
+			nodes = append(nodes, n)
+		}
+		byNode[n] = append(byNode[n], c)
+	}
+	sort.Slice(nodes, func(i, j int) bool {
+		if busy[nodes[i]] != busy[nodes[j]] {
+			return busy[nodes[i]] < busy[nodes[j]]
+		}
+		return nodes[i] < nodes[j]
+	})
+	out := make([]*candidate, 0, len(tier))
+	for len(out) < len(tier) {
+		for _, n := range nodes {
+			if q := byNode[n]; len(q) > 0 {
+				out = append(out, q[0])
+				byNode[n] = q[1:]
+			}
+		}
+	}
+	return out
 }
 
 // blockedOnBudget counts the waiting pods a PodDisruptionBudget holds back, for

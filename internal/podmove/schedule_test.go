@@ -207,3 +207,23 @@ func TestPickChargesBudgets(t *testing.T) {
 		t.Fatalf("second round picked %v before the status showed the first two", keys(got))
 	}
 }
+
+func TestSpreadOverNodes(t *testing.T) {
+	f, s := &fakeStore{}, testSetup()
+	for i, n := range []string{"a", "b", "c"} {
+		o := f.deployment("ns", n, 2)
+		// every owner's first pod is on n1, second on n2; owner c's are on n3.
+		node1, node2 := "n1", "n2"
+		if n == "c" {
+			node1, node2 = "n3", "n3"
+		}
+		f.pods = append(f.pods, mkPod("ns", n+"-0", fmt.Sprintf("192.168.%d.1", i), o, onNode(node1)),
+			mkPod("ns", n+"-1", fmt.Sprintf("192.168.%d.2", i), o, onNode(node2)))
+	}
+	w := observe(f, s, newMemory(), t0)
+	got, _ := pick(w, limits{global: 100, perNode: 100, maxUnavailable: 1}, load{perNode: map[string]int{"n1": 5}})
+	// Rank 0 of each owner: a-0 (n1), b-0 (n1), c-0 (n3). n1 is busy: n3 first, then n1.
+	if k := strings.Join(keys(got), ","); k != "ns/c-0,ns/a-0,ns/b-0" {
+		t.Fatalf("picked %s", k)
+	}
+}

@@ -58,6 +58,7 @@ func settle(l *ledger, w *world, mem *memory, ev budgetEvents, strategy Action) 
 // that was not Ready when it went is done once it is gone: nothing Ready is owed
 // for it.
 func settleOneToOne(l *ledger, w *world) (out []*entry) {
+	var byNode map[ownerNode][]*podState // built when first needed
 	claimed := map[string]bool{}
 	for _, e := range l.order {
 		if e.replaced && e.replacement != "" {
@@ -82,9 +83,12 @@ func settleOneToOne(l *ledger, w *world) (out []*entry) {
 				out = append(out, e)
 			}
 		case KindDaemonSet:
-			for _, ps := range w.pods {
+			if byNode == nil {
+				byNode = daemonPodsByNode(w)
+			}
+			for _, ps := range byNode[ownerNode{e.owner, e.node}] {
 				k := podKey(ps.pod)
-				if ps.owner == e.owner && ps.pod.Spec.NodeName == e.node && ps.pod.UID != e.uid && !claimed[k] && back(ps) {
+				if ps.pod.UID != e.uid && !claimed[k] && back(ps) {
 					e.replaced, e.replacement = true, k
 					claimed[k] = true
 					out = append(out, e)
@@ -166,4 +170,21 @@ func podName(key string) string {
 		}
 	}
 	return key
+}
+
+type ownerNode struct {
+	owner Owner
+	node  string
+}
+
+// daemonPodsByNode indexes DaemonSet pods by owner and node.
+func daemonPodsByNode(w *world) map[ownerNode][]*podState {
+	out := map[ownerNode][]*podState{}
+	for _, ps := range w.pods {
+		if ps.owner.Kind == KindDaemonSet {
+			k := ownerNode{ps.owner, ps.pod.Spec.NodeName}
+			out[k] = append(out[k], ps)
+		}
+	}
+	return out
 }

@@ -133,7 +133,7 @@ func TestReplaced(t *testing.T) {
 			settle(led, observe(f, s, mem, t0), mem, noEvents{}, ActEvict)
 			for _, e := range tc.entries {
 				e.answered, e.accepted = true, true
-				e.owner = observe(f, s, newMemory(), t0).byKey[e.key].owner
+				e.owner = observe(f, s, newMemory(), t0).pods[e.uid].owner
 				led.add(e)
 			}
 			f2 := &fakeStore{}

@@ -60,16 +60,16 @@ type candidate struct {
 // ownerState is an owner the step is moving pods of (touched), with its counts.
 type ownerState struct {
 	Owner
-	desired  int      // -1: unknown kind
-	goal     int      // Ready pods it must have outside the old pool to be done
-	readyNow int      // Ready and not terminating, anywhere
-	readyOK  int      // ... and in a target pool (or never in the old one)
-	draining int      // own evictions whose pods the cache still shows Ready
-	inOld    int      // pods in scope still in the old pool
-	notReady []string // "namespace/name (Phase)"
-	// notReadyKeys are the same pods' keys, for looking up their events.
-	notReadyKeys []string
-	touched      bool
+	desired  int // -1: unknown kind
+	goal     int // Ready pods it must have outside the old pool to be done
+	readyNow int // Ready and not terminating, anywhere
+	readyOK  int // ... and in a target pool (or never in the old one)
+	draining int // own evictions whose pods the cache still shows Ready
+	inOld    int // pods in scope still in the old pool
+	// notReady are its pods neither Ready nor terminating (rendered only for a
+	// failure message).
+	notReady []*corev1.Pod
+	touched  bool
 }
 
 // satisfied: the owner has its pods back in the target pools.
@@ -92,9 +92,16 @@ type firstSight struct {
 type memory struct {
 	owners map[Owner]firstSight
 	seen   map[string]bool // pod keys that needed a move: progress total
+	// pods caches what observe works out of each pod version: most pods do not
+	// change between two rounds, and at thousands of pods the label matching
+	// against every budget of the namespace would dominate a round.
+	pods  map[types.UID]*podMemo
+	round uint64
 }
 
-func newMemory() *memory { return &memory{owners: map[Owner]firstSight{}, seen: map[string]bool{}} }
+func newMemory() *memory {
+	return &memory{owners: map[Owner]firstSight{}, seen: map[string]bool{}, pods: map[types.UID]*podMemo{}}
+}
 
 // setup is the step's fixed configuration, resolved at start.
 type setup struct {
@@ -122,7 +129,7 @@ type world struct {
 	restarts map[Owner][]*candidate
 	// pods indexes every pod by UID, for settling the ledger.
 	pods map[types.UID]*podState
-	// byKey indexes pods by namespace/name (a StatefulSet pod's replacement has its
+	// byKey indexes StatefulSet pods by namespace/name (a replacement has its
 	// predecessor's name).
 	byKey map[string]*podState
 }
@@ -151,7 +158,7 @@ func (w *world) done() bool {
 // the memory and the time; it records first sightings in mem.
 func observe(st Store, s *setup, mem *memory, now time.Time) *world {
 	w := &world{now: now, refused: Refusals{}, owners: map[Owner]*ownerState{}, budgets: map[string]*Budget{},
-		restarts: map[Owner][]*candidate{}, pods: map[types.UID]*podState{}, byKey: map[string]*podState{}}
+		restarts: map[Owner][]*candidate{}, byKey: map[string]*podState{}}
 	byNS := map[string][]*Budget{}
 	for _, pdb := range st.PDBs() {
 		b := newBudget(pdb)
@@ -159,30 +166,39 @@ func observe(st Store, s *setup, mem *memory, now time.Time) *world {
 		byNS[b.Namespace] = append(byNS[b.Namespace], b)
 	}
 	pods := st.Pods()
+	w.pods = make(map[types.UID]*podState, len(pods))
 	type podInfo struct {
 		pod     *corev1.Pod
 		place   Placement
 		owner   Owner
 		managed bool
-		after   bool // created after the step began
+		after   bool      // created after the step began
+		covers  []*Budget // the budgets whose selector matches the pod
 	}
+	mem.prune(len(pods))
 	infos := make([]podInfo, 0, len(pods))
 	stats := map[Owner]*ownerState{}
 	failing := map[Owner]int{}
 	nonFailing := map[Owner]int{}
+	gen := budgetsGeneration(w.budgets)
 	for _, p := range pods {
-		pi := podInfo{pod: p, place: placementOf(p, s.pool, s.targets), after: p.CreationTimestamp.Time.After(s.since)}
-		pi.owner, pi.managed = ownerOf(p, st)
+		pm := mem.analyse(p, st, s, byNS, gen)
+		pi := podInfo{pod: p, place: pm.place, owner: pm.owner, managed: pm.managed, after: p.CreationTimestamp.Time.After(s.since)}
+		for _, k := range pm.covers {
+			if b := w.budgets[k]; b != nil {
+				pi.covers = append(pi.covers, b)
+			}
+		}
 		infos = append(infos, pi)
 		ps := &podState{pod: p, place: pi.place, owner: pi.owner}
 		w.pods[p.UID] = ps
-		w.byKey[podKey(p)] = ps
+		if pi.owner.Kind == KindStatefulSet {
+			w.byKey[podKey(p)] = ps
+		}
 		ready := isReady(p) && !isTerminating(p)
 		if ready {
-			for _, b := range byNS[p.Namespace] {
-				if b.Matches(p) {
-					b.Healthy++
-				}
+			for _, b := range pi.covers {
+				b.Healthy++
 			}
 		}
 		if pi.owner.IsZero() || isFinished(p) {
@@ -199,8 +215,7 @@ func observe(st Store, s *setup, mem *memory, now time.Time) *world {
 				os.readyOK++
 			}
 		} else if !isTerminating(p) {
-			os.notReady = append(os.notReady, podKey(p)+" ("+string(p.Status.Phase)+")")
-			os.notReadyKeys = append(os.notReadyKeys, podKey(p))
+			os.notReady = append(os.notReady, p)
 		}
 		switch {
 		case isTerminating(p):
@@ -281,7 +296,9 @@ func observe(st Store, s *setup, mem *memory, now time.Time) *world {
 				continue
 			}
 		}
-		mem.seen[key] = true
+		if !mem.seen[key] {
+			mem.seen[key] = true
+		}
 		c := &candidate{pod: p, key: key, owner: pi.owner, os: os, ready: isReady(p), ignores: ignoresBudget(p),
 			failing: isFailing(p, now), action: s.strategy}
 		if !pi.managed && c.action == ActRestart {
@@ -296,12 +313,7 @@ func observe(st Store, s *setup, mem *memory, now time.Time) *world {
 				continue
 			}
 		}
-		var covering []*Budget
-		for _, b := range byNS[p.Namespace] {
-			if b.Matches(p) {
-				covering = append(covering, b)
-			}
-		}
+		covering := pi.covers
 		if len(covering) > 1 && c.action == ActEvict {
 			names := make([]string, len(covering))
 			for i, b := range covering {
