@@ -57,6 +57,7 @@ func (s *Scenario) setDefaults() {
 			s.NodeGroups[i].Count = 1
 		}
 	}
+	s.Workloads = expandCopies(s.Workloads)
 	for i := range s.Workloads {
 		w := &s.Workloads[i]
 		if w.Kind == "" {
@@ -78,3 +79,28 @@ func (s *Scenario) setDefaults() {
 }
 
 func nodeName(prefix string, i int) string { return fmt.Sprintf("%s-%d", prefix, i) }
+
+// expandCopies replaces each workload with count > 1 by its copies. Copies need
+// their own labels, so a workload with count and explicit labels is left as is
+// for Validate to reject.
+func expandCopies(in []Workload) []Workload {
+	out := make([]Workload, 0, len(in))
+	for _, w := range in {
+		if w.Count <= 1 || len(w.Labels) > 0 {
+			out = append(out, w)
+			continue
+		}
+		for i := 1; i <= w.Count; i++ {
+			c := w
+			c.Count = 1
+			c.Name = fmt.Sprintf("%s-%d", w.Name, i)
+			c.PDBs = make([]PDB, len(w.PDBs))
+			for j, p := range w.PDBs {
+				p.Name = fmt.Sprintf("%s-%d", p.Name, i)
+				c.PDBs[j] = p
+			}
+			out = append(out, c)
+		}
+	}
+	return out
+}

@@ -157,6 +157,10 @@ type Workload struct {
 	Kind      string `json:"kind,omitempty"`
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
+	// Count > 1 stands for that many copies named <name>-1..<name>-<count>, each
+	// with its own labels and budgets (Parse expands them; pdbs names get the same
+	// suffix). Default 1.
+	Count int `json:"count,omitempty"`
 	// Replicas: Deployment and StatefulSet replicas; Job parallelism and completions;
 	// the number of bare pods (named <name>, or <name>-1.. when more than one).
 	// Not allowed for DaemonSets (one pod per node). Default 1 for Pod.

@@ -143,6 +143,7 @@ func TestParseRejects(t *testing.T) {
 		{"named pdb", minimal + "workloads:\n- {namespace: a, name: b, replicas: 1, pdb: {name: x, maxUnavailable: 1}}\n", "use pdbs for named budgets"},
 		{"pdb name clash", minimal + "workloads:\n- {namespace: a, name: b, replicas: 1, pdb: {maxUnavailable: 1}, pdbs: [{name: b, minAvailable: 1}]}\n", "duplicate PodDisruptionBudget a/b"},
 		{"webhook policy", minimal + "workloads:\n- {namespace: a, name: b, replicas: 1, webhook: {failurePolicy: Never}}\n", "webhook.failurePolicy"},
+		{"count with labels", minimal + "workloads:\n- {namespace: a, name: b, replicas: 1, count: 2, labels: {x: y}}\n", "copies need labels of their own"},
 		{"pin twice", minimal + "workloads:\n- {namespace: a, name: b, replicas: 1, ipv4Pools: [p], annotations: {cni.projectcalico.org/ipv4pools: '[\"p\"]'}}\n", "set one"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -229,5 +230,32 @@ workloads:
 	// 3 + (3 nodes) + (2 workers) + 1 + 1 + 2
 	if n := s.PodCount(); n != 12 {
 		t.Errorf("PodCount = %d, want 12", n)
+	}
+}
+
+func TestWorkloadCopies(t *testing.T) {
+	s, err := Parse([]byte(minimal + `
+workloads:
+- {namespace: a, name: app, replicas: 2, count: 3, pdb: {maxUnavailable: 25%}, pdbs: [{name: extra, minAvailable: 1}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names, pdbs, labels []string
+	for _, w := range s.Workloads {
+		names = append(names, w.Name)
+		labels = append(labels, w.Labels["app"])
+		for _, p := range w.AllPDBs() {
+			pdbs = append(pdbs, p.Name)
+		}
+	}
+	if strings.Join(names, ",") != "app-1,app-2,app-3" || strings.Join(labels, ",") != "app-1,app-2,app-3" {
+		t.Errorf("copies %v, labels %v", names, labels)
+	}
+	if strings.Join(pdbs, ",") != "app-1,extra-1,app-2,extra-2,app-3,extra-3" {
+		t.Errorf("budgets %v", pdbs)
+	}
+	if s.PodCount() != 6 {
+		t.Errorf("PodCount = %d", s.PodCount())
 	}
 }

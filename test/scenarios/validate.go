@@ -166,6 +166,9 @@ func validateWorkload(w Workload, path string, bad func(path, format string, arg
 	if msgs := validation.IsDNS1123Subdomain(w.Name); len(msgs) > 0 {
 		bad(path+".name", "%q: %v", w.Name, msgs)
 	}
+	if w.Count > 1 {
+		bad(path+".count", "copies need labels of their own; leave labels out (each copy gets app: <name>-<i>)")
+	}
 	switch {
 	case w.Replicas < 0:
 		bad(path+".replicas", "must not be negative")
