@@ -30,6 +30,7 @@ type result struct {
 	bringUp    time.Duration
 	ipamRate   float64
 	stages     string
+	cniSeries  []int64 // CNI operations (ADD + DEL) per 5 s of the migration
 	deps       int
 }
 
@@ -70,6 +71,9 @@ func runContender(ctx context.Context, o options, name string) (*result, error) 
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	cniDone := make(chan []int64, 1)
+	stopCNI := make(chan struct{})
+	go func() { cniDone <- sampleCNI(c, stopCNI) }()
 	allNew := make(chan error, 1)
 	go func() { allNew <- c.tracker.waitAllNew(mctx) }()
 	var childErr error
@@ -89,6 +93,8 @@ func runContender(ctx context.Context, o options, name string) (*result, error) 
 		}
 	}
 	r.wall = time.Since(start)
+	close(stopCNI)
+	r.cniSeries = <-cniDone
 	if childErr != nil {
 		return nil, fmt.Errorf("contender failed: %w", childErr)
 	}
@@ -160,4 +166,24 @@ func topRequests(m map[string]float64, n int) string {
 		parts = append(parts, fmt.Sprintf("%s %.0f", x.k, x.v))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// sampleCNI counts the CNI stand-in's operations (addresses assigned and released)
+// per 5 s until stop: where the migration leaves the nodes' network setup idle.
+func sampleCNI(c *benchCluster, stop <-chan struct{}) []int64 {
+	ops := func() int64 { st := c.sb.CNIStats(); return st.Assigned + st.Released }
+	var out []int64
+	last := ops()
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return append(out, ops()-last)
+		case <-t.C:
+			n := ops()
+			out = append(out, n-last)
+			last = n
+		}
+	}
 }

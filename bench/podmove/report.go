@@ -35,6 +35,10 @@ func printTable(w io.Writer, o options, rs []*result) {
 			break
 		}
 	}
+	fmt.Fprintln(w, "\nCNI operations (address assignments + releases) per 5 s of the migration:")
+	for _, r := range rs {
+		fmt.Fprintf(w, "- %s: %v\n", label(r.name), r.cniSeries)
+	}
 	fmt.Fprintln(w, "\nWhere a pod's time goes (watch-observed, during the migration):")
 	for _, r := range rs {
 		fmt.Fprintf(w, "- %s: %s\n", label(r.name), r.stages)
