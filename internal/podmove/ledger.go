@@ -105,3 +105,16 @@ func (l *ledger) pendingFor(o Owner) []*entry {
 	sort.SliceStable(out, func(i, j int) bool { return out[i].sent.Before(out[j].sent) })
 	return out
 }
+
+// awaitingOneToOne lists StatefulSet and DaemonSet pods that went Ready and whose
+// own replacement (same name; same node) is not Ready in a target pool yet: the
+// step is not done while there is one, whatever the owner's counts say.
+func (l *ledger) awaitingOneToOne() []string {
+	var out []string
+	for _, e := range l.order {
+		if e.accepted && e.ready && !e.replaced && oneToOne(e.owner) {
+			out = append(out, e.key)
+		}
+	}
+	return out
+}

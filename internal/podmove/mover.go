@@ -125,7 +125,7 @@ func (m *mover) loop(ctx, callCtx context.Context) (Result, error) {
 		if err := m.failure(w, round); err != nil {
 			return m.result(), err
 		}
-		if w.done() && m.idle() {
+		if w.done() && m.idle() && len(m.led.awaitingOneToOne()) == 0 {
 			m.progress(w, true)
 			return m.result(), nil
 		}
@@ -446,6 +446,9 @@ func (m *mover) timeoutError(w *world) error {
 			}
 		}
 		parts = append(parts, line)
+	}
+	if pods := m.led.awaitingOneToOne(); len(pods) > 0 {
+		parts = append(parts, "no replacement Ready in the target pool(s) yet for "+list(pods, maxListed)+" (StatefulSet: same name; DaemonSet: same node)")
 	}
 	left := len(w.cands) + len(w.waits)
 	moved, _ := m.led.counts()

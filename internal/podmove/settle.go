@@ -105,14 +105,8 @@ func settleOneToOne(l *ledger, w *world) (out []*entry) {
 // count. An owner that is fully back settles everything it owes.
 func settleByGain(l *ledger, w *world, mem *memory) (out []*entry) {
 	for o, os := range w.owners {
-		if o.Kind == KindStatefulSet || o.Kind == KindDaemonSet {
-			if os.satisfied() {
-				for _, e := range l.pendingFor(o) {
-					e.replaced = true
-					out = append(out, e)
-				}
-			}
-			continue
+		if oneToOne(o) {
+			continue // settled pod by pod (settleOneToOne), never by count
 		}
 		var pending []*entry
 		for _, e := range l.pendingFor(o) {
@@ -188,3 +182,6 @@ func daemonPodsByNode(w *world) map[ownerNode][]*podState {
 	}
 	return out
 }
+
+// oneToOne: owners whose pods each have a replacement of their own.
+func oneToOne(o Owner) bool { return o.Kind == KindStatefulSet || o.Kind == KindDaemonSet }

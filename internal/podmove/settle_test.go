@@ -229,6 +229,30 @@ func TestObserve(t *testing.T) {
 			}
 		},
 	}, {
+		name: "a pod that never passed readiness is not owed (no waiting for an app that was broken before)",
+		build: func(f *fakeStore, s *setup) {
+			web := f.deployment("ns", "web", 2)
+			f.pods = []*corev1.Pod{mkPod("ns", "web-a", "192.168.0.1", web), mkPod("ns", "web-b", "192.168.0.2", web, notReady)}
+		},
+		check: func(t *testing.T, w *world) {
+			o := w.owners[Owner{Kind: KindDeployment, Namespace: "ns", Name: "web", UID: "d-web"}]
+			if o == nil || o.goal != 1 {
+				t.Fatalf("owner %+v", o)
+			}
+		},
+	}, {
+		name: "resumed: a terminating StatefulSet pod is owed before its replacement exists",
+		build: func(f *fakeStore, s *setup) {
+			db := f.statefulSet("ns", "db", 2)
+			f.pods = []*corev1.Pod{mkPod("ns", "db-0", "192.168.0.1", db), mkPod("ns", "db-1", "192.168.0.2", db, terminating)}
+		},
+		check: func(t *testing.T, w *world) {
+			o := w.owners[Owner{Kind: KindStatefulSet, Namespace: "ns", Name: "db", UID: "s-db"}]
+			if o == nil || o.goal != 2 {
+				t.Fatalf("owner %+v", o)
+			}
+		},
+	}, {
 		name: "resumed: replacements still starting count towards the goal",
 		build: func(f *fakeStore, s *setup) {
 			web := f.deployment("ns", "web", 3)

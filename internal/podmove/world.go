@@ -60,8 +60,10 @@ type candidate struct {
 // ownerState is an owner the step is moving pods of (touched), with its counts.
 type ownerState struct {
 	Owner
-	desired  int // -1: unknown kind
-	goal     int // Ready pods it must have outside the old pool to be done
+	desired int // -1: unknown kind
+	// goal is how many Ready pods it must have outside the old pool to be done:
+	// what it owed at first sight (see firstSight), at most its desired count.
+	goal     int
 	readyNow int // Ready and not terminating, anywhere
 	readyOK  int // ... and in a target pool (or never in the old one)
 	draining int // own evictions whose pods the cache still shows Ready
@@ -83,8 +85,14 @@ type waiting struct {
 // firstSight is what the step saw of an owner the first time it touched it in this
 // invocation: the baseline its goal is measured against.
 type firstSight struct {
-	failing, nonFailing int
-	readyOK             int // Ready pods already outside the old pool: gains are counted from here
+	// owed is what the owner must have Ready again: its pods that were Ready, the
+	// replacements already starting (a resumed step), and the pods already
+	// terminating (their replacements may not exist yet: a StatefulSet recreates a
+	// pod only once the old one is gone). Pods that were not Ready for reasons of
+	// their own — crashlooping, never passing readiness, unschedulable — are not
+	// owed: the step must not wait for an application that was already broken.
+	owed    int
+	readyOK int // Ready pods already outside the old pool: gains are counted from here
 }
 
 // memory is what observations keep between rounds of one invocation (never
@@ -178,8 +186,7 @@ func observe(st Store, s *setup, mem *memory, now time.Time) *world {
 	mem.prune(len(pods))
 	infos := make([]podInfo, 0, len(pods))
 	stats := map[Owner]*ownerState{}
-	failing := map[Owner]int{}
-	nonFailing := map[Owner]int{}
+	owed := map[Owner]int{}
 	gen := budgetsGeneration(w.budgets)
 	for _, p := range pods {
 		pm := mem.analyse(p, st, s, byNS, gen)
@@ -217,12 +224,8 @@ func observe(st Store, s *setup, mem *memory, now time.Time) *world {
 		} else if !isTerminating(p) {
 			os.notReady = append(os.notReady, p)
 		}
-		switch {
-		case isTerminating(p):
-		case isFailing(p, now):
-			failing[pi.owner]++
-		default:
-			nonFailing[pi.owner]++
+		if ready || isTerminating(p) || (pi.after && !isFailing(p, now)) {
+			owed[pi.owner]++
 		}
 	}
 	touch := func(o Owner) *ownerState {
@@ -236,13 +239,12 @@ func observe(st Store, s *setup, mem *memory, now time.Time) *world {
 			os.desired = desired(o, st)
 			fs, ok := mem.owners[o]
 			if !ok {
-				fs = firstSight{failing: failing[o], nonFailing: nonFailing[o], readyOK: os.readyOK}
+				fs = firstSight{owed: owed[o], readyOK: os.readyOK}
 				mem.owners[o] = fs
 			}
+			os.goal = fs.owed
 			if os.desired >= 0 {
-				os.goal = max(0, os.desired-fs.failing)
-			} else {
-				os.goal = fs.nonFailing
+				os.goal = min(os.goal, os.desired)
 			}
 			w.owners[o] = os
 		}
