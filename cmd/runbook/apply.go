@@ -44,7 +44,7 @@ func newPlanCmd(g *globalOptions) *cobra.Command {
 					return err
 				}
 			} else {
-				printPlan(g.out, p)
+				printPlan(g.out, style{on: g.term.color}, p)
 			}
 			switch {
 			case len(p.Refusals()) > 0:

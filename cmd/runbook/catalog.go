@@ -109,10 +109,20 @@ func newExplainCmd(g *globalOptions) *cobra.Command {
 		Use:   "explain ACTION|FUNCTION",
 		Short: "Describe an action (parameters, outputs, idempotency, rollback) or a guard function",
 		Args:  exactArgs(1, "one action or function name"),
-		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		ValidArgsFunction: func(_ *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
 			var names []string
 			for _, d := range g.reg.Actions() {
-				names = append(names, d.Name)
+				if strings.HasPrefix(d.Name, toComplete) {
+					names = append(names, d.Name+"\t"+d.Summary)
+				}
+			}
+			for _, f := range g.reg.Funcs() {
+				if strings.HasPrefix(f.Name, toComplete) {
+					names = append(names, f.Name+"\t"+f.Signature)
+				}
 			}
 			return names, cobra.ShellCompDirectiveNoFileComp
 		},

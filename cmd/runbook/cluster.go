@@ -77,13 +77,24 @@ type runFlags struct {
 
 // session is a connection to the cluster for one command.
 type session struct {
-	g     *globalOptions
-	f     *runFlags
-	cfg   *rest.Config
-	kube  kubernetes.Interface
-	dyn   dynamic.Interface
-	rb    *runbooks.Runbook
-	param *runbooks.Params
+	g      *globalOptions
+	f      *runFlags
+	cfg    *rest.Config
+	kube   kubernetes.Interface
+	dyn    dynamic.Interface
+	rb     *runbooks.Runbook
+	param  *runbooks.Params
+	source *engine.Source
+	p      *printer
+}
+
+// printer is the session's one renderer: events, live progress and the final report
+// share its status line.
+func (s *session) printer() *printer {
+	if s.p == nil {
+		s.p = newPrinter(s.g)
+	}
+	return s.p
 }
 
 func newSession(cmd *cobra.Command, g *globalOptions, f *runFlags, runbookFile string) (*session, error) {
@@ -99,6 +110,7 @@ func newSession(cmd *cobra.Command, g *globalOptions, f *runFlags, runbookFile s
 			return nil, err
 		}
 		s.rb, s.param = rb, params
+		s.source = sourceOf(cmd.Context(), runbookFile, f.files, f.envFlags.path)
 	}
 	cfg, err := f.restConfig()
 	if err != nil {
@@ -161,12 +173,12 @@ func (s *session) lock(ctx context.Context) (*engine.Lock, context.Context, erro
 
 func (s *session) options(b *actions.Bound, store engine.Store, holder string) engine.Options {
 	o := engine.Options{Runbook: s.rb, Params: s.param, Impls: b.Impls, Funcs: b.Funcs, Changes: b.Changes, Store: store,
-		Env: s.f.env, Holder: holder, StopBefore: s.f.stopBefore, AllowChanged: s.f.allowChanged, Events: s.printer().event}
+		Env: s.f.env, Source: s.source, Holder: holder, StopBefore: s.f.stopBefore, AllowChanged: s.f.allowChanged, Events: s.printer().event}
 	if s.f.deadline > 0 {
 		o.Deadline = time.Now().Add(s.f.deadline)
 	}
 	if !s.f.yes && isTTY(os.Stdin) && s.g.output == "text" {
-		o.Confirm = confirm(s.g.out, os.Stdin)
+		o.Confirm = s.printer().confirm(confirm(s.g.out, os.Stdin))
 	}
 	return o
 }
@@ -209,7 +221,8 @@ func (s *session) mutate(ctx context.Context, create bool, fn func(context.Conte
 	o := s.options(b, store, lock.Holder)
 	o.Fence = lock.Fence
 	o.Events = s.kubeEvents(store, o.Events)
-	rep, err := fn(lctx, o)
+	defer s.printer().close()
+	rep, err := fn(actions.WithPodMoveEvents(lctx, s.printer().podEvent), o)
 	if rep != nil {
 		s.finish(rep)
 	}

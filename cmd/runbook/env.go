@@ -16,6 +16,7 @@ import (
 type envFlags struct {
 	env     string
 	project string
+	path    string // the project file used, once resolved (for the audit trail)
 }
 
 func (e *envFlags) bind(cmd *cobra.Command) {
@@ -76,6 +77,7 @@ func (e *envFlags) resolve(runbookFile string, s envSettings) error {
 		s.note("no " + project.FileName + " found: --env " + e.env + " only names the environment for guards")
 		return nil
 	}
+	e.path = p.Path
 	env, err := p.Env(e.env)
 	if err != nil {
 		return exitcode.New(exitcode.Invalid, err)

@@ -13,50 +13,10 @@ import (
 	"github.com/runbookdev/runbook/engine"
 )
 
-// printer renders engine events: plain lines for people, JSON lines with -o json.
-type printer struct {
-	g *globalOptions
-}
-
-func (s *session) printer() *printer { return &printer{g: s.g} }
-
-func (p *printer) event(e engine.Event) {
-	if p.g.output == "json" {
-		b, _ := json.Marshal(e)
-		fprintf(p.g.out, "%s\n", b)
-		return
-	}
-	if p.g.output != "text" {
-		return
-	}
-	ts := e.Time.Local().Format("15:04:05")
-	switch e.Type {
-	case "run.start", "run.resume":
-		fprintf(p.g.out, "%s %s\n", ts, e.Message)
-	case "step.start":
-		fprintf(p.g.out, "%s ▶ %s %s\n", ts, e.Step, e.Message)
-	case "step.done":
-		mark := "✓ unchanged"
-		if e.Changed {
-			mark = "✓ changed"
-		}
-		fprintf(p.g.out, "%s %s %s: %s\n", ts, mark, e.Step, e.Message)
-	case "step.skip":
-		fprintf(p.g.out, "%s - skipped %s: %s\n", ts, e.Step, e.Message)
-	case "step.fail":
-		fprintf(p.g.out, "%s ✗ %s %s: %s\n", ts, e.Status, e.Step, e.Message)
-	case "step.wait":
-		fprintf(p.g.out, "%s ⏸ %s\n", ts, e.Message)
-	case "rollback", "cleanup", "run.archive":
-		fprintf(p.g.out, "%s   %s %s: %s\n", ts, e.Type, e.Step, e.Message)
-	case "run.end":
-		fprintf(p.g.out, "%s run %s: %s\n", ts, e.RunID, e.Status)
-	}
-}
-
 // finish prints the report (text) and writes --report files.
 func (s *session) finish(rep *engine.Report) {
 	g := s.g
+	s.printer().close()
 	switch g.output {
 	case "json":
 		b, _ := json.Marshal(map[string]any{"type": "report", "report": rep})
@@ -65,7 +25,7 @@ func (s *session) finish(rep *engine.Report) {
 		_ = writeStructured(g.out, "yaml", rep)
 	default:
 		fprintf(g.out, "\n")
-		printReport(g.out, rep)
+		printReport(g.out, style{on: g.term.color}, rep)
 	}
 	for _, path := range s.f.reports {
 		var b []byte
@@ -80,18 +40,31 @@ func (s *session) finish(rep *engine.Report) {
 	}
 }
 
-func printReport(w io.Writer, rep *engine.Report) {
+func printReport(w io.Writer, st style, rep *engine.Report) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fprintf(tw, "STEP\tACTION\tSTATUS\tCHANGED\tDURATION\tDETAIL\n")
 	for _, s := range rep.Steps {
-		detail := stepDetail(s)
-		fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\n", s.ID, s.Action, s.Status, s.Changed, s.Duration.Round(time.Millisecond), detail)
+		fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\n", s.ID, s.Action, s.Status, s.Changed, s.Duration.Round(time.Millisecond), stepDetail(s))
 	}
 	_ = tw.Flush()
-	fprintf(w, "run %s: %s\n", rep.RunID, rep.Status)
+	fprintf(w, "run %s: %s\n", rep.RunID, (&printer{st: st}).status(rep.Status))
+	fprintf(w, "%s\n", st.dim(auditLine(rep.RunbookDigest, rep.ParamsDigest, rep.Env, rep.Source)))
 	for _, l := range rep.LeftToDo {
-		fprintf(w, "  left to do: %s\n", l)
+		fprintf(w, "  left to do: %s\n", st.red(l))
 	}
+}
+
+// auditLine ties a run to its inputs in one line: what ran, with which params,
+// where, from which commit.
+func auditLine(runbookDigest, paramsDigest, env string, src *engine.Source) string {
+	parts := []string{"runbook " + shortDigest(runbookDigest), "params " + shortDigest(paramsDigest)}
+	if env != "" {
+		parts = append(parts, "env "+env)
+	}
+	if src != nil {
+		parts = append(parts, "source "+describeSource(src))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // stepDetail is the one-line outcome of a step: its error, else its message, and
@@ -107,16 +80,31 @@ func stepDetail(s engine.StepReport) string {
 	return detail
 }
 
+// markdownReport is the report for a change ticket: the outcome, what it ran from
+// (digests, environment, commit), each step, and what is left to do as a checklist.
 func markdownReport(rep *engine.Report) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## runbook %s — run %s: **%s**\n\n", rep.Runbook, rep.RunID, rep.Status)
 	if rep.Resumed {
 		b.WriteString("Resumed an interrupted run.\n\n")
 	}
-	b.WriteString("| step | action | status | changed | duration | detail |\n|---|---|---|---|---|---|\n")
+	b.WriteString("| | |\n|---|---|\n")
+	fmt.Fprintf(&b, "| runbook digest | `%s` |\n| params digest | `%s` |\n", rep.RunbookDigest, rep.ParamsDigest)
+	if rep.Env != "" {
+		fmt.Fprintf(&b, "| environment | %s |\n", mdCell(rep.Env))
+	}
+	if src := rep.Source; src != nil {
+		fmt.Fprintf(&b, "| source | `%s` |\n", mdCell(src.File))
+		if src.Commit != "" {
+			fmt.Fprintf(&b, "| commit | `%s`%s |\n", src.Commit, map[bool]string{true: " (uncommitted changes)"}[src.Dirty])
+		}
+	}
+	if !rep.StartedAt.IsZero() {
+		fmt.Fprintf(&b, "| started | %s |\n", rep.StartedAt.UTC().Format(time.RFC3339))
+	}
+	b.WriteString("\n| step | action | status | changed | duration | detail |\n|---|---|---|---|---|---|\n")
 	for _, s := range rep.Steps {
-		detail := stepDetail(s)
-		fmt.Fprintf(&b, "| %s | %s | %s | %v | %s | %s |\n", s.ID, s.Action, s.Status, s.Changed, s.Duration.Round(time.Millisecond), strings.ReplaceAll(detail, "|", `\|`))
+		fmt.Fprintf(&b, "| %s | %s | %s | %v | %s | %s |\n", s.ID, s.Action, s.Status, s.Changed, s.Duration.Round(time.Millisecond), mdCell(stepDetail(s)))
 	}
 	if rep.Error != "" {
 		fmt.Fprintf(&b, "\n**Error:** %s\n", rep.Error)
@@ -128,30 +116,56 @@ func markdownReport(rep *engine.Report) string {
 	return b.String()
 }
 
-func printPlan(w io.Writer, p *engine.Plan) {
-	fprintf(w, "Plan for %s", p.Runbook)
+// mdCell keeps text inside one table cell.
+func mdCell(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+}
+
+var planMarks = map[string]string{"none": "=", "create": "+", "update": "~", "delete": "-", "check": "?", "skip": "·", "done": "✓", "unknown": "…", "refused": "✗"}
+
+// planMark colours a plan mark by what it means for the cluster.
+func planMark(st style, change string) string {
+	m := planMarks[change]
+	switch change {
+	case "create":
+		return st.green(m)
+	case "update", "unknown":
+		return st.yellow(m)
+	case "delete", "refused":
+		return st.red(m)
+	case "check":
+		return st.cyan(m)
+	}
+	return st.dim(m)
+}
+
+func printPlan(w io.Writer, st style, p *engine.Plan) {
+	fprintf(w, "Plan for %s", st.bold(p.Runbook))
+	if p.Env != "" {
+		fprintf(w, " in %s", st.bold(p.Env))
+	}
 	if p.Resumes != "" {
 		fprintf(w, " (resumes run %s)", p.Resumes)
 	}
 	fprintf(w, ":\n")
 	for _, s := range p.Steps {
-		mark := map[string]string{"none": "=", "create": "+", "update": "~", "delete": "-", "check": "?", "skip": "·", "done": "✓", "unknown": "…", "refused": "✗"}[s.Change]
 		extra := ""
 		if s.PointOfNoReturn {
-			extra = "  (point of no return)"
+			extra = st.yellow("  (point of no return)")
 		}
-		fprintf(w, "  %s %s: %s %s%s\n", mark, s.ID, s.Action, s.Change, extra)
+		fprintf(w, "  %s %s: %s %s%s\n", planMark(st, s.Change), s.ID, s.Action, s.Change, extra)
 		for _, d := range s.Details {
 			fprintf(w, "      %s\n", d)
 		}
 		for _, d := range s.Warnings {
-			fprintf(w, "      warning: %s\n", d)
+			fprintf(w, "      %s\n", st.yellow("warning: "+d))
 		}
 		if s.Refusal != "" {
-			fprintf(w, "      refused: %s\n", s.Refusal)
+			fprintf(w, "      %s\n", st.red("refused: "+s.Refusal))
 		}
 	}
 	fprintf(w, "%d step(s) would change the cluster.\n", p.Changes())
+	fprintf(w, "%s\n", st.dim(auditLine(p.RunbookDigest, p.ParamsDigest, "", p.Source)))
 }
 
 func printRuns(g *globalOptions, js []*engine.Journal, empty string) error {
@@ -164,11 +178,30 @@ func printRuns(g *globalOptions, js []*engine.Journal, empty string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-	fprintf(tw, "RUN\tRUNBOOK\tSTATUS\tSTARTED\tUPDATED\tHOLDER\n")
+	fprintf(tw, "RUN\tRUNBOOK\tENV\tSTATUS\tSTARTED\tUPDATED\tCOMMIT\tHOLDER\n")
 	for _, j := range js {
-		fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.RunID, j.Runbook, j.Status, j.StartedAt.Format(time.RFC3339), j.UpdatedAt.Format(time.RFC3339), j.Holder)
+		fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.RunID, j.Runbook, orDash(j.Env), j.Status, j.StartedAt.Format(time.RFC3339),
+			j.UpdatedAt.Format(time.RFC3339), commitCell(j.Source), j.Holder)
 	}
 	return tw.Flush()
+}
+
+// commitCell is a short commit, marked with * when the inputs were not committed.
+func commitCell(s *engine.Source) string {
+	if s == nil || s.Commit == "" {
+		return "-"
+	}
+	if s.Dirty {
+		return shortCommit(s.Commit) + "*"
+	}
+	return shortCommit(s.Commit)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func printJournal(g *globalOptions, j *engine.Journal) error {
@@ -177,6 +210,7 @@ func printJournal(g *globalOptions, j *engine.Journal) error {
 	}
 	fprintf(g.out, "run %s of %s: %s (started %s, updated %s, holder %s)\n", j.RunID, j.Runbook, j.Status,
 		j.StartedAt.Format(time.RFC3339), j.UpdatedAt.Format(time.RFC3339), j.Holder)
+	fprintf(g.out, "  %s\n", auditLine(j.RunbookDigest, j.ParamsDigest, j.Env, j.Source))
 	if j.Error != "" {
 		fprintf(g.out, "  %s\n", j.Error)
 	}

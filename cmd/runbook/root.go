@@ -1,20 +1,26 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/runbookdev/runbook/actions"
 	"github.com/runbookdev/runbook/internal/exitcode"
+	"github.com/runbookdev/runbook/internal/suggest"
 	"github.com/runbookdev/runbook/runbooks"
 )
 
 // globalOptions are the flags every command shares.
 type globalOptions struct {
 	output string // text | json | yaml
+	color  string // auto | always | never
+	term   terminal
 	out    io.Writer
 	errOut io.Writer
 	reg    *actions.Registry
@@ -38,16 +44,26 @@ resumable steps with rollback hooks. The first runbook family migrates pods betw
 Calico IP pools without network disruption (see examples/migrate-ippool).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Runnable with an Args check so that a mistyped command is bad usage (exit 2)
+		// with a suggestion, rather than cobra's generic error (exit 1).
+		Args: unknownCommand,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return g.validateOutput()
+			if err := g.validateOutput(); err != nil {
+				return err
+			}
+			t, err := detectTerminal(g.out, g.color, os.Getenv)
+			g.term = t
+			return err
 		},
 	}
 	root.SetOut(out)
 	root.SetErr(errOut)
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "Output format: text, json or yaml")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return exitcode.New(exitcode.Invalid, err)
-	})
+	root.PersistentFlags().StringVar(&g.color, "color", "auto", "Colour: auto (a terminal without NO_COLOR), always or never")
+	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = root.RegisterFlagCompletionFunc("color", cobra.FixedCompletions([]string{"auto", "always", "never"}, cobra.ShellCompDirectiveNoFileComp))
+	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(
 		newValidateCmd(g),
 		newSchemaCmd(g),
@@ -87,6 +103,33 @@ func loadRunbook(reg *actions.Registry, file string, v *valueFlags) (*runbooks.R
 		return nil, nil, exitcode.New(exitcode.Invalid, err)
 	}
 	return rb, params, nil
+}
+
+// unknownCommand refuses arguments to the bare command: they are a mistyped command.
+func unknownCommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	var names []string
+	for _, c := range cmd.Commands() {
+		if c.IsAvailableCommand() {
+			names = append(names, c.Name())
+		}
+	}
+	return exitcode.Newf(exitcode.Invalid, "unknown command %q%s; see runbook --help", args[0], suggest.Hint(args[0], names))
+}
+
+// flagError makes flag errors bad usage (exit 2) and suggests the flag meant.
+func flagError(cmd *cobra.Command, err error) error {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "unknown flag: --"); ok {
+		var names []string
+		cmd.Flags().VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
+		if c, ok := suggest.Closest(name, names); ok {
+			msg += fmt.Sprintf(" (did you mean --%s?)", c)
+		}
+	}
+	return exitcode.New(exitcode.Invalid, errors.New(msg))
 }
 
 func exactArgs(n int, what string) cobra.PositionalArgs {

@@ -75,7 +75,7 @@ expressions that do not compile. With -f/--set or --env, the params are resolved
 			} else {
 				for _, r := range results {
 					if r.Valid {
-						fprintf(g.out, "%s: valid (%d steps)\n", r.File, r.Steps)
+						fprintf(g.out, "%s: %s (%d steps)\n", r.File, style{on: g.term.color}.green("valid"), r.Steps)
 						continue
 					}
 					for _, e := range r.Errors {
