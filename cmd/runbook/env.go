@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -113,6 +114,9 @@ func (e *envFlags) resolve(runbookFile string, s envSettings) error {
 
 // relative shortens a path for messages when it is under the working directory.
 func relative(path string) string {
+	if path == "" {
+		return ""
+	}
 	wd, err := os.Getwd()
 	if err != nil {
 		return path
@@ -136,4 +140,73 @@ func completeEnvs(e *envFlags) func(*cobra.Command, []string, string) ([]string,
 		}
 		return p.Names(), cobra.ShellCompDirectiveNoFileComp
 	}
+}
+
+// envOut is the JSON/YAML form of an environment.
+type envOut struct {
+	Name       string   `json:"name" yaml:"name"`
+	Kubeconfig string   `json:"kubeconfig,omitempty" yaml:"kubeconfig,omitempty"`
+	Context    string   `json:"context,omitempty" yaml:"context,omitempty"`
+	Namespace  string   `json:"namespace,omitempty" yaml:"namespace,omitempty"`
+	Values     []string `json:"values,omitempty" yaml:"values,omitempty"`
+}
+
+func newEnvsCmd(g *globalOptions) *cobra.Command {
+	var e envFlags
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "envs [RUNBOOK]",
+		Short: "List the environments of the project file (-q: names only, for shell loops)",
+		Long: `Lists the environments declared in ` + project.FileName + ` (found from RUNBOOK's directory, or the
+working directory, upwards to the git repository's root; or --project). With RUNBOOK,
+the values files listed are the ones apply --env would use for it.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			rb := ""
+			if len(args) == 1 {
+				rb = args[0]
+			}
+			p, err := e.load(rb)
+			if err != nil {
+				return err
+			}
+			if p == nil {
+				return exitcode.Newf(exitcode.Invalid, "no %s found (looked from %s up to the repository's root); see docs/environments.md", project.FileName, orDot(filepath.Dir(rb)))
+			}
+			var out []envOut
+			for _, name := range p.Names() {
+				env := p.Envs[name]
+				out = append(out, envOut{Name: name, Kubeconfig: env.Kubeconfig, Context: env.Context, Namespace: env.Namespace, Values: env.ValuesFor(rb)})
+			}
+			if g.output != "text" {
+				return writeStructured(g.out, g.output, out)
+			}
+			if quiet {
+				for _, o := range out {
+					fprintf(g.out, "%s\n", o.Name)
+				}
+				return nil
+			}
+			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+			fprintf(tw, "ENV\tCONTEXT\tNAMESPACE\tKUBECONFIG\tVALUES\n")
+			for _, o := range out {
+				var vals []string
+				for _, v := range o.Values {
+					vals = append(vals, relative(v))
+				}
+				fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", o.Name, orDash(o.Context), orDash(o.Namespace), orDash(relative(o.Kubeconfig)), orDash(strings.Join(vals, ", ")))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&e.project, "project", "", "Project file (default: "+project.FileName+" found from RUNBOOK's directory or the working directory)")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Print only the names, one per line")
+	return cmd
+}
+
+func orDot(dir string) string {
+	if dir == "" {
+		return "."
+	}
+	return dir
 }

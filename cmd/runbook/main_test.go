@@ -115,6 +115,10 @@ current-context: only-this-one
 			"", "--project needs --env"},
 		{"a broken project file", []string{"validate", example, "--env", "dev", "--project", "testdata/broken-project.yaml"}, exitcode.Invalid,
 			"", "testdata/broken-project.yaml: line 5: field contxt not found"},
+		{"envs", []string{"envs", example}, exitcode.OK, "prod     prod-eu     runbook-system", ""},
+		{"envs -q", []string{"envs", "-q", "--project", "../../examples/.runbook.yaml"}, exitcode.OK, "prod\nsandbox\nstaging\n", ""},
+		{"envs json", []string{"envs", example, "-o", "json"}, exitcode.OK, `migrate-ippool/values/sandbox.yaml"`, ""},
+		{"envs without a project file", []string{"envs"}, exitcode.Invalid, "", "no .runbook.yaml found"},
 		{"status reads the environment too", []string{"status", "--env", "staging", "--project", "../../examples/.runbook.yaml"}, exitcode.Invalid,
 			"", `context "staging-eu" does not exist`},
 	}

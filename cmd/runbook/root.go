@@ -70,6 +70,7 @@ Calico IP pools without network disruption (see examples/migrate-ippool).`,
 		newActionsCmd(g),
 		newExplainCmd(g),
 		newVersionCmd(g),
+		newEnvsCmd(g),
 	)
 	for _, c := range newClusterCmds(g) {
 		root.AddCommand(c)
