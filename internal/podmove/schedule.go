@@ -71,7 +71,7 @@ func pick(w *world, lim limits, ld load) (out []choice, waits map[string][]strin
 	inFlight := ld.inFlight
 	for i, c := range cs {
 		wait := func(why string) { waits[why] = append(waits[why], c.key) }
-		if critical && c.critical == "" {
+		if (critical || ld.criticalBusy) && c.critical == "" {
 			wait("pods backing webhooks and APIServices move first")
 			continue
 		}

@@ -111,6 +111,15 @@ func TestPick(t *testing.T) {
 		ld:    load{criticalBusy: true},
 		waits: []string{"one pod backing APIService v3.projectcalico.org at a time"},
 	}, {
+		name: "the rest waits until the last critical pod is back, not just gone",
+		build: func(f *fakeStore, s *setup) {
+			app := f.deployment("ns", "app", 2)
+			f.pods = append(f.pods, mkPod("ns", "app-0", "192.168.0.1", app))
+			s.critical = []criticalService{{namespace: "ns", selector: labels.SelectorFromSet(labels.Set{"app": "hook"}), what: "APIService x"}}
+		},
+		ld:    load{criticalBusy: true},
+		waits: []string{"pods backing webhooks and APIServices move first"},
+	}, {
 		name: "a budget that answered 429 is left alone until its status changes",
 		build: func(f *fakeStore, s *setup) {
 			web := f.deployment("ns", "web", 20)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -209,3 +210,42 @@ func TestDeletePodsInPoolMigratesTheDocCluster(t *testing.T) {
 		t.Errorf("second run changed something: %s", st.Message)
 	}
 }
+
+func podIn(p *corev1.Pod, prefix netip.Prefix) bool {
+	for _, ip := range p.Status.PodIPs {
+		if a, err := netip.ParseAddr(ip.IP); err == nil && prefix.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// replacedOneToOne counts replacements named one to one for an owner.
+func (e *podEvents) replacedOneToOne(owner string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, ev := range e.all {
+		if ev.Type == "pod.replaced" && ev.Owner == owner && ev.Replacement != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// sequence lists the events of the given types, in order.
+func (e *podEvents) sequence(types ...string) []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for _, ev := range e.all {
+		for _, t := range types {
+			if ev.Type == t {
+				out = append(out, ev.Type)
+			}
+		}
+	}
+	return out
+}
+
+func actionsDefault() *actions.Registry { return actions.Default }
