@@ -233,19 +233,4 @@ func (e *podEvents) replacedOneToOne(owner string) int {
 	return n
 }
 
-// sequence lists the events of the given types, in order.
-func (e *podEvents) sequence(types ...string) []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var out []string
-	for _, ev := range e.all {
-		for _, t := range types {
-			if ev.Type == t {
-				out = append(out, ev.Type)
-			}
-		}
-	}
-	return out
-}
-
 func actionsDefault() *actions.Registry { return actions.Default }
