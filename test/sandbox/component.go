@@ -22,6 +22,7 @@ const (
 	Kwok              = "kwok"
 	CNI               = "cni"
 	CalicoNode        = "calico-node"
-	CalicoAPIServer   = "calico-apiserver" // flavours apiserver and operator
-	Operator          = "tigera-operator"  // flavour operator
+	KubeControllers   = "calico-kube-controllers" // IPAM garbage collection
+	CalicoAPIServer   = "calico-apiserver"        // flavours apiserver and operator
+	Operator          = "tigera-operator"         // flavour operator
 )

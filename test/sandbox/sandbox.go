@@ -31,6 +31,7 @@ import (
 
 	"github.com/runbookdev/runbook/test/sandbox/calinode"
 	"github.com/runbookdev/runbook/test/sandbox/cni"
+	"github.com/runbookdev/runbook/test/sandbox/kubecontrollers"
 	"github.com/runbookdev/runbook/test/sandbox/operator"
 	"github.com/runbookdev/runbook/test/scenarios"
 )
@@ -49,7 +50,9 @@ type Cluster struct {
 	cni        *inProcess[*cni.Plugin]
 	calicoNode *inProcess[*calinode.Allocator]
 	operator   *inProcess[*operator.Operator]
-	timings    []Timing
+
+	kubeControllers *inProcess[*kubecontrollers.Controller]
+	timings         []Timing
 }
 
 // Timing is the duration of one start-up phase.
@@ -185,6 +188,9 @@ func (c *Cluster) start(ctx context.Context) error {
 	}
 
 	if err := c.phase("calico-node stand-in", func() error { return c.startCalicoNode(ctx) }); err != nil {
+		return err
+	}
+	if err := c.phase("kube-controllers stand-in", func() error { return c.startKubeControllers(ctx) }); err != nil {
 		return err
 	}
 

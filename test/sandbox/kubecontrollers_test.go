@@ -1,0 +1,134 @@
+package sandbox_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/runbookdev/runbook/test/sandbox"
+	"github.com/runbookdev/runbook/test/sandbox/cni"
+	"github.com/runbookdev/runbook/test/scenarios"
+)
+
+var (
+	kubeControllersConfigs = schema.GroupVersionResource{Group: "crd.projectcalico.org", Version: "v1", Resource: "kubecontrollersconfigurations"}
+	blockAffinities        = schema.GroupVersionResource{Group: "crd.projectcalico.org", Version: "v1", Resource: "blockaffinities"}
+)
+
+const gcScenario = `
+apiVersion: sandbox.runbook.dev/v1alpha1
+kind: Scenario
+name: ipam-gc
+cluster: {podSubnet: 10.0.0.0/16}
+calico:
+  ipPools:
+  - {name: default-ipv4-ippool, cidr: 192.168.0.0/16, ipipMode: Always, natOutgoing: true}
+nodes:
+- {name: control-plane, controlPlane: true}
+- {name: worker, count: 2}
+workloads:
+- {name: web, namespace: shop, replicas: 2}
+`
+
+// The kube-controllers stand-in releases what real clusters' kube-controllers
+// release: the address of a pod that vanished without a CNI DEL, after the leak
+// grace period, and a deleted node's tunnel address and block affinities.
+func TestIPAMGarbageCollection(t *testing.T) {
+	s, err := scenarios.Parse([]byte(gcScenario))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sandbox.StartForTest(t, sandbox.Options{Scenario: s})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cs := kubernetes.NewForConfigOrDie(c.RESTConfig())
+	dyn := dynamic.NewForConfigOrDie(c.RESTConfig())
+
+	// kube-controllers created its configuration with Calico's default (15m);
+	// shorten the grace period as an admin would.
+	patch := []byte(`{"spec":{"controllers":{"node":{"leakGracePeriod":"2s"}}}}`)
+	if _, err := dyn.Resource(kubeControllersConfigs).Patch(ctx, "default", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatalf("KubeControllersConfiguration default: %v", err)
+	}
+
+	// A pod force-deleted while the CNI plugin is down leaks its address.
+	victim := podsOf(ctx, t, cs, "shop", "app=web")[0]
+	handle := "k8s-pod-network." + victim.Annotations[cni.AnnotationContainerID]
+	if err := c.Component(sandbox.CNI).Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	zero := int64(0)
+	if err := cs.CoreV1().Pods("shop").Delete(ctx, victim.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Component(sandbox.CNI).Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dyn.Resource(ipamHandles).Get(ctx, handle, metav1.GetOptions{}); err != nil {
+		t.Fatalf("the force-deleted pod's handle %s should have leaked: %v", handle, err)
+	}
+	start := time.Now()
+	poll(ctx, t, "the leaked address released", func(ctx context.Context) (bool, error) {
+		_, err := dyn.Resource(ipamHandles).Get(ctx, handle, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if waited := time.Since(start); waited < time.Second {
+		t.Errorf("released after %v, before the 2s grace period", waited)
+	}
+
+	// A drained and deleted node: its tunnel address and block affinities go.
+	const node = "worker-2"
+	if _, err := cs.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, []byte(`{"spec":{"unschedulable":true}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		if err := cs.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			t.Fatal(err)
+		}
+	}
+	poll(ctx, t, "pods off "+node, func(ctx context.Context) (bool, error) {
+		l, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
+		if err != nil {
+			return false, err
+		}
+		for _, p := range l.Items {
+			if !p.Spec.HostNetwork {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err := cs.CoreV1().Nodes().Delete(ctx, node, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll(ctx, t, node+"'s tunnel address and block affinities released", func(ctx context.Context) (bool, error) {
+		if _, err := dyn.Resource(ipamHandles).Get(ctx, "ipip-tunnel-addr-"+node, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		affinities, err := dyn.Resource(blockAffinities).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, a := range affinities.Items {
+			if n, _, _ := unstructured.NestedString(a.Object, "spec", "node"); n == node {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if st := c.KubeControllersStats(); st.Released < 2 || st.NodesCleaned != 1 {
+		t.Errorf("stats %+v: want the leak and the tunnel address released, one node cleaned", st)
+	}
+}
