@@ -22,8 +22,8 @@ import (
 // podEnv is what a pod of the runbook ServiceAccount sees: the kubernetes Service's
 // address in its environment, and the token, CA and namespace files.
 type podEnv struct {
-	host, port  string
-	secretsDir  string // mounted at /var/run/secrets/kubernetes.io/serviceaccount
+	host, port string
+	secretsDir string // mounted at /var/run/secrets/kubernetes.io/serviceaccount
 }
 
 func newPodEnv(t *testing.T, cs kubernetes.Interface, hostPort string, caPEM []byte) podEnv {

@@ -84,7 +84,7 @@ environments:
     namespace: ` + ns + `
     values: [shared/other.yaml]
 `,
-		"runbooks/env-audit/runbook.yaml":         envRunbook,
+		"runbooks/env-audit/runbook.yaml":        envRunbook,
 		"runbooks/env-audit/values/sandbox.yaml": "pool: absent-pool-env-e2e\n",
 		"shared/other.yaml":                      "pool: absent-pool-env-e2e\n",
 	}
