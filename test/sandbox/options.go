@@ -34,7 +34,9 @@ type Options struct {
 	// pinned by hack/tools-operator) whose CRDs the operator flavour installs.
 	// Default: downloaded through hack/tools-operator with the go command.
 	OperatorModuleDir string
-	// ReadyTimeout bounds the wait for nodes and scenario pods. Default: 2 minutes.
+	// ReadyTimeout bounds the wait for nodes and scenario pods. Default: 2 minutes
+	// plus 60 ms per scenario pod (the 2,000-pod scenario takes 1.5–2 minutes on
+	// 2 cores).
 	ReadyTimeout time.Duration
 	// Progress receives one line per start-up phase. Default: discarded.
 	Progress io.Writer
@@ -66,10 +68,16 @@ func (o Options) withDefaults() (Options, error) {
 		o.Scenario = s
 	}
 	if o.ReadyTimeout == 0 {
-		o.ReadyTimeout = 2 * time.Minute
+		o.ReadyTimeout = 2*time.Minute + time.Duration(o.Scenario.PodCount())*60*time.Millisecond
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
 	return o, nil
+}
+
+// StartTimeout is how long a whole Start of scenario s may take: the readiness
+// wait's default plus the rest of the start-up, with room for a busy machine.
+func StartTimeout(s *scenarios.Scenario) time.Duration {
+	return 5*time.Minute + time.Duration(s.PodCount())*100*time.Millisecond
 }

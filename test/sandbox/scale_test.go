@@ -87,8 +87,9 @@ func TestScale(t *testing.T) {
 	}
 }
 
-// processMemory reports resident and peak resident memory (VmRSS, VmHWM) of this
-// test process (the in-process stand-ins) and of its children (the control plane).
+// processMemory reports resident and peak resident memory (VmRSS, VmHWM) and CPU
+// time of this test process (the in-process stand-ins) and of its children (the
+// control plane).
 func processMemory() []string {
 	self := os.Getpid()
 	var lines []string
@@ -105,7 +106,7 @@ func processMemory() []string {
 		if pid == self {
 			name = "test process (stand-ins)"
 		}
-		lines = append(lines, fmt.Sprintf("memory %-26s RSS %5d MiB, peak %5d MiB", name, rss/1024, hwm/1024))
+		lines = append(lines, fmt.Sprintf("memory %-26s RSS %5d MiB, peak %5d MiB, CPU %6.1f s", name, rss/1024, hwm/1024, cpuSeconds(pid)))
 	}
 	sort.Strings(lines)
 	return lines
@@ -177,4 +178,20 @@ func topRequests(ctx context.Context, t *testing.T, cs kubernetes.Interface, n i
 		out = append(out, fmt.Sprintf("requests %-40s %8.0f", k, sums[k]))
 	}
 	return out
+}
+
+// cpuSeconds is a process's user + system CPU time so far.
+func cpuSeconds(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(data)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(fields) < 13 {
+		return 0
+	}
+	user, _ := strconv.ParseFloat(fields[11], 64)
+	sys, _ := strconv.ParseFloat(fields[12], 64)
+	return (user + sys) / 100 // USER_HZ
 }

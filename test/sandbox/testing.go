@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/runbookdev/runbook/test/scenarios"
 )
 
 // The package's shared cluster, started by the first ForTest and stopped by Main.
@@ -58,7 +60,7 @@ func ForTest(t testing.TB) *Cluster {
 	}
 	requireTools(t, shared.opts)
 	shared.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), startTimeout(shared.opts))
 		defer cancel()
 		shared.cluster, shared.err = Start(ctx, shared.opts)
 	})
@@ -76,7 +78,7 @@ func StartForTest(t testing.TB, opts Options) *Cluster {
 	if opts.WorkDir == "" {
 		opts.WorkDir = t.TempDir()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout(opts))
 	defer cancel()
 	c, err := Start(ctx, opts)
 	if err != nil {
@@ -102,4 +104,19 @@ func requireTools(t testing.TB, opts Options) {
 		t.Fatalf("sandbox: %s (CI=true: cluster tests must run)", msg)
 	}
 	t.Skipf("sandbox: %s", msg)
+}
+
+// startTimeout is StartTimeout for the options' scenario (the default one when
+// none is given).
+func startTimeout(opts Options) time.Duration {
+	s := opts.Scenario
+	if s == nil {
+		if d, err := scenarios.Load(scenarios.Default); err == nil {
+			s = d
+		}
+	}
+	if s == nil {
+		return 5 * time.Minute
+	}
+	return StartTimeout(s)
 }

@@ -66,6 +66,9 @@ type Controller struct {
 
 	kick  chan struct{}
 	leaks map[string]time.Time // candidate since; only touched by the sync loop
+	// decoded caches each block's allocations by resourceVersion: a pass reads
+	// every block, and most have not changed since the last one.
+	decoded map[string]decodedBlock
 
 	synced chan struct{}
 	stats  struct{ passes, released, nodes atomic.Int64 }
@@ -76,7 +79,7 @@ func New(cfg Config) *Controller {
 	if cfg.Log == nil {
 		cfg.Log = log.New(io.Discard, "", 0)
 	}
-	return &Controller{cfg: cfg, kick: make(chan struct{}, 1), leaks: map[string]time.Time{}, synced: make(chan struct{})}
+	return &Controller{cfg: cfg, kick: make(chan struct{}, 1), leaks: map[string]time.Time{}, decoded: map[string]decodedBlock{}, synced: make(chan struct{})}
 }
 
 // Synced is closed once the watches have synced and the configuration exists.
@@ -136,7 +139,14 @@ func (c *Controller) Run(ctx context.Context) error {
 	return nil
 }
 
-// loop runs a pass on each kick and every leakGracePeriod/2.
+// minPassInterval spaces event-triggered passes. A pass reads every allocation of
+// the cluster, and while pods start every address assigned changes a block:
+// kube-controllers batches such updates too, and runs on a node of its own
+// rather than on the two cores the whole sandbox shares.
+const minPassInterval = time.Second
+
+// loop runs a pass on each kick (at most one per minPassInterval) and every
+// leakGracePeriod/2.
 func (c *Controller) loop(ctx context.Context) {
 	period := c.period()
 	ticker := time.NewTicker(period)
@@ -156,7 +166,11 @@ func (c *Controller) loop(ctx context.Context) {
 		if err := c.sync(ctx); err != nil && ctx.Err() == nil {
 			c.logf("IPAM sync: %v (retrying)", err)
 			c.trigger()
-			time.Sleep(time.Second) // kube-controllers rate-limits its retries too
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(minPassInterval):
 		}
 	}
 }

@@ -146,6 +146,7 @@ func (c *Controller) allocationsByNode() (map[string][]allocation, error) {
 		return nil, err
 	}
 	out := map[string][]allocation{}
+	live := map[string]bool{}
 	for _, obj := range objs {
 		u := obj.(*unstructured.Unstructured)
 		if affinity, _, _ := unstructured.NestedString(u.Object, "spec", "affinity"); strings.HasPrefix(affinity, "host:") {
@@ -153,16 +154,40 @@ func (c *Controller) allocationsByNode() (map[string][]allocation, error) {
 				out[host] = []allocation{}
 			}
 		}
-		allocs, err := blockAllocations(u)
+		allocs, err := c.blockAllocations(u)
 		if err != nil {
 			c.logf("skipping block: %v", err)
 			continue
 		}
+		live[u.GetName()] = true
 		for _, a := range allocs {
 			out[a.node] = append(out[a.node], a)
 		}
 	}
+	for name := range c.decoded {
+		if !live[name] {
+			delete(c.decoded, name)
+		}
+	}
 	return out, nil
+}
+
+type decodedBlock struct {
+	resourceVersion string
+	allocations     []allocation
+}
+
+// blockAllocations decodes a block once per resourceVersion.
+func (c *Controller) blockAllocations(u *unstructured.Unstructured) ([]allocation, error) {
+	if d, ok := c.decoded[u.GetName()]; ok && d.resourceVersion == u.GetResourceVersion() {
+		return d.allocations, nil
+	}
+	allocs, err := blockAllocations(u)
+	if err != nil {
+		return nil, err
+	}
+	c.decoded[u.GetName()] = decodedBlock{resourceVersion: u.GetResourceVersion(), allocations: allocs}
+	return allocs, nil
 }
 
 // valid is kube-controllers' allocationIsValid: a tunnel address while its node

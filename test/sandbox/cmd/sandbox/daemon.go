@@ -39,7 +39,7 @@ func daemon(c config) error {
 	}
 	started := time.Now()
 	logger.Printf("starting: scenario %s, flavour %s, tools %s", sc.Name, c.flavour, c.tools)
-	startCtx, cancel := context.WithTimeout(ctx, c.timeout)
+	startCtx, cancel := context.WithTimeout(ctx, max(c.timeout, sandbox.StartTimeout(sc)))
 	defer cancel()
 	cluster, err := sandbox.Start(startCtx, sandbox.Options{
 		ToolsDir: c.tools,

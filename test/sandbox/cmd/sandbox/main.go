@@ -49,7 +49,7 @@ func run(args []string) error {
 	fs.StringVar(&c.tools, "tools", os.Getenv("RUNBOOK_TOOLS_DIR"), "directory of the control-plane binaries (bash hack/build-tools.sh --print-dir)")
 	fs.StringVar(&c.scenario, "scenario", "default", "scenario name (test/scenarios) or file")
 	fs.StringVar(&c.flavour, "flavour", "crd", "Calico install flavour ("+strings.Join(sandbox.Flavours(), ", ")+")")
-	fs.DurationVar(&c.timeout, "timeout", 3*time.Minute, "how long up waits for the cluster, and down for the shutdown")
+	fs.DurationVar(&c.timeout, "timeout", 3*time.Minute, "how long up waits for the cluster at least (big scenarios get longer), and down for the shutdown")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}

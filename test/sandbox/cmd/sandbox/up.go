@@ -64,13 +64,17 @@ func up(ctx context.Context, c config) error {
 
 	ticker := time.NewTicker(100 * time.Millisecond)
 	defer ticker.Stop()
-	deadline := time.After(c.timeout + 30*time.Second) // the daemon enforces c.timeout itself
+	startTimeout := c.timeout
+	if sc, err := scenarios.Load(c.scenario); err == nil {
+		startTimeout = max(c.timeout, sandbox.StartTimeout(sc))
+	}
+	deadline := time.After(startTimeout + 30*time.Second) // the daemon enforces startTimeout itself
 	for {
 		select {
 		case err := <-exited:
 			return fmt.Errorf("the daemon exited (%v) before the cluster was ready:\n%s", err, tail(daemonLogPath(c.dir), 25))
 		case <-deadline:
-			return fmt.Errorf("cluster not ready after %v (still starting, pid %d); see %s", c.timeout, cmd.Process.Pid, daemonLogPath(c.dir))
+			return fmt.Errorf("cluster not ready after %v (still starting, pid %d); see %s", startTimeout, cmd.Process.Pid, daemonLogPath(c.dir))
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-ticker.C:
