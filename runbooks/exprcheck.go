@@ -12,6 +12,8 @@ import (
 	"github.com/expr-lang/expr/file"
 	exprparser "github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
+
+	"github.com/runbookdev/runbook/internal/suggest"
 )
 
 // exprSite says where an expression stands, for reference rules and error positions.
@@ -127,7 +129,7 @@ func (v *refVisitor) Visit(node *ast.Node) {
 		switch root.Value {
 		case "params":
 			if _, known := v.cp.scope.paramField[prop.Value]; !known {
-				v.fail(off, "unknown param %q%s", prop.Value, suggest(prop.Value, v.cp.rb.paramNames()))
+				v.fail(off, "unknown param %q%s", prop.Value, suggest.Hint(prop.Value, v.cp.rb.paramNames()))
 			}
 		case "steps":
 			v.checkStep(prop.Value, off)
@@ -144,7 +146,7 @@ func (v *refVisitor) Visit(node *ast.Node) {
 		for f := range v.cp.funcs {
 			names = append(names, f)
 		}
-		v.fail(id.Location().From, "unknown function %q%s", id.Value, suggest(id.Value, names))
+		v.fail(id.Location().From, "unknown function %q%s", id.Value, suggest.Hint(id.Value, names))
 	}
 }
 
@@ -160,7 +162,7 @@ func (v *refVisitor) checkStepMember(n *ast.MemberNode, prop *ast.StringNode) {
 			if _, known := v.cp.stepIx[idNode.Value]; known {
 				fields := []string{"status", "changed", "outputs"}
 				if !slices.Contains(fields, prop.Value) {
-					v.fail(prop.Location().From, "steps.%s has no field %q%s (it has: status, changed, outputs)", idNode.Value, prop.Value, suggest(prop.Value, fields))
+					v.fail(prop.Location().From, "steps.%s has no field %q%s (it has: status, changed, outputs)", idNode.Value, prop.Value, suggest.Hint(prop.Value, fields))
 				}
 			}
 			return
@@ -191,7 +193,7 @@ func (v *refVisitor) checkStepMember(n *ast.MemberNode, prop *ast.StringNode) {
 		}
 		names = append(names, o.Name)
 	}
-	v.fail(prop.Location().From, "action %s has no output %q%s (it has: %s)", st.Decl.Name, prop.Value, suggest(prop.Value, names), strings.Join(names, ", "))
+	v.fail(prop.Location().From, "action %s has no output %q%s (it has: %s)", st.Decl.Name, prop.Value, suggest.Hint(prop.Value, names), strings.Join(names, ", "))
 }
 
 func (v *refVisitor) checkStep(id string, off int) {
@@ -207,7 +209,7 @@ func (v *refVisitor) checkStep(id string, off int) {
 			}
 			ids = append(ids, s)
 		}
-		v.fail(off, "unknown step %q%s", id, suggest(id, ids))
+		v.fail(off, "unknown step %q%s", id, suggest.Hint(id, ids))
 	case v.site.stepIndex < 0:
 		// Expressions outside steps may read any step.
 	case ix == v.site.stepIndex && !v.site.allowSelf:

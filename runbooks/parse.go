@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/internal/suggest"
 	"github.com/runbookdev/runbook/internal/value"
 )
 
@@ -397,7 +398,7 @@ func (p *parser) action(n *yaml.Node, path string) (string, *actions.Decl) {
 		for _, d := range p.reg.Actions() {
 			names = append(names, d.Name)
 		}
-		p.c.add(n.Line, n.Column, path, "unknown action %q%s; `runbook actions` lists them", s, suggest(s, names))
+		p.c.add(n.Line, n.Column, path, "unknown action %q%s; `runbook actions` lists them", s, suggest.Hint(s, names))
 		return s, nil
 	}
 	return s, d
@@ -497,7 +498,7 @@ func (p *parser) with(cp *compiler, w pendingWith) *With {
 			decl, ok := w.decl.Param(kv.key.Value)
 			if !ok {
 				p.c.add(kv.key.Line, kv.key.Column, fpath, "action %s has no parameter %q%s (it takes: %s)",
-					w.decl.Name, kv.key.Value, suggest(kv.key.Value, w.decl.ParamNames()), strings.Join(w.decl.ParamNames(), ", "))
+					w.decl.Name, kv.key.Value, suggest.Hint(kv.key.Value, w.decl.ParamNames()), strings.Join(w.decl.ParamNames(), ", "))
 				continue
 			}
 			f := &Field{Name: decl.Name, Present: true, Pos: Pos{File: p.c.file, Line: kv.value.Line, Col: kv.value.Column}}

@@ -11,6 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/runbookdev/runbook/internal/suggest"
 	"github.com/runbookdev/runbook/internal/value"
 )
 
@@ -152,7 +153,7 @@ func parseValues(rb *Runbook, file string, src []byte) ([]namedEntry, Errors) {
 		p := rb.Param(kv.key.Value)
 		if p == nil {
 			c.add(kv.key.Line, kv.key.Column, kv.key.Value, "unknown param %q%s; the runbook declares: %s",
-				kv.key.Value, suggest(kv.key.Value, rb.paramNames()), strings.Join(rb.paramNames(), ", "))
+				kv.key.Value, suggest.Hint(kv.key.Value, rb.paramNames()), strings.Join(rb.paramNames(), ", "))
 			continue
 		}
 		raw, ok := c.anyValue(kv.value, kv.key.Value)
@@ -192,7 +193,7 @@ func parseSet(rb *Runbook, s string) (name string, mapKey []string, raw any, err
 	}
 	p := rb.Param(path[0])
 	if p == nil {
-		return "", nil, nil, fmt.Errorf("unknown param %q%s; the runbook declares: %s", path[0], suggest(path[0], rb.paramNames()), strings.Join(rb.paramNames(), ", "))
+		return "", nil, nil, fmt.Errorf("unknown param %q%s; the runbook declares: %s", path[0], suggest.Hint(path[0], rb.paramNames()), strings.Join(rb.paramNames(), ", "))
 	}
 	if len(path) > 1 && p.Type != value.Map {
 		return "", nil, nil, fmt.Errorf("param %s is a %s, so %q cannot set a key inside it", p.Name, p.Type, lhs)

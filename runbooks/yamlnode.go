@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/runbookdev/runbook/internal/suggest"
 )
 
 // Helpers over yaml.v3 nodes. Working on nodes rather than decoding into structs is
@@ -81,7 +83,7 @@ func (c *collector) fields(n *yaml.Node, path string, handlers map[string]func(k
 	for _, kv := range kvs {
 		h, ok := handlers[kv.key.Value]
 		if !ok {
-			c.add(kv.key.Line, kv.key.Column, join(path, kv.key.Value), "unknown field %q%s", kv.key.Value, suggest(kv.key.Value, known))
+			c.add(kv.key.Line, kv.key.Column, join(path, kv.key.Value), "unknown field %q%s", kv.key.Value, suggest.Hint(kv.key.Value, known))
 			continue
 		}
 		present[kv.key.Value] = kv.key
