@@ -51,9 +51,12 @@ func newEnvironment(toolsDir, workDir string, cluster scenarios.Cluster, crds []
 		return nil, nil, err
 	}
 	return &envtest.Environment{
-		BinaryAssetsDirectory:    toolsDir,
-		CRDs:                     crds,
-		ErrorIfCRDPathMissing:    true,
+		BinaryAssetsDirectory: toolsDir,
+		CRDs:                  crds,
+		ErrorIfCRDPathMissing: true,
+		// envtest's default of 10 s for the CRDs to be served is too short on a busy
+		// machine for the operator's 1.5 MB Installation CRD.
+		CRDInstallOptions:        envtest.CRDInstallOptions{MaxTime: time.Minute},
 		ControlPlaneStartTimeout: time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,
 		ControlPlane: envtest.ControlPlane{

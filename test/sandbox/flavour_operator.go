@@ -32,8 +32,9 @@ const (
 	// flavour serves.
 	OperatorVersion = "v1.40.0"
 	// operatorReadyTimeout bounds the wait for the operator's first pools and its
-	// TigeraStatus once the Calico API server is up.
-	operatorReadyTimeout = time.Minute
+	// TigeraStatus once the Calico API server is up (seconds when the machine is
+	// not busy).
+	operatorReadyTimeout = 2 * time.Minute
 )
 
 // operatorUser is tigera-operator's service account; system:masters stands for
