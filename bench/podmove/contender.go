@@ -63,7 +63,7 @@ func runContender(ctx context.Context, o options, name string) (*result, error) 
 	mctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	cmd := exec.CommandContext(mctx, o.contenderBin, "-mode", name, "-kubeconfig", c.sb.KubeconfigPath(),
-		"-retry", o.retryDelay.String(), "-parallel", strconv.Itoa(o.parallel))
+		"-retry", o.retryDelay.String(), "-parallel", strconv.Itoa(o.parallel), "-with", o.runbookWith)
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
 	if err := cmd.Start(); err != nil {

@@ -43,6 +43,7 @@ type options struct {
 	timeout                 time.Duration // per migration
 	keep                    bool          // keep cluster work directories
 	contenderBin            string
+	runbookWith             string // extra deletePodsInPool parameters for (a)
 }
 
 func main() {
@@ -59,6 +60,7 @@ func main() {
 	flag.IntVar(&o.parallel, "parallel", 100, "parallel: concurrent deletes")
 	flag.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up on one migration after this long")
 	flag.BoolVar(&o.keep, "keep", false, "keep each cluster's work directory (logs)")
+	flag.StringVar(&o.runbookWith, "runbook-with", "", "extra deletePodsInPool parameters for (a), YAML flow style")
 	flag.StringVar(&o.contenderBin, "contender", "", "prebuilt bench/podmove/contender binary (default: go build it)")
 	flag.Parse()
 	o.contenders = strings.Split(contenders, ",")

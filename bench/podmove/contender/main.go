@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,7 @@ func run(args []string) int {
 	kubeconfig := fs.String("kubeconfig", "", "cluster")
 	retry := fs.Duration("retry", 500*time.Millisecond, "drain: 429 retry delay")
 	parallel := fs.Int("parallel", 100, "parallel: concurrent deletes")
+	with := fs.String("with", "", "runbook: more deletePodsInPool parameters, YAML flow style (e.g. \"perNodeConcurrency: 5\")")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile here (default: $PODMOVE_CPUPROFILE.<mode> when that is set)")
 	_ = fs.Parse(args)
 	if *cpuProfile == "" && os.Getenv("PODMOVE_CPUPROFILE") != "" {
@@ -74,7 +76,7 @@ func run(args []string) int {
 	case "runbook":
 		// What `runbook apply` uses by default (--kube-qps/--kube-burst).
 		cfg.QPS, cfg.Burst = 100, 200
-		err = runRunbook(ctx, cfg, &rep)
+		err = runRunbook(ctx, cfg, *with, &rep)
 	case "manual", "parallel", "drain":
 		cfg.QPS, cfg.Burst = 2000, 4000
 		err = runBaseline(ctx, kubernetes.NewForConfigOrDie(cfg), *mode, *retry, *parallel, &rep)
@@ -102,7 +104,7 @@ steps:
 
 // runRunbook runs deletePodsInPool through the engine, bound to the cluster as the
 // CLI binds it.
-func runRunbook(ctx context.Context, cfg *rest.Config, rep *report) error {
+func runRunbook(ctx context.Context, cfg *rest.Config, with string, rep *report) error {
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -116,7 +118,11 @@ func runRunbook(ctx context.Context, cfg *rest.Config, rep *report) error {
 		return err
 	}
 	defer b.Close()
-	rb, err := runbooks.Parse("bench.yaml", []byte(benchRunbook), actions.Default)
+	src := benchRunbook
+	if with != "" {
+		src = strings.Replace(src, "timeout: 30m}", "timeout: 30m, "+with+"}", 1)
+	}
+	rb, err := runbooks.Parse("bench.yaml", []byte(src), actions.Default)
 	if err != nil {
 		return err
 	}
