@@ -133,7 +133,7 @@ func (m *mover) loop(ctx, callCtx context.Context) (Result, error) {
 			return m.result(), fmt.Errorf("%w: stopped with %d pod(s) left in pool %s (%d moved in this run); apply again to continue",
 				ErrDeadline, len(w.cands)+len(w.waits), m.cfg.Pool.Name, m.res.Moved)
 		}
-		picks, waits := pick(w, m.lim, m.load(began))
+		picks, waits := pick(w, m.lim, m.load(began, w))
 		for _, ch := range picks {
 			m.send(callCtx, ch, began)
 		}
@@ -214,8 +214,15 @@ func (m *mover) failure(w *world, round int) error {
 	return nil
 }
 
-func (m *mover) load(now time.Time) load {
-	ld := load{inFlight: m.led.inFlight(), perNode: m.led.perNode(), cooling: map[string]bool{}, parked: map[string]bool{}, going: map[types.UID]bool{}}
+// load is what is in flight now. A node's load is the pods leaving it (evicted by
+// this step, not gone yet) plus the pods arriving on it and waiting for an address:
+// both are queued on the node's CNI.
+func (m *mover) load(now time.Time, w *world) load {
+	perNode := m.led.perNode()
+	for n, k := range w.arriving {
+		perNode[n] += k
+	}
+	ld := load{inFlight: m.led.inFlight(), perNode: perNode, cooling: map[string]bool{}, parked: map[string]bool{}, going: map[types.UID]bool{}}
 	for _, e := range m.led.order {
 		if e.live() && e.critical() {
 			ld.criticalBusy = true

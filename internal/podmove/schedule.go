@@ -17,7 +17,7 @@ type choice struct {
 // limits bound how much moves at once.
 type limits struct {
 	global  int // pods in flight cluster-wide (evicted, not yet back)
-	perNode int // pods leaving one node at once
+	perNode int // pods leaving or arriving on one node at once
 	// maxUnavailable is the per-owner budget of owners no PDB covers.
 	maxUnavailable int
 }
@@ -95,7 +95,7 @@ func pick(w *world, lim limits, ld load) (out []choice, waits map[string][]strin
 		}
 		node := c.pod.Spec.NodeName
 		if perNode[node] >= lim.perNode {
-			wait(fmt.Sprintf("node %s: %d pods leaving (perNodeConcurrency)", node, lim.perNode))
+			wait(fmt.Sprintf("node %s: %d pods leaving or arriving (perNodeConcurrency)", node, lim.perNode))
 			continue
 		}
 		var v Verdict

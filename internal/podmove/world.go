@@ -135,6 +135,9 @@ type world struct {
 	landed   []string // replacements that got an address in the old pool again
 	strays   []string // replacements outside the target pools
 	restarts map[Owner][]*candidate
+	// arriving counts, per node, pods bound to it that wait for their address:
+	// work queued on the node's CNI, which sets up one pod at a time.
+	arriving map[string]int
 	// pods indexes every pod by UID, for settling the ledger.
 	pods map[types.UID]*podState
 	// byKey indexes StatefulSet pods by namespace/name (a replacement has its
@@ -166,7 +169,7 @@ func (w *world) done() bool {
 // the memory and the time; it records first sightings in mem.
 func observe(st Store, s *setup, mem *memory, now time.Time) *world {
 	w := &world{now: now, refused: Refusals{}, owners: map[Owner]*ownerState{}, budgets: map[string]*Budget{},
-		restarts: map[Owner][]*candidate{}, byKey: map[string]*podState{}}
+		restarts: map[Owner][]*candidate{}, byKey: map[string]*podState{}, arriving: map[string]int{}}
 	byNS := map[string][]*Budget{}
 	for _, pdb := range st.PDBs() {
 		b := newBudget(pdb)
@@ -201,6 +204,10 @@ func observe(st Store, s *setup, mem *memory, now time.Time) *world {
 		w.pods[p.UID] = ps
 		if pi.owner.Kind == KindStatefulSet {
 			w.byKey[podKey(p)] = ps
+		}
+		if pi.place == NoAddress && p.Spec.NodeName != "" && !p.Spec.HostNetwork && p.Status.Phase == corev1.PodPending &&
+			!isTerminating(p) && now.Sub(p.CreationTimestamp.Time) < arrivingFor {
+			w.arriving[p.Spec.NodeName]++
 		}
 		ready := isReady(p) && !isTerminating(p)
 		if ready {
@@ -400,6 +407,11 @@ func addrList(p *corev1.Pod) string {
 	}
 	return out
 }
+
+// arrivingFor bounds how long a pod waiting for its address counts as work queued
+// on its node: one stuck for longer (its CNI ADD keeps failing) is not progress the
+// step should wait for, and must not block the node for good.
+const arrivingFor = time.Minute
 
 // waitsFor: owners whose pods the step waits to come back Ready. Not Jobs: their
 // pods finish rather than come back.
