@@ -51,7 +51,7 @@ instead of going down while their only pod restarts. The step's API client uses 
 		p("singleReplica", value.String, false, "evict", "How to move single-replica Deployments: like the rest, or by a rollout restart that surges.", "evict", "rolloutRestart"),
 		p("maxUnavailable", value.Int, false, podmove.DefaultMaxUnavailable, "Ready pods of one owner moved at a time when no PDB covers it."),
 		p("concurrency", value.Int, false, podmove.DefaultConcurrency, "Pods in flight cluster-wide (evicted and not yet Ready again); budgets usually bind first."),
-		p("perNodeConcurrency", value.Int, false, podmove.DefaultPerNodeConcurrency, "Pods leaving one node at a time (its kubelet and CNI tear each down)."),
+		p("perNodeConcurrency", value.Int, false, podmove.DefaultPerNodeConcurrency, "Pods moving on one node at a time, leaving it or arriving and waiting for an address (its CNI handles one pod at a time)."),
 		p("unmanagedPods", value.String, false, "refuse", "What to do with bare, orphaned and static pods.", "refuse", "delete", "skip"),
 		p("jobs", value.String, false, "wait", "Pods of Jobs are never evicted: wait for them to finish, or skip them.", "wait", "skip"),
 		p("allowLocalData", value.Bool, false, false, "Allow moving pods that use emptyDir volumes (their data is lost)."),
