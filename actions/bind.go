@@ -17,6 +17,8 @@ type Cluster struct {
 	Config  *rest.Config
 	Kube    kubernetes.Interface
 	Dynamic dynamic.Interface
+	// CalicoAPI is --calico-api: auto (default when empty), crd or v3.
+	CalicoAPI calico.APIChoice
 }
 
 // Bound is the registry's behaviour bound to one cluster.
@@ -46,14 +48,23 @@ func Bind(ctx context.Context, c *Cluster) (*Bound, error) {
 		env.unavailable = errors.New("no cluster connection")
 	default:
 		env.kube = c.Kube
-		cal, err := calico.NewCRD(ctx, c.Kube, c.Dynamic)
+		det, err := calico.Detect(ctx, c.Kube.Discovery(), c.Dynamic, c.CalicoAPI)
 		switch {
-		case errors.Is(err, calico.ErrNotInstalled):
+		case errors.Is(err, calico.ErrNotInstalled) && (c.CalicoAPI == "" || c.CalicoAPI == calico.APIAuto):
 			env.unavailable = err
 		case err != nil:
+			// An explicit --calico-api the cluster cannot serve is the user's
+			// mistake, reported before anything runs.
 			return nil, fmt.Errorf("bind Calico: %w", err)
 		default:
+			cal, err := calico.New(ctx, c.Kube, c.Dynamic, det)
+			if err != nil {
+				return nil, fmt.Errorf("bind Calico: %w", err)
+			}
 			env.cal = cal
+			if det.Operator {
+				env.op = calico.NewOperator(c.Dynamic)
+			}
 			b.Changes, b.Close = cal.Changes(), cal.Close
 		}
 	}

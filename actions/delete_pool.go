@@ -36,6 +36,7 @@ type deleteVerdict struct {
 	pool     *calico.Pool // nil: absent
 	problems []string
 	facts    []string
+	op       opView // op.inst set: the operator's pool, deleted by removing its Installation entry
 }
 
 // decide checks, from the API server (never the cache: this is a point of no
@@ -48,11 +49,23 @@ func (a *deletePoolImpl) decide(ctx context.Context, cal calico.Client, name str
 		return v, err
 	}
 	v.pool = p
-	v.facts = append(v.facts, poolFact(name, p))
+	v.facts = append(v.facts, apiFact(cal), poolFact(name, p))
 	if p == nil {
 		return v, nil
 	}
-	if msg := operatorManaged(p); msg != "" {
+	if v.op, err = a.env.operatorView(ctx, name, p); err != nil {
+		return v, err
+	}
+	if v.op.inst != nil {
+		if msg := driftProblem(p, v.op); msg != "" {
+			v.problems = append(v.problems, msg)
+		}
+		problems, err := a.env.operatorProblems(ctx, v.op.inst)
+		if err != nil {
+			return v, err
+		}
+		v.problems = append(v.problems, problems...)
+	} else if msg := operatorManaged(p); msg != "" {
 		v.problems = append(v.problems, msg)
 	}
 	h, err := poolHolders(ctx, cal.Live(), p)
@@ -97,7 +110,10 @@ func (a *deletePoolImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 	if v.pool == nil {
 		return Planned{Change: "none", Details: []string{"pool " + name + " does not exist"}, Facts: v.facts}, nil
 	}
-	details := []string{fmt.Sprintf("delete pool %s (%s) the way Calico does: disable, release its empty IPAM blocks and affinities, delete", name, v.pool.CIDR)}
+	details := []string{fmt.Sprintf("delete pool %s (%s) through %s the way Calico does: disable, release its empty IPAM blocks and affinities, delete", name, v.pool.CIDR, cal.Detection().String())}
+	if v.op.inst != nil {
+		details = []string{fmt.Sprintf("remove operator-managed pool %s (%s) from Installation default spec.calicoNetwork.ipPools (one full-list update with a resourceVersion precondition); the tigera-operator deletes it through Calico's path (disable, release affinities, delete), which does not check for addresses in use: runbook checks first, and again once the pool is disabled", name, v.pool.CIDR)}
+	}
 	if !v.pool.Spec.Disabled {
 		details = append(details, "the pool is still enabled: it is disabled first")
 	}
@@ -131,6 +147,9 @@ func (a *deletePoolImpl) Apply(ctx context.Context, c *Call) (Outcome, error) {
 	if err := c.Recorder.Intent(ctx, "delete", fmt.Sprintf("%s uid=%s", name, v.pool.UID)); err != nil {
 		return Outcome{}, err
 	}
+	if v.op.inst != nil {
+		return a.applyOperator(ctx, cal, c, name, v)
+	}
 	rep, err := cal.DeletePool(ctx, name, v.pool.UID)
 	switch {
 	case errors.Is(err, calico.ErrNotFound):
@@ -149,6 +168,47 @@ func (a *deletePoolImpl) Apply(ctx context.Context, c *Call) (Outcome, error) {
 	if n := len(rep.DeletedAffinities); n > 0 {
 		did = append(did, fmt.Sprintf("%d block affinit(ies)", n))
 	}
+	if len(did) > 0 {
+		msg += ": " + strings.Join(did, ", ")
+	}
+	return Outcome{Changed: true, Outputs: map[string]any{"deleted": true}, Message: msg}, nil
+}
+
+// applyOperator deletes an operator-managed pool: disable it through its entry
+// (when not yet), let in-flight allocations land, check again that nothing holds
+// an address in it, then remove the entry and wait for the operator to delete
+// the pool. The operator's delete (Calico's) releases affinities without
+// checking for addresses in use, so the checks here are the only safety.
+func (a *deletePoolImpl) applyOperator(ctx context.Context, cal calico.Client, c *Call, name string, v deleteVerdict) (Outcome, error) {
+	fail := func(err error) (Outcome, error) { return Outcome{}, fmt.Errorf("deletePool %q: %w", name, err) }
+	var did []string
+	if !disabled(v.pool) {
+		if err := a.env.setEntryDisabled(ctx, cal, name, v.pool, true, c.RunID); err != nil {
+			return fail(err)
+		}
+		if err := calico.InFlightGrace(ctx); err != nil {
+			return fail(err)
+		}
+		did = append(did, "disabled it through its entry first")
+	}
+	p, _, err := livePool(ctx, cal, name)
+	if err != nil {
+		return fail(err)
+	}
+	if p == nil {
+		return Outcome{Outputs: map[string]any{"deleted": false}, Message: "pool " + name + " was deleted by someone else meanwhile"}, nil
+	}
+	h, err := poolHolders(ctx, cal.Live(), p)
+	if err != nil {
+		return fail(err)
+	}
+	if !h.empty() {
+		return fail(fmt.Errorf("%w: after disabling it: %s (the pool stays, disabled)", calico.ErrInUse, strings.Join(h.lines(), "; ")))
+	}
+	if err := a.env.removeEntry(ctx, cal, name); err != nil {
+		return fail(err)
+	}
+	msg := fmt.Sprintf("removed operator-managed pool %s (%s) from Installation default; the tigera-operator deleted it", name, v.pool.CIDR)
 	if len(did) > 0 {
 		msg += ": " + strings.Join(did, ", ")
 	}

@@ -39,7 +39,12 @@ type disableVerdict struct {
 	changes  []calico.TunnelChange
 	problems []string
 	facts    []string
+	op       opView // op.inst set: the pool is the operator's, disabled through its Installation entry
 }
+
+// disabled reports whether a pool already takes no new allocations: spec.disabled,
+// or the nodeSelector "!all()" older operator docs use.
+func disabled(p *calico.Pool) bool { return p.Spec.Disabled || calico.SelectsNoNode(p.Spec.NodeSelector) }
 
 // decide observes pools and nodes from the API server and predicts, as calico-node
 // would reconcile it, where each node's tunnel address goes once the pool is
@@ -51,11 +56,27 @@ func (a *disablePoolImpl) decide(ctx context.Context, cal calico.Client, name st
 		return v, err
 	}
 	v.pool = p
-	v.facts = append(v.facts, poolFact(name, p))
-	if p == nil || p.Spec.Disabled {
+	v.facts = append(v.facts, apiFact(cal), poolFact(name, p))
+	if v.op, err = a.env.operatorView(ctx, name, p); err != nil {
+		return v, err
+	}
+	if p != nil && v.op.inst != nil {
+		// Edited behind the operator's back: reported even when it looks done.
+		if msg := driftProblem(p, v.op); msg != "" {
+			v.problems = append(v.problems, msg)
+			return v, nil
+		}
+	}
+	if p == nil || disabled(p) {
 		return v, nil
 	}
-	if msg := operatorManaged(p); msg != "" {
+	if v.op.inst != nil {
+		problems, err := a.env.operatorProblems(ctx, v.op.inst)
+		if err != nil {
+			return v, err
+		}
+		v.problems = append(v.problems, problems...)
+	} else if msg := operatorManaged(p); msg != "" {
 		v.problems = append(v.problems, msg)
 	}
 	nodes, err := cal.Live().Nodes(ctx)
@@ -106,11 +127,20 @@ func (a *disablePoolImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 	switch {
 	case v.pool == nil:
 		return Planned{Change: "none", Details: []string{"pool " + name + " does not exist: nothing to disable"}, Facts: v.facts}, nil
-	case v.pool.Spec.Disabled:
+	case disabled(v.pool):
 		return Planned{Change: "none", Details: []string{"pool " + name + " is already disabled"}, Facts: v.facts}, nil
 	}
 	out := Planned{Change: "update", Facts: v.facts,
-		Details: []string{fmt.Sprintf("set spec.disabled: true on pool %s (%s): no new addresses from it; existing pods keep theirs", name, v.pool.CIDR)}}
+		Details: []string{fmt.Sprintf("set spec.disabled: true on pool %s (%s) through %s: no new addresses from it; existing pods keep theirs", name, v.pool.CIDR, cal.Detection().String())}}
+	if v.op.inst != nil {
+		how := "disableNewAllocations: true"
+		if dna, err := a.env.supportsDNA(ctx, v.op.inst); err != nil {
+			return Planned{}, fmt.Errorf("disablePool %q: %w", name, err)
+		} else if !dna {
+			how = `nodeSelector: "!all()" (this operator's Installation has no disableNewAllocations)`
+		}
+		out.Details = []string{fmt.Sprintf("set %s on the entry of operator-managed pool %s (%s) in Installation default (one full-list update with a resourceVersion precondition); the tigera-operator disables the pool: no new addresses from it, existing pods keep theirs", how, name, v.pool.CIDR)}
+	}
 	for _, c := range v.changes {
 		out.Warnings = append(out.Warnings, "tunnel address moves at once: "+c.String())
 	}
@@ -135,7 +165,9 @@ func (a *disablePoolImpl) Apply(ctx context.Context, c *Call) (Outcome, error) {
 		case v.pool == nil:
 			out = Outcome{Outputs: map[string]any{"wasDisabled": false}, Message: "pool " + name + " does not exist: nothing to disable"}
 			return nil
-		case v.pool.Spec.Disabled:
+		case len(v.problems) > 0 && v.op.inst != nil:
+			return refuse("disablePool", name, v.problems) // drift is reported even when it looks done
+		case disabled(v.pool):
 			out = Outcome{Outputs: map[string]any{"wasDisabled": true}, Message: "pool " + name + " is already disabled"}
 			return nil
 		case len(v.problems) > 0:
@@ -143,6 +175,14 @@ func (a *disablePoolImpl) Apply(ctx context.Context, c *Call) (Outcome, error) {
 		}
 		if err := c.Recorder.Intent(ctx, "disable", name); err != nil {
 			return err
+		}
+		if v.op.inst != nil {
+			if err := a.env.setEntryDisabled(ctx, cal, name, v.pool, true, c.RunID); err != nil {
+				return err
+			}
+			out = Outcome{Changed: true, Outputs: map[string]any{"wasDisabled": false},
+				Message: fmt.Sprintf("disabled operator-managed pool %s (%s) through Installation default; %d node tunnel address(es) move to another pool", name, v.pool.CIDR, len(v.changes))}
+			return nil
 		}
 		runID := c.RunID
 		_, err = cal.PatchPool(ctx, name, calico.PoolPatch{
@@ -183,6 +223,16 @@ func (a *disablePoolImpl) Invert(ctx context.Context, c *Call) (InverseOutcome, 
 		if err != nil {
 			return err
 		}
+		if p != nil {
+			view, err := a.env.operatorView(ctx, name, p)
+			if err != nil {
+				return err
+			}
+			if view.inst != nil {
+				out, err = a.invertOperator(ctx, cal, c, name, p, view)
+				return err
+			}
+		}
 		switch {
 		case p == nil:
 			out = InverseOutcome{Message: "pool " + name + " does not exist: nothing to re-enable"}
@@ -211,4 +261,20 @@ func (a *disablePoolImpl) Invert(ctx context.Context, c *Call) (InverseOutcome, 
 		return InverseOutcome{}, fmt.Errorf("disablePool %q inverse: %w", name, err)
 	}
 	return out, nil
+}
+
+// invertOperator re-enables an operator-managed pool through its entry, only if
+// this run disabled it (the Installation's disabled-by map says so).
+func (a *disablePoolImpl) invertOperator(ctx context.Context, cal calico.Client, c *Call, name string, p *calico.Pool, view opView) (InverseOutcome, error) {
+	e := view.entry()
+	if e == nil || !calico.EntryDisabled(e) {
+		return InverseOutcome{Message: "operator-managed pool " + name + " is enabled"}, nil
+	}
+	if run, _, _ := parseDisabledRecord(view.inst.RunMap(calico.AnnotationPoolsDisabledByRun)[name]); run != c.RunID {
+		return InverseOutcome{Kept: "operator-managed pool " + name + " was not disabled by this run: left disabled"}, nil
+	}
+	if err := a.env.setEntryDisabled(ctx, cal, name, p, false, c.RunID); err != nil {
+		return InverseOutcome{}, err
+	}
+	return InverseOutcome{Changed: true, Message: "re-enabled operator-managed pool " + name + " through Installation default"}, nil
 }

@@ -141,6 +141,10 @@ type ensureVerdict struct {
 	problems []string       // refusals
 	warnings []string
 	facts    []string
+	// op is the operator install's view: when op.inst is set the pool is (to be)
+	// the operator's, and entry is the Installation entry to write (nil: none).
+	op    opView
+	entry map[string]any
 }
 
 // decide observes (from the API server, not the cache) and judges. Plan and Apply
@@ -152,10 +156,20 @@ func (a *ensurePoolImpl) decide(ctx context.Context, cal calico.Client, in ensur
 		return v, err
 	}
 	v.existing = existing
-	v.facts = append(v.facts, poolFact(in.name, existing))
+	v.facts = append(v.facts, apiFact(cal), poolFact(in.name, existing))
 	v.problems = append(v.problems, calico.ValidateSpec(in.name, in.spec)...)
+	if v.op, err = a.env.operatorView(ctx, in.name, existing); err != nil {
+		return v, err
+	}
+	if v.op.inst != nil {
+		if err := a.decideOperator(ctx, &v, in); err != nil {
+			return v, err
+		}
+	}
 	if existing != nil {
-		a.compare(&v, in)
+		if v.op.inst == nil {
+			a.compare(&v, in)
+		}
 		// A pool that already lies outside the cluster CIDR is not made worse by
 		// converging it: a warning, not a refusal.
 		if sources, err := a.clusterCIDRs(ctx, cal, in); err == nil && existing.CIDR.IsValid() {
@@ -242,9 +256,11 @@ func (a *ensurePoolImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 	}
 	out := Planned{Facts: v.facts, Warnings: v.warnings}
 	switch {
+	case v.op.inst != nil:
+		a.planOperator(&out, in, v)
 	case v.existing == nil:
 		out.Change = "create"
-		out.Details = []string{fmt.Sprintf("create pool %s %s (%s)", in.name, in.cidr, describeSpec(in.spec))}
+		out.Details = []string{fmt.Sprintf("create pool %s %s (%s) through %s", in.name, in.cidr, describeSpec(in.spec), cal.Detection().String())}
 	case len(v.patch) > 0:
 		out.Change = "update"
 		out.Details = append([]string{"patch pool " + in.name + ":"}, v.diffs...)
@@ -283,6 +299,10 @@ func (a *ensurePoolImpl) Apply(ctx context.Context, c *Call) (Outcome, error) {
 		}
 		if len(v.problems) > 0 {
 			return refuse("ensurePool", in.name, v.problems)
+		}
+		if v.op.inst != nil {
+			out, err = a.convergeOperator(ctx, cal, c, in, v)
+			return err
 		}
 		out, err = a.converge(ctx, cal, c, in, v)
 		return err
@@ -357,6 +377,11 @@ func (a *ensurePoolImpl) Invert(ctx context.Context, c *Call) (InverseOutcome, e
 		p, _, err := livePool(ctx, cal, in.name)
 		if err != nil {
 			return fail(err)
+		}
+		if view, err := a.env.operatorView(ctx, in.name, p); err != nil {
+			return fail(err)
+		} else if view.inst != nil {
+			return a.invertOperator(ctx, cal, c, in, p, view)
 		}
 		if p == nil {
 			return InverseOutcome{Changed: changed, Message: "pool " + in.name + " is already absent"}, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 
 	"k8s.io/client-go/kubernetes"
 
@@ -14,6 +15,14 @@ import (
 type poolEnv struct {
 	cal  calico.Client
 	kube kubernetes.Interface
+	// op is the operator's Installation API, nil when the cluster does not serve
+	// it: then no pool is operator-managed through an Installation.
+	op *calico.Operator
+	// dna caches whether the served Installation CRD has disableNewAllocations
+	// (read once: the CRD is over a megabyte).
+	dnaMu    sync.Mutex
+	dnaKnown bool
+	dna      bool
 	// unavailable says why cal is nil (Calico not installed, or not in a flavour
 	// this build supports); the actions then fail with it instead of guessing.
 	unavailable error
@@ -29,9 +38,16 @@ func (e *poolEnv) client() (calico.Client, error) {
 	return e.cal, nil
 }
 
-// poolObject is how the journal names a pool this run created.
+// poolObject is how the journal names a pool this run created (the same in
+// every flavour, so a journal written before --calico-api existed still matches).
 func poolObject(name string) ObjectRef {
 	return ObjectRef{APIVersion: "crd.projectcalico.org/v1", Kind: "IPPool", Name: name}
+}
+
+// apiFact is the plan fact naming the Calico API the pools are written through:
+// a plan made against another flavour than the apply is drift.
+func apiFact(cal calico.Client) string {
+	return "calico API: " + cal.Detection().String()
 }
 
 // operatorManaged refuses changes to pools the tigera-operator owns: it reverts

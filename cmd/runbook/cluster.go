@@ -22,6 +22,7 @@ import (
 
 	"github.com/runbookdev/runbook/actions"
 	"github.com/runbookdev/runbook/engine"
+	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/internal/exitcode"
 	"github.com/runbookdev/runbook/runbooks"
 )
@@ -73,6 +74,7 @@ type runFlags struct {
 	allowChanged bool
 	planFile     string
 	reports      []string
+	calicoAPI    string
 }
 
 // session is a connection to the cluster for one command.
@@ -151,7 +153,15 @@ func (s *session) ensureNamespace(ctx context.Context) error {
 }
 
 func (s *session) bind(ctx context.Context) (*actions.Bound, error) {
-	b, err := actions.Bind(ctx, &actions.Cluster{Config: s.cfg, Kube: s.kube, Dynamic: s.dyn})
+	choice, err := calico.ParseAPIChoice(s.f.calicoAPI)
+	if err != nil {
+		return nil, exitcode.New(exitcode.Invalid, err)
+	}
+	b, err := actions.Bind(ctx, &actions.Cluster{Config: s.cfg, Kube: s.kube, Dynamic: s.dyn, CalicoAPI: choice})
+	if errors.Is(err, calico.ErrNotInstalled) {
+		// Only an explicit --calico-api fails here: the cluster cannot serve it.
+		return nil, exitcode.Newf(exitcode.Invalid, "%v", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("start cluster watches: %w", err)
 	}
@@ -240,5 +250,8 @@ func bindRunbookFlags(cmd *cobra.Command, f *runFlags) {
 	f.kubeFlags.bind(cmd)
 	f.valueFlags.bind(cmd)
 	cmd.Flags().StringVar(&f.state, "state", "", "Keep the run journal in this local file instead of a ConfigMap (the lock stays in the cluster)")
+	cmd.Flags().StringVar(&f.calicoAPI, "calico-api", string(calico.APIAuto),
+		"Calico API for IP pools: auto (projectcalico.org/v3 when served, else crd.projectcalico.org/v1), crd, or v3")
+	_ = cmd.RegisterFlagCompletionFunc("calico-api", cobra.FixedCompletions([]string{"auto", "crd", "v3"}, cobra.ShellCompDirectiveNoFileComp))
 	f.envFlags.bind(cmd)
 }

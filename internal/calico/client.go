@@ -14,8 +14,12 @@ const (
 	// FlavourCRD is the manifest install: pools and IPAM in crd.projectcalico.org/v1
 	// CRDs, no server-side Calico validation.
 	FlavourCRD Flavour = "crd"
-	// Later: FlavourAPIServer (projectcalico.org/v3 via the Calico API server or
-	// native v3 CRDs) and FlavourOperator (pools owned by the Installation resource).
+	// FlavourV3 reads and writes pools through projectcalico.org/v3 (the Calico API
+	// server, or native v3 CRDs): the server validates and defaults them. IPAM
+	// blocks, affinities and handles stay crd.projectcalico.org/v1 (KDD) in every
+	// flavour. Operator-managed pools are a matter of ownership, not of the API:
+	// see Operator.
+	FlavourV3 Flavour = "v3"
 )
 
 // Reader reads pools and IPAM state. Results are copies the caller may keep.
@@ -69,6 +73,8 @@ type DeleteReport struct {
 // Client is access to one cluster's Calico pools and IPAM state.
 type Client interface {
 	Flavour() Flavour
+	// Detection is what discovery found and the flavour chosen from it.
+	Detection() Detection
 	// Reader reads the shared informer cache: no API call, possibly a little behind.
 	Reader
 	// Live reads straight from the API server, for decisions that must not act on a

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -29,14 +30,32 @@ const cacheCatchUp = 10 * time.Second
 // cacheSyncTimeout bounds the initial list of every informer.
 const cacheSyncTimeout = 2 * time.Minute
 
-// CRD is the Client of a manifest install (crd.projectcalico.org/v1).
+// CRD is the Client of every flavour: pools through crd.projectcalico.org/v1 (a
+// manifest install) or projectcalico.org/v3 (the Calico API server or native v3
+// CRDs), IPAM state always through the v1 CRDs. The two pool APIs share the spec
+// JSON and this code; only the group, and what the server validates, differ.
 type CRD struct {
 	kube  kubernetes.Interface
 	dyn   dynamic.Interface
+	det   Detection
+	pools poolAPI
 	cache *crdCache
 	live  *crdLive
 	stop  context.CancelFunc
 	once  sync.Once
+}
+
+// poolAPI is the API pools are read and written through.
+type poolAPI struct {
+	gvr        schema.GroupVersionResource
+	apiVersion string
+}
+
+func poolAPIOf(f Flavour) poolAPI {
+	if f == FlavourV3 {
+		return poolAPI{gvr: gvrV3Pools, apiVersion: "projectcalico.org/v3"}
+	}
+	return poolAPI{gvr: gvrPools, apiVersion: poolAPIVersion}
 }
 
 var _ Client = (*CRD)(nil)
@@ -48,8 +67,15 @@ func NewCRD(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interfac
 	if err := checkServed(kube); err != nil {
 		return nil, err
 	}
-	c := &CRD{kube: kube, dyn: dyn, cache: newCRDCache(), live: &crdLive{kube: kube, dyn: dyn}}
-	informers, err := c.cache.register(kube, dyn)
+	return New(ctx, kube, dyn, Detection{Flavour: FlavourCRD, V1: true})
+}
+
+// New starts the Client of the flavour Detect chose: informers over the pool API
+// of det.Flavour and the v1 IPAM CRDs. It returns once their caches are synced.
+func New(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, det Detection) (*CRD, error) {
+	api := poolAPIOf(det.Flavour)
+	c := &CRD{kube: kube, dyn: dyn, det: det, pools: api, cache: newCRDCache(), live: &crdLive{kube: kube, dyn: dyn, poolGVR: api.gvr}}
+	informers, err := c.cache.register(kube, dyn, api.gvr)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +116,8 @@ func checkServed(kube kubernetes.Interface) error {
 	return nil
 }
 
-func (c *CRD) Flavour() Flavour                                   { return FlavourCRD }
+func (c *CRD) Flavour() Flavour                                   { return c.det.Flavour }
+func (c *CRD) Detection() Detection                               { return c.det }
 func (c *CRD) Live() Reader                                       { return c.live }
 func (c *CRD) Changes() <-chan struct{}                           { return c.cache.notify.changes }
 func (c *CRD) Close()                                             { c.once.Do(c.stop) }

@@ -40,7 +40,7 @@ func newCRDCache() *crdCache {
 // index its Reader method serves. Plain shared informers over list/watch functions,
 // not client-go's informer factories: the typed factory links an informer for every
 // Kubernetes API group, 10 MB of binary for the three used here.
-func (c *crdCache) register(kube kubernetes.Interface, dyn dynamic.Interface) ([]cache.SharedIndexInformer, error) {
+func (c *crdCache) register(kube kubernetes.Interface, dyn dynamic.Interface, poolGVR schema.GroupVersionResource) ([]cache.SharedIndexInformer, error) {
 	var started []cache.SharedIndexInformer
 	for _, r := range []struct {
 		inf   cache.SharedIndexInformer
@@ -48,7 +48,7 @@ func (c *crdCache) register(kube kubernetes.Interface, dyn dynamic.Interface) ([
 		apply func(key string, obj any) bool
 		del   func(key string)
 	}{
-		{calicoInformer(dyn, gvrPools), nil, unstructuredInto(c.pools, poolFromObject), c.pools.del},
+		{calicoInformer(dyn, poolGVR), nil, unstructuredInto(c.pools, poolFromObject), c.pools.del},
 		{calicoInformer(dyn, gvrBlocks), nil, unstructuredInto(c.blocks, blockFromObject), c.blocks.del},
 		{calicoInformer(dyn, gvrAffinities), nil, unstructuredInto(c.affinities, affinityFromObject), c.affinities.del},
 		{informer(&corev1.Pod{}, kube.CoreV1().Pods("").List, kube.CoreV1().Pods("").Watch), trimPod, c.applyPod,

@@ -1,7 +1,9 @@
 package calico
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"strings"
 
@@ -21,9 +23,15 @@ var (
 	gvrPools      = schema.GroupVersionResource{Group: "crd.projectcalico.org", Version: "v1", Resource: "ippools"}
 	gvrBlocks     = schema.GroupVersionResource{Group: "crd.projectcalico.org", Version: "v1", Resource: "ipamblocks"}
 	gvrAffinities = schema.GroupVersionResource{Group: "crd.projectcalico.org", Version: "v1", Resource: "blockaffinities"}
+	// gvrV3Pools is the same pool through projectcalico.org/v3 (Calico API server
+	// or native v3 CRDs), with server-side validation and defaulting.
+	gvrV3Pools = schema.GroupVersionResource{Group: "projectcalico.org", Version: "v3", Resource: "ippools"}
 )
 
 const poolAPIVersion, poolKind = "crd.projectcalico.org/v1", "IPPool"
+
+// annotationV3Metadata is where libcalico-go keeps v3 metadata on a v1 object.
+const annotationV3Metadata = "projectcalico.org/metadata"
 
 // poolFromObject decodes a v1 IPPool. Unknown spec fields (a newer Calico's) are
 // ignored here: reads never feed a write, writes only patch owned fields.
@@ -36,6 +44,33 @@ func poolFromObject(u *unstructured.Unstructured) (Pool, error) {
 		Name: p.Name, UID: p.UID, ResourceVersion: p.ResourceVersion,
 		Labels: p.Labels, Annotations: p.Annotations,
 		Spec: WithDefaults(p.Spec), Deleting: p.DeletionTimestamp != nil,
+	}
+	// A pool written through projectcalico.org/v3 keeps its v3 labels in this
+	// annotation of the v1 object (libcalico-go's KDD backend): the operator's
+	// managed-by label lives only there once the operator wrote the pool via v3.
+	if raw, ok := p.Annotations[annotationV3Metadata]; ok {
+		var meta struct {
+			Labels map[string]string `json:"labels"`
+		}
+		if err := json.Unmarshal([]byte(raw), &meta); err != nil {
+			return Pool{}, fmt.Errorf("IPPool %s: annotation %s: %w", u.GetName(), annotationV3Metadata, err)
+		}
+		if len(meta.Labels) > 0 {
+			out.Labels = maps.Clone(out.Labels)
+			if out.Labels == nil {
+				out.Labels = map[string]string{}
+			}
+			maps.Copy(out.Labels, meta.Labels)
+		}
+	}
+	// Native v3 CRDs (Calico 3.32+) publish status.conditions[type=Allocatable];
+	// older servers have no status at all, and then it is not consulted.
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		if m, ok := c.(map[string]any); ok && m["type"] == "Allocatable" {
+			ok := m["status"] == "True"
+			out.Allocatable = &ok
+		}
 	}
 	if cidr, err := ParseCIDR(p.Spec.CIDR); err == nil {
 		out.CIDR = cidr

@@ -26,7 +26,7 @@ import (
 // allocation can start any more.
 func (c *CRD) DeletePool(ctx context.Context, name string, uid types.UID) (DeleteReport, error) {
 	var rep DeleteReport
-	u, err := c.dyn.Resource(gvrPools).Get(ctx, name, metav1.GetOptions{})
+	u, err := c.dyn.Resource(c.pools.gvr).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return rep, fmt.Errorf("delete IPPool %s: %w", name, writeError(err))
 	}
@@ -58,9 +58,17 @@ func (c *CRD) DeletePool(ctx context.Context, name string, uid types.UID) (Delet
 	if err := c.checkBlocksEmpty(ctx, pool.CIDR, "the pool stays, disabled"); err != nil {
 		return rep, fmt.Errorf("delete IPPool %s: %w", name, err)
 	}
-	err = c.dyn.Resource(gvrPools).Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pool.UID}})
+	err = c.dyn.Resource(c.pools.gvr).Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pool.UID}})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return rep, fmt.Errorf("delete IPPool %s: %w", name, writeError(err))
+	}
+	if c.det.Flavour == FlavourV3 && c.det.V3 == V3CRDs {
+		// Native v3 CRDs hold the deletion with a finalizer until no IPAM block
+		// is left in the CIDR (released above): the pool is gone only then.
+		if err := c.cache.waitFor(ctx, func() bool { _, ok := c.cache.pools.get(name); return !ok }); err != nil {
+			return rep, fmt.Errorf("delete IPPool %s: waiting for its finalizer: %w", name, err)
+		}
+		return rep, nil
 	}
 	c.awaitGone(ctx, name)
 	return rep, nil

@@ -19,8 +19,9 @@ import (
 // crdLive is the Reader of the CRD flavour that asks the API server every time
 // (paginated lists), for the checks of a point of no return.
 type crdLive struct {
-	kube kubernetes.Interface
-	dyn  dynamic.Interface
+	kube    kubernetes.Interface
+	dyn     dynamic.Interface
+	poolGVR schema.GroupVersionResource
 }
 
 // listCRD lists a Calico resource page by page and converts every item; items that
@@ -51,7 +52,7 @@ func listCRD[T any](ctx context.Context, dyn dynamic.Interface, gvr schema.Group
 }
 
 func (l *crdLive) Pools(ctx context.Context) ([]Pool, error) {
-	return listCRD(ctx, l.dyn, gvrPools, poolFromObject)
+	return listCRD(ctx, l.dyn, l.poolGVR, poolFromObject)
 }
 
 func (l *crdLive) Blocks(ctx context.Context) ([]Block, error) {

@@ -27,9 +27,9 @@ func (c *CRD) CreatePool(ctx context.Context, name string, spec map[string]any, 
 		meta["annotations"] = ann
 	}
 	obj := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": poolAPIVersion, "kind": poolKind, "metadata": meta, "spec": specJSON,
+		"apiVersion": c.pools.apiVersion, "kind": poolKind, "metadata": meta, "spec": specJSON,
 	}}
-	created, err := c.dyn.Resource(gvrPools).Create(ctx, obj, metav1.CreateOptions{FieldValidation: metav1.FieldValidationStrict, FieldManager: fieldManager})
+	created, err := c.dyn.Resource(c.pools.gvr).Create(ctx, obj, metav1.CreateOptions{FieldValidation: metav1.FieldValidationStrict, FieldManager: fieldManager})
 	if err != nil {
 		return nil, fmt.Errorf("create IPPool %s: %w", name, writeError(err))
 	}
@@ -73,7 +73,7 @@ func (c *CRD) PatchPool(ctx context.Context, name string, p PoolPatch) (*Pool, e
 	if err != nil {
 		return nil, fmt.Errorf("patch IPPool %s: %w", name, err)
 	}
-	patched, err := c.dyn.Resource(gvrPools).Patch(ctx, name, types.MergePatchType, data,
+	patched, err := c.dyn.Resource(c.pools.gvr).Patch(ctx, name, types.MergePatchType, data,
 		metav1.PatchOptions{FieldValidation: metav1.FieldValidationStrict, FieldManager: fieldManager})
 	if err != nil {
 		return nil, fmt.Errorf("patch IPPool %s: %w", name, writeError(err))
@@ -97,7 +97,7 @@ func writeError(err error) error {
 	case apierrors.IsConflict(err):
 		return fmt.Errorf("%w: %w", ErrConflict, err)
 	case apierrors.IsBadRequest(err) || apierrors.IsInvalid(err):
-		return fmt.Errorf("the cluster's Calico CRD rejects it (this Calico version may not know a field; unknown fields are errors, never silently dropped): %w", err)
+		return fmt.Errorf("the cluster's Calico API rejects it (this Calico version may not know a field; unknown fields are errors, never silently dropped): %w", err)
 	}
 	return err
 }

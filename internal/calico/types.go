@@ -3,6 +3,7 @@ package calico
 import (
 	"net/netip"
 	"slices"
+	"strings"
 
 	v3 "github.com/projectcalico/api/pkg/apis/projectcalico/v3"
 	corev1 "k8s.io/api/core/v1"
@@ -57,6 +58,9 @@ type Pool struct {
 	// which Calico itself tolerates by skipping the pool.
 	CIDR     netip.Prefix
 	Deleting bool
+	// Allocatable is status.conditions[type=Allocatable] where the server
+	// publishes it (native v3 CRDs, Calico 3.32+); nil elsewhere.
+	Allocatable *bool
 }
 
 // Family is the pool's address family (0 when its CIDR does not parse).
@@ -68,7 +72,21 @@ func (p *Pool) Family() Family {
 }
 
 // Enabled reports whether IPAM may allocate from the pool.
-func (p *Pool) Enabled() bool { return !p.Spec.Disabled && !p.Deleting }
+// A pool whose nodeSelector is "!all()" selects no node: how older operator
+// docs disable an Installation pool (before disableNewAllocations), so it counts
+// as disabled too. Where the server publishes the Allocatable condition, it decides.
+func (p *Pool) Enabled() bool {
+	if p.Allocatable != nil && !*p.Allocatable {
+		return false
+	}
+	return !p.Spec.Disabled && !p.Deleting && !SelectsNoNode(p.Spec.NodeSelector)
+}
+
+// SelectorNoNode is the selector that selects no node.
+const SelectorNoNode = "!all()"
+
+// SelectsNoNode reports whether a Calico selector is the one selecting no node.
+func SelectsNoNode(sel string) bool { return strings.ReplaceAll(sel, " ", "") == SelectorNoNode }
 
 // Allows reports whether the pool may be used for u (an empty list means Workload
 // and Tunnel, Calico's default).
