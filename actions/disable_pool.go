@@ -44,7 +44,9 @@ type disableVerdict struct {
 
 // disabled reports whether a pool already takes no new allocations: spec.disabled,
 // or the nodeSelector "!all()" older operator docs use.
-func disabled(p *calico.Pool) bool { return p.Spec.Disabled || calico.SelectsNoNode(p.Spec.NodeSelector) }
+func disabled(p *calico.Pool) bool {
+	return p.Spec.Disabled || calico.SelectsNoNode(p.Spec.NodeSelector)
+}
 
 // decide observes pools and nodes from the API server and predicts, as calico-node
 // would reconcile it, where each node's tunnel address goes once the pool is

@@ -2,7 +2,7 @@ package calico
 
 import (
 	"context"
-		"fmt"
+	"fmt"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -238,4 +238,3 @@ func apiServiceUnavailable(obj map[string]any) string {
 	}
 	return "no Available condition"
 }
-
