@@ -117,7 +117,7 @@ func (e *poolEnv) editInstallation(ctx context.Context, mutate func(in *calico.I
 			return err
 		}
 		if in == nil {
-			return errors.New("Installation default no longer lists any IP pool")
+			return errors.New("the Installation (default) no longer lists any IP pool")
 		}
 		problems, err := e.operatorProblems(ctx, in)
 		if err != nil {
@@ -259,7 +259,7 @@ func (e *poolEnv) setEntryDisabled(ctx context.Context, cal calico.Client, name 
 	err := e.editInstallation(ctx, func(in *calico.Installation) ([]map[string]any, map[string]*string, error) {
 		i := in.Entry(name, cidr)
 		if i < 0 {
-			return nil, nil, fmt.Errorf("Installation default has no entry for pool %s", name)
+			return nil, nil, fmt.Errorf("no entry for pool %s in Installation default", name)
 		}
 		entry = cloneMap(in.Pools[i])
 		if calico.EntryDisabled(entry) == disable {

@@ -175,7 +175,7 @@ func installationFrom(u *unstructured.Unstructured) (*Installation, error) {
 			continue
 		}
 		var fields map[string]any
-		if json.Unmarshal(mf.FieldsV1.Raw, &fields) != nil {
+		if json.Unmarshal(mf.FieldsV1.GetRawBytes(), &fields) != nil {
 			continue
 		}
 		if _, ok := dig(fields, "f:spec", "f:calicoNetwork", "f:ipPools"); ok {

@@ -112,12 +112,12 @@ func TestInstallationOwnersAndEntries(t *testing.T) {
 	pools := `{"f:spec":{"f:calicoNetwork":{"f:ipPools":{}}}}`
 	other := `{"f:spec":{"f:cni":{"f:type":{}}}}`
 	u.SetManagedFields([]metav1.ManagedFieldsEntry{
-		{Manager: "operator", Operation: metav1.ManagedFieldsOperationUpdate, FieldsV1: &metav1.FieldsV1{Raw: []byte(pools)}},
-		{Manager: "runbook", Operation: metav1.ManagedFieldsOperationUpdate, FieldsV1: &metav1.FieldsV1{Raw: []byte(pools)}},
-		{Manager: "helm", Operation: metav1.ManagedFieldsOperationUpdate, FieldsV1: &metav1.FieldsV1{Raw: []byte(pools)}},
-		{Manager: "argocd-controller", Operation: metav1.ManagedFieldsOperationApply, FieldsV1: &metav1.FieldsV1{Raw: []byte(pools)}},
-		{Manager: "someone", Operation: metav1.ManagedFieldsOperationApply, FieldsV1: &metav1.FieldsV1{Raw: []byte(pools)}},
-		{Manager: "kustomize-controller", Operation: metav1.ManagedFieldsOperationApply, FieldsV1: &metav1.FieldsV1{Raw: []byte(other)}},
+		{Manager: "operator", Operation: metav1.ManagedFieldsOperationUpdate, FieldsV1: metav1.NewFieldsV1(pools)},
+		{Manager: "runbook", Operation: metav1.ManagedFieldsOperationUpdate, FieldsV1: metav1.NewFieldsV1(pools)},
+		{Manager: "helm", Operation: metav1.ManagedFieldsOperationUpdate, FieldsV1: metav1.NewFieldsV1(pools)},
+		{Manager: "argocd-controller", Operation: metav1.ManagedFieldsOperationApply, FieldsV1: metav1.NewFieldsV1(pools)},
+		{Manager: "someone", Operation: metav1.ManagedFieldsOperationApply, FieldsV1: metav1.NewFieldsV1(pools)},
+		{Manager: "kustomize-controller", Operation: metav1.ManagedFieldsOperationApply, FieldsV1: metav1.NewFieldsV1(other)},
 	})
 	in, err := installationFrom(u)
 	if err != nil {

@@ -219,7 +219,7 @@ func (r *flavourRig) applyInstallationPools(ctx context.Context, t *testing.T, m
 func requireOwnsPools(t *testing.T, inst *unstructured.Unstructured, manager string) {
 	t.Helper()
 	for _, mf := range inst.GetManagedFields() {
-		if mf.Manager == manager && mf.FieldsV1 != nil && strings.Contains(string(mf.FieldsV1.Raw), `"f:ipPools"`) {
+		if mf.Manager == manager && mf.FieldsV1 != nil && strings.Contains(mf.FieldsV1.GetRawString(), `"f:ipPools"`) {
 			return
 		}
 	}
