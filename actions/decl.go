@@ -38,6 +38,103 @@ type Decl struct {
 	PointOfNoReturn bool
 	// Inverse describes what `rollback: auto` does; empty means the action has none.
 	Inverse string
+	// Needs are the API permissions the action (its plan, apply, inverse and
+	// cleanup) needs on a crd.projectcalico.org cluster, set from actionNeeds when
+	// the action is registered. The preflight checks them before a run changes
+	// anything, and deploy/rbac.yaml grants exactly their union with the frame's
+	// needs below (a test keeps the two in step).
+	Needs []Permission
+}
+
+// Permission is one set of API verbs on one resource.
+type Permission struct {
+	Group    string // "" for the core group
+	Resource string // plural, with the subresource if any: "pods/eviction"
+	Verbs    []string
+	// Namespace scopes it: "" cluster-wide (every namespace for namespaced
+	// resources), a fixed name such as kube-system, or JournalNamespace.
+	Namespace string
+	Why       string // the code path that needs it, named when it is missing
+}
+
+// JournalNamespace stands for the namespace of the run journal and lock (-n).
+const JournalNamespace = "$journal"
+
+// FrameNeeds are what the tool needs around the actions, by command.
+var FrameNeeds = struct {
+	// Bind: connecting the actions and guard functions to a cluster (plan, apply,
+	// rollback) starts the Calico inventory's informers.
+	Bind []Permission
+	// Plan reads the journal to see whether a run would be resumed.
+	Plan []Permission
+	// Run: apply and rollback keep the journal, hold the lock and emit Events.
+	Run []Permission
+	// Runs: status, history and approve read (approve updates) the journals.
+	Runs []Permission
+	// Unlock breaks the lock.
+	Unlock []Permission
+}{
+	Bind: []Permission{
+		{Group: "crd.projectcalico.org", Resource: "ippools", Verbs: []string{"list", "watch"}, Why: "the pool inventory behind the guard functions (internal/calico/crd_cache.go)"},
+		{Group: "crd.projectcalico.org", Resource: "ipamblocks", Verbs: []string{"list", "watch"}, Why: "the allocation inventory behind allocations() (internal/calico/crd_cache.go)"},
+		{Group: "crd.projectcalico.org", Resource: "blockaffinities", Verbs: []string{"list", "watch"}, Why: "the block affinities of the inventory (internal/calico/crd_cache.go)"},
+		{Resource: "pods", Verbs: []string{"list", "watch"}, Why: "podsInPool() and the pod addresses of the inventory (internal/calico/crd_cache.go)"},
+		{Resource: "nodes", Verbs: []string{"list", "watch"}, Why: "tunnel addresses of the inventory (internal/calico/crd_cache.go)"},
+		{Resource: "configmaps", Namespace: "kube-system", Verbs: []string{"list", "watch"}, Why: "the cluster pod CIDR from kubeadm-config, kube-proxy, calico-config (internal/calico/crd_cache.go)"},
+	},
+	Plan: []Permission{
+		{Resource: "configmaps", Namespace: JournalNamespace, Verbs: []string{"get"}, Why: "the run journal, to tell a resumed run (engine/store.go)"},
+	},
+	Run: []Permission{
+		{Resource: "namespaces", Verbs: []string{"get"}, Why: "whether the journal namespace exists (cmd/runbook ensureNamespace)"},
+		{Resource: "configmaps", Namespace: JournalNamespace, Verbs: []string{"get", "list", "create", "update"}, Why: "the run journal and its archive (engine/store.go)"},
+		{Group: "coordination.k8s.io", Resource: "leases", Namespace: JournalNamespace, Verbs: []string{"get", "create", "update"}, Why: "the run lock (engine/lock.go)"},
+		{Resource: "events", Namespace: JournalNamespace, Verbs: []string{"create"}, Why: "the Kubernetes Events of each step on the journal (cmd/runbook/kube_events.go)"},
+	},
+	Runs: []Permission{
+		{Resource: "configmaps", Namespace: JournalNamespace, Verbs: []string{"get", "list", "update"}, Why: "status, history and approve read journals; approve records the approval (engine/approve.go)"},
+	},
+	Unlock: []Permission{
+		{Group: "coordination.k8s.io", Resource: "leases", Namespace: JournalNamespace, Verbs: []string{"get", "delete"}, Why: "runbook unlock (engine/lock.go Unlock)"},
+	},
+}
+
+// actionNeeds declares each built-in action's permissions; registering an action
+// without an entry here is a programming error (a test checks every action).
+var actionNeeds = map[string][]Permission{
+	"pause": nil,
+	"ensurePool": {
+		{Group: "crd.projectcalico.org", Resource: "ippools", Verbs: []string{"get", "create", "patch", "delete"}, Why: "create or converge the pool; the inverse deletes the pool this run created (internal/calico/crd_write.go, crd_delete.go)"},
+		{Resource: "configmaps", Namespace: "kube-system", Verbs: []string{"get"}, Why: "the cluster pod CIDR the pool must lie in (internal/calico/crd_live.go)"},
+	},
+	"disablePool": {
+		{Group: "crd.projectcalico.org", Resource: "ippools", Verbs: []string{"patch"}, Why: "set spec.disabled; the inverse re-enables (internal/calico/crd_write.go)"},
+	},
+	"deletePodsInPool": {
+		{Resource: "pods", Verbs: []string{"delete"}, Why: "bare pods and strategy: delete (internal/podmove/api.go)"},
+		{Resource: "pods/eviction", Verbs: []string{"create"}, Why: "PDB-aware evictions (internal/podmove/api.go)"},
+		{Resource: "namespaces", Verbs: []string{"list", "watch"}, Why: "terminating namespaces are skipped (internal/podmove/cache.go)"},
+		{Resource: "events", Verbs: []string{"list"}, Why: "why a pod does not come back: its latest Warning event (internal/podmove/api.go)"},
+		{Resource: "services", Verbs: []string{"get"}, Why: "the pods behind admission webhooks and APIServices move first (internal/podmove/critical.go)"},
+		{Group: "policy", Resource: "poddisruptionbudgets", Verbs: []string{"list", "watch"}, Why: "evict only when the budget has room (internal/podmove/cache.go)"},
+		{Group: "apps", Resource: "replicasets", Verbs: []string{"list", "watch"}, Why: "replacements are judged per owner (internal/podmove/cache.go)"},
+		{Group: "apps", Resource: "deployments", Verbs: []string{"list", "watch", "patch"}, Why: "owners' ready counts; singleReplica: rolloutRestart (internal/podmove)"},
+		{Group: "apps", Resource: "statefulsets", Verbs: []string{"list", "watch", "patch"}, Why: "owners' ready counts; singleReplica: rolloutRestart (internal/podmove)"},
+		{Group: "apps", Resource: "daemonsets", Verbs: []string{"list", "watch", "patch"}, Why: "owners' ready counts; singleReplica: rolloutRestart (internal/podmove)"},
+		{Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations", Verbs: []string{"list"}, Why: "pods backing webhooks move first, one at a time (internal/podmove/critical.go)"},
+		{Group: "admissionregistration.k8s.io", Resource: "mutatingwebhookconfigurations", Verbs: []string{"list"}, Why: "pods backing webhooks move first, one at a time (internal/podmove/critical.go)"},
+		{Group: "apiregistration.k8s.io", Resource: "apiservices", Verbs: []string{"list"}, Why: "pods backing APIServices move first, one at a time (internal/podmove/critical.go)"},
+	},
+	"assertNewAllocations": {
+		{Resource: "namespaces", Verbs: []string{"get", "list", "watch", "create", "delete"}, Why: "the verification namespace, created and deleted (actions/probe_namespace.go)"},
+		{Resource: "pods", Verbs: []string{"get", "create"}, Why: "the test pods (actions/assert_new_allocations.go, probe_wait.go)"},
+		{Resource: "events", Verbs: []string{"list"}, Why: "why a test pod did not start (actions/probe_wait.go)"},
+	},
+	"deletePool": {
+		{Group: "crd.projectcalico.org", Resource: "ippools", Verbs: []string{"get", "delete"}, Why: "delete the pool (internal/calico/crd_delete.go)"},
+		{Group: "crd.projectcalico.org", Resource: "ipamblocks", Verbs: []string{"get", "patch", "delete"}, Why: "release the pool's empty blocks as calicoctl does (internal/calico/crd_delete.go)"},
+		{Group: "crd.projectcalico.org", Resource: "blockaffinities", Verbs: []string{"get", "patch", "delete"}, Why: "release the empty blocks' affinities (internal/calico/crd_delete.go)"},
+	},
 }
 
 // Param returns the declared parameter called name.
@@ -74,6 +171,9 @@ func NewRegistry() *Registry {
 func (r *Registry) Add(d *Decl) {
 	if _, dup := r.decls[d.Name]; dup {
 		panic("actions: duplicate action " + d.Name)
+	}
+	if d.Needs == nil {
+		d.Needs = actionNeeds[d.Name]
 	}
 	r.decls[d.Name] = d
 }

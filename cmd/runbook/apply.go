@@ -25,6 +25,9 @@ func newPlanCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
+			if err := s.checkAccess(ctx); err != nil {
+				return err
+			}
 			b, err := s.bind(ctx)
 			if err != nil {
 				return err
@@ -74,6 +77,9 @@ func newApplyCmd(g *globalOptions) *cobra.Command {
 			if err := checkStep(s.rb, "--stop-before", f.stopBefore); err != nil {
 				return err
 			}
+			if err := s.checkAccess(cmd.Context()); err != nil {
+				return err
+			}
 			var saved *engine.Plan
 			if f.planFile != "" {
 				if saved, err = engine.LoadPlan(f.planFile); err != nil {
@@ -114,6 +120,9 @@ func newRollbackCmd(g *globalOptions) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := newSession(cmd, g, f, args[0])
 			if err != nil {
+				return err
+			}
+			if err := s.checkAccess(cmd.Context()); err != nil {
 				return err
 			}
 			return s.mutate(cmd.Context(), false, func(ctx context.Context, o engine.Options) (*engine.Report, error) {

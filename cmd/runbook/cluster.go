@@ -37,6 +37,7 @@ type kubeFlags struct {
 	namespace  string
 	qps        float32
 	burst      int
+	as         impersonation
 }
 
 func (k *kubeFlags) bind(cmd *cobra.Command) {
@@ -46,6 +47,7 @@ func (k *kubeFlags) bind(cmd *cobra.Command) {
 	// client-go's default of 5 QPS would make a 2,000-pod migration crawl.
 	cmd.Flags().Float32Var(&k.qps, "kube-qps", 100, "Client-side API requests per second")
 	cmd.Flags().IntVar(&k.burst, "kube-burst", 200, "Client-side API request burst")
+	k.as.bind(cmd)
 }
 
 func (k *kubeFlags) restConfig() (*rest.Config, error) {
@@ -53,7 +55,9 @@ func (k *kubeFlags) restConfig() (*rest.Config, error) {
 	if k.kubeconfig != "" {
 		rules.ExplicitPath = k.kubeconfig
 	}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: k.context}).ClientConfig()
+	overrides := &clientcmd.ConfigOverrides{CurrentContext: k.context}
+	k.as.override(overrides)
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
 	if err != nil {
 		return nil, exitcode.Newf(exitcode.Invalid, "kubeconfig: %v", err)
 	}

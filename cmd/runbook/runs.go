@@ -146,10 +146,12 @@ func newApproveCmd(g *globalOptions) *cobra.Command {
 			return exitcode.Newf(exitcode.Invalid, "no current run %s in %s", args[0], s.where())
 		},
 	}
+	// --as names the approver here (bound first, so the kubectl impersonation
+	// flags stay off this command).
+	cmd.Flags().StringVar(&who, "as", "", "Who approves (default: the local user@host)")
 	f.kubeFlags.bind(cmd)
 	f.envFlags.bind(cmd)
 	cmd.Flags().StringVar(&f.state, "state", "", "The run journal is in this local file")
-	cmd.Flags().StringVar(&who, "as", "", "Who approves (default: the local user@host)")
 	return cmd
 }
 

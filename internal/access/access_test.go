@@ -1,0 +1,172 @@
+package access
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/runbooks"
+)
+
+const hooks = `apiVersion: runbook/v1alpha1
+kind: Runbook
+metadata: {name: t}
+steps:
+  - id: wait
+    action: pause
+    rollback:
+      - action: disablePool
+        with: {name: p}
+    cleanup:
+      - action: assertNewAllocations
+        with: {pool: q, namespace: t}
+`
+
+func parse(t *testing.T, file string, src []byte) *runbooks.Runbook {
+	t.Helper()
+	var err error
+	var rb *runbooks.Runbook
+	if src == nil {
+		rb, err = runbooks.ParseFile(file, actions.Default)
+	} else {
+		rb, err = runbooks.Parse(file, src, actions.Default)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rb
+}
+
+func find(needs []Need, s string) *Need {
+	for i := range needs {
+		if needs[i].String() == s {
+			return &needs[i]
+		}
+	}
+	return nil
+}
+
+func TestNeeds(t *testing.T) {
+	example := parse(t, "../../examples/migrate-ippool/runbook.yaml", nil)
+	for _, tc := range []struct {
+		name         string
+		rb           *runbooks.Runbook
+		o            Options
+		want, absent []string
+		whoContains  map[string]string
+	}{
+		{
+			name: "example migration", rb: example, o: Options{JournalNamespace: "rb-ns"},
+			want: []string{"create pods/eviction cluster-wide", "create crd.projectcalico.org/ippools cluster-wide",
+				"delete crd.projectcalico.org/ipamblocks cluster-wide", "update configmaps in namespace rb-ns",
+				"update coordination.k8s.io/leases in namespace rb-ns", "watch configmaps in namespace kube-system",
+				"create namespaces cluster-wide"},
+			// unlock's verb is not a run's
+			absent:      []string{"delete coordination.k8s.io/leases in namespace rb-ns"},
+			whoContains: map[string]string{"create pods/eviction cluster-wide": "step move-pods (deletePodsInPool)"},
+		},
+		{
+			name: "file journal keeps only the lock in the cluster", rb: example, o: Options{JournalNamespace: "rb-ns", FileJournal: true},
+			want:   []string{"update coordination.k8s.io/leases in namespace rb-ns"},
+			absent: []string{"update configmaps in namespace rb-ns", "create events in namespace rb-ns"},
+		},
+		{
+			name: "hooks count", rb: parse(t, "hooks.yaml", []byte(hooks)), o: Options{JournalNamespace: "x"},
+			want:   []string{"patch crd.projectcalico.org/ippools cluster-wide", "create pods cluster-wide"},
+			absent: []string{"create pods/eviction cluster-wide", "create crd.projectcalico.org/ippools cluster-wide", "delete crd.projectcalico.org/ipamblocks cluster-wide"},
+			whoContains: map[string]string{"patch crd.projectcalico.org/ippools cluster-wide": "rollback of step wait (disablePool)",
+				"create pods cluster-wide": "cleanup of step wait (assertNewAllocations)"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			needs := Needs(tc.rb, tc.o)
+			seen := map[string]bool{}
+			for _, n := range needs {
+				if seen[n.String()] {
+					t.Errorf("%s listed twice", n)
+				}
+				seen[n.String()] = true
+			}
+			for _, w := range tc.want {
+				if find(needs, w) == nil {
+					t.Errorf("missing need %q", w)
+				}
+			}
+			for _, a := range tc.absent {
+				if find(needs, a) != nil {
+					t.Errorf("unexpected need %q", a)
+				}
+			}
+			for s, who := range tc.whoContains {
+				if n := find(needs, s); n == nil || !strings.Contains(strings.Join(n.For, ";"), who) {
+					t.Errorf("%s: want a reason naming %q, got %+v", s, who, n)
+				}
+			}
+		})
+	}
+}
+
+// TestCheck drives Check through client-go's fake clientset with a reactor that
+// plays the authorizer: what it sends is what the apiserver would be asked.
+func TestCheck(t *testing.T) {
+	needs := []Need{
+		{Verb: "create", Resource: "pods/eviction"},
+		{Verb: "patch", Group: "crd.projectcalico.org", Resource: "ippools"},
+		{Verb: "update", Resource: "configmaps", Namespace: "rb"},
+	}
+	for _, tc := range []struct {
+		name    string
+		deny    func(a *authorizationv1.ResourceAttributes) bool
+		fail    error
+		want    []string
+		wantErr string
+	}{
+		{name: "all allowed", deny: func(*authorizationv1.ResourceAttributes) bool { return false }},
+		{name: "eviction subresource denied", deny: func(a *authorizationv1.ResourceAttributes) bool {
+			return a.Resource == "pods" && a.Subresource == "eviction" && a.Verb == "create" && a.Namespace == ""
+		}, want: []string{"create pods/eviction cluster-wide"}},
+		{name: "namespaced denied", deny: func(a *authorizationv1.ResourceAttributes) bool {
+			return a.Namespace == "rb" && a.Resource == "configmaps"
+		}, want: []string{"update configmaps in namespace rb"}},
+		{name: "review API fails", fail: errors.New("boom"), wantErr: "SelfSubjectAccessReview for"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cs := fake.NewClientset()
+			cs.PrependReactor("create", "selfsubjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				if tc.fail != nil {
+					return true, nil, tc.fail
+				}
+				r := a.(k8stesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectAccessReview)
+				r.Status.Allowed = !tc.deny(r.Spec.ResourceAttributes)
+				return true, r, nil
+			})
+			missing, err := Check(context.Background(), cs.AuthorizationV1(), needs)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, m := range missing {
+				got = append(got, m.String())
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Fatalf("missing %v, want %v", got, tc.want)
+			}
+			if len(missing) > 0 && !strings.Contains(Describe(missing), tc.want[0]) {
+				t.Fatalf("Describe does not name %s: %s", tc.want[0], Describe(missing))
+			}
+		})
+	}
+}
