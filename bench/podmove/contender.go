@@ -32,6 +32,7 @@ type result struct {
 	stages     string
 	cniSeries  []int64 // CNI operations (ADD + DEL) per 5 s of the migration
 	deps       int
+	walls      []time.Duration // every round's wall time, on the median result
 }
 
 func (r *result) line() string {

@@ -44,6 +44,7 @@ type options struct {
 	keep                    bool          // keep cluster work directories
 	contenderBin            string
 	runbookWith             string // extra deletePodsInPool parameters for (a)
+	rounds                  int    // runs per contender, interleaved
 }
 
 func main() {
@@ -60,10 +61,15 @@ func main() {
 	flag.IntVar(&o.parallel, "parallel", 100, "parallel: concurrent deletes")
 	flag.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up on one migration after this long")
 	flag.BoolVar(&o.keep, "keep", false, "keep each cluster's work directory (logs)")
+	flag.IntVar(&o.rounds, "rounds", 1, "run every contender this many times, taking turns; the table shows medians")
 	flag.StringVar(&o.runbookWith, "runbook-with", "", "extra deletePodsInPool parameters for (a), YAML flow style")
 	flag.StringVar(&o.contenderBin, "contender", "", "prebuilt bench/podmove/contender binary (default: go build it)")
 	flag.Parse()
 	o.contenders = strings.Split(contenders, ",")
+	if o.rounds < 1 {
+		fmt.Fprintf(os.Stderr, "-rounds %d: want at least 1\n", o.rounds)
+		os.Exit(2)
+	}
 	if o.pods%o.replicas != 0 {
 		fmt.Fprintf(os.Stderr, "-pods %d is not a multiple of -replicas %d\n", o.pods, o.replicas)
 		os.Exit(2)
@@ -89,15 +95,27 @@ func run(ctx context.Context, o options) error {
 	}
 	fmt.Printf("# %d pods: %d Deployments × %d replicas, PDB maxUnavailable 25%%, %d worker nodes, start delay %v, 192.168.0.0/16 → 10.0.0.0/16\n",
 		o.pods, o.pods/o.replicas, o.replicas, o.workers, o.startDelay)
+	// Contenders take turns round after round, so that a slow spell of the machine
+	// (other work on the same cores) hits all of them alike; the table shows each
+	// one's median run.
+	runs := map[string][]*result{}
+	for round := 1; round <= o.rounds; round++ {
+		for _, name := range o.contenders {
+			fmt.Fprintf(os.Stderr, "== %s (round %d/%d): fresh cluster\n", name, round, o.rounds)
+			r, err := runContender(ctx, o, name)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			runs[name] = append(runs[name], r)
+			fmt.Fprintf(os.Stderr, "== %s (round %d/%d): %s\n", name, round, o.rounds, r.line())
+		}
+	}
 	var results []*result
 	for _, name := range o.contenders {
-		fmt.Fprintf(os.Stderr, "== %s: fresh cluster\n", name)
-		r, err := runContender(ctx, o, name)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+		if rs := runs[name]; len(rs) > 0 {
+			results = append(results, median(rs))
+			runs[name] = nil // a contender listed twice is reported once
 		}
-		results = append(results, r)
-		fmt.Fprintf(os.Stderr, "== %s: %s\n", name, r.line())
 	}
 	printTable(os.Stdout, o, results)
 	return nil

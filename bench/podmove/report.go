@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sort"
+	"strings"
 	"time"
 )
 
@@ -26,6 +28,16 @@ func printTable(w io.Writer, o options, rs []*result) {
 			label(r.name), r.wall.Seconds(), vs, r.below, r.deps, r.worstReady, r.child.Requests, float64(r.child.Requests)/float64(r.pods),
 			r.child.Retries, r.served, r.served/float64(r.pods), r.peakRSS/1024, r.cpu.Seconds())
 	}
+	if o.rounds > 1 {
+		fmt.Fprintf(w, "\nMedian of %d rounds (contenders taking turns, a fresh cluster each run); every run's wall time:\n", o.rounds)
+		for _, r := range rs {
+			var ws []string
+			for _, d := range r.walls {
+				ws = append(ws, fmt.Sprintf("%.1f s", d.Seconds()))
+			}
+			fmt.Fprintf(w, "- %s: %s\n", label(r.name), strings.Join(ws, ", "))
+		}
+	}
 	waves := math.Ceil(float64(o.replicas) / float64(maxUnavailable(o.replicas)))
 	fmt.Fprintf(w, "\nLower bounds: PDB waves × start delay = %.0f × %v = %v;", waves, o.startDelay, time.Duration(waves)*o.startDelay)
 	for _, r := range rs {
@@ -47,6 +59,19 @@ func printTable(w io.Writer, o options, rs []*result) {
 	for _, r := range rs {
 		fmt.Fprintf(w, "- %s: %s\n", label(r.name), topRequests(r.servedTop, 8))
 	}
+}
+
+// median is the run with the median wall time (the lower middle one of an even
+// count), reported whole so that its numbers belong together; the other runs'
+// wall times go along for the table.
+func median(rs []*result) *result {
+	s := append([]*result(nil), rs...)
+	sort.Slice(s, func(i, j int) bool { return s[i].wall < s[j].wall })
+	m := s[(len(s)-1)/2]
+	for _, r := range rs {
+		m.walls = append(m.walls, r.wall)
+	}
+	return m
 }
 
 func label(name string) string {

@@ -24,6 +24,7 @@ import (
 	"github.com/runbookdev/runbook/engine"
 	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/internal/exitcode"
+	"github.com/runbookdev/runbook/internal/kubeclient"
 	"github.com/runbookdev/runbook/runbooks"
 )
 
@@ -123,11 +124,8 @@ func newSession(cmd *cobra.Command, g *globalOptions, f *runFlags, runbookFile s
 		return nil, err
 	}
 	s.cfg = cfg
-	if s.kube, err = kubernetes.NewForConfig(cfg); err != nil {
-		return nil, exitcode.Newf(exitcode.Invalid, "kubernetes client: %v", err)
-	}
-	if s.dyn, err = dynamic.NewForConfig(cfg); err != nil {
-		return nil, exitcode.Newf(exitcode.Invalid, "dynamic client: %v", err)
+	if s.kube, s.dyn, err = kubeclient.New(cfg); err != nil {
+		return nil, exitcode.Newf(exitcode.Invalid, "%v", err)
 	}
 	return s, nil
 }

@@ -24,13 +24,13 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/runbookdev/runbook/actions"
 	"github.com/runbookdev/runbook/engine"
+	"github.com/runbookdev/runbook/internal/kubeclient"
 	"github.com/runbookdev/runbook/runbooks"
 )
 
@@ -105,11 +105,7 @@ steps:
 // runRunbook runs deletePodsInPool through the engine, bound to the cluster as the
 // CLI binds it.
 func runRunbook(ctx context.Context, cfg *rest.Config, with string, rep *report) error {
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
+	kube, dyn, err := kubeclient.New(cfg)
 	if err != nil {
 		return err
 	}
