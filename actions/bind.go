@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/preflight"
 )
 
 // Cluster is how action implementations reach the cluster.
@@ -31,6 +33,9 @@ type Bound struct {
 	Changes <-chan struct{}
 	// Close stops the informers.
 	Close func()
+	// Preflight runs the cluster-level preflight checks (internal/preflight) over
+	// the steps still to run; nil without a cluster connection.
+	Preflight func(ctx context.Context, steps []preflight.Step) []preflight.Finding
 }
 
 // Bind starts what the actions need on c (informers, clients) and returns their
@@ -76,6 +81,19 @@ func Bind(ctx context.Context, c *Cluster) (*Bound, error) {
 	b.Impls["deletePodsInPool"] = podMove
 	closeCalico := b.Close
 	b.Close = func() { podMove.close(); closeCalico() }
+	if env.kube != nil {
+		pc := preflight.Cluster{Kube: c.Kube, Dynamic: c.Dynamic, Discovery: c.Kube.Discovery(), Unavailable: env.unavailable}
+		if env.cal != nil {
+			pc.Calico = env.cal.Live()
+		}
+		b.Preflight = func(ctx context.Context, steps []preflight.Step) []preflight.Finding {
+			// Bounded: a preflight lists every pod and policy once; an API server
+			// that cannot answer in this time would not carry the migration either.
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			defer cancel()
+			return preflight.Run(ctx, pc, steps)
+		}
+	}
 	for name, fn := range guardFuncs(env.cal) {
 		b.Funcs[name] = fn
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/runbookdev/runbook/internal/preflight"
 )
 
 // Call is one execution of an action by the engine.
@@ -95,6 +97,10 @@ type Planned struct {
 	// Facts are the observations the plan depends on (e.g. "pool new-pool: absent");
 	// apply --plan refuses when they changed since.
 	Facts []string
+	// Findings are preflight findings only this action can make; the plan lists
+	// them with the cluster-level ones (internal/preflight), and a blocking one
+	// refuses the plan.
+	Findings []preflight.Finding
 }
 
 // ErrDeadline is returned by an action that stopped at a safe point because the

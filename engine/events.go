@@ -2,6 +2,8 @@ package engine
 
 import (
 	"time"
+
+	"github.com/runbookdev/runbook/internal/preflight"
 )
 
 // Event is one line of progress; -o json prints them as JSON lines.
@@ -30,6 +32,8 @@ type Report struct {
 	Steps         []StepReport `json:"steps"`
 	Error         string       `json:"error,omitempty"`
 	LeftToDo      []string     `json:"leftToDo,omitempty"` // what a human must still do (rollbackFailed)
+	// Preflight are the findings of the preflight this invocation ran.
+	Preflight []preflight.Finding `json:"preflight,omitempty"`
 }
 
 // Source is where the runbook came from, recorded with each run for the audit

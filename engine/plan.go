@@ -11,6 +11,7 @@ import (
 
 	"github.com/runbookdev/runbook/actions"
 	"github.com/runbookdev/runbook/internal/exitcode"
+	"github.com/runbookdev/runbook/internal/preflight"
 	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/runbooks"
 )
@@ -33,6 +34,10 @@ type Plan struct {
 	Steps         []PlannedStep  `json:"steps"`
 	// Resumes names the unfinished run apply would continue, if any.
 	Resumes string `json:"resumes,omitempty"`
+	// Preflight are the findings of the preflight checks (Options.Preflight) and of
+	// the actions' planners over the steps still to run; a blocking one refuses
+	// the plan.
+	Preflight []preflight.Finding `json:"preflight,omitempty"`
 }
 
 // PlannedStep is one step of a plan.
@@ -70,6 +75,9 @@ func (p *Plan) Refusals() []string {
 		if s.Refusal != "" {
 			out = append(out, fmt.Sprintf("step %s: %s", s.ID, s.Refusal))
 		}
+	}
+	for _, f := range preflight.Blocking(p.Preflight) {
+		out = append(out, "preflight "+f.String())
 	}
 	return out
 }
@@ -186,13 +194,68 @@ func MakePlan(ctx context.Context, o Options) (*Plan, error) {
 			ps.Change, ps.Refusal = "refused", err.Error()
 		default:
 			ps.Change, ps.Details, ps.Warnings, ps.Facts = pl.Change, append(ps.Details, pl.Details...), pl.Warnings, pl.Facts
+			for _, f := range pl.Findings {
+				f.Step = nonEmpty(f.Step, st.ID)
+				p.Preflight = append(p.Preflight, f)
+			}
 		}
 		if ps.Change != "none" && ps.Change != "check" && ps.Change != "refused" {
 			changing = append(changing, st.ID)
 		}
 		p.Steps = append(p.Steps, ps)
 	}
+	if o.Preflight != nil {
+		p.Preflight = append(p.Preflight, o.Preflight(ctx, preflightSteps(o, steps))...)
+		preflight.Sort(p.Preflight)
+	}
 	return p, nil
+}
+
+// preflightSteps are the steps still to run (those not done or skipped in the run
+// being resumed), with their parameters rendered where they do not read the
+// outputs of a step that has not run yet.
+func preflightSteps(o Options, done map[string]runbooks.StepResult) []preflight.Step {
+	rb := o.Runbook
+	var out []preflight.Step
+	for _, st := range rb.Steps {
+		if _, ok := done[st.ID]; ok {
+			continue
+		}
+		ps := preflight.Step{ID: st.ID, Action: st.Action}
+		known := true
+		for _, id := range st.With.StepRefs() {
+			_, ok := done[id]
+			known = known && ok
+		}
+		if known {
+			env, err := rb.Env(runbooks.Bindings{Params: o.Params.Values, Env: o.Env, Steps: planBindings(rb, done, st), Funcs: o.Funcs})
+			if err == nil {
+				if with, err := st.With.Render(env); err == nil {
+					ps.With = with
+				}
+			}
+		}
+		out = append(out, ps)
+	}
+	return out
+}
+
+// runPreflight runs the preflight checks over the steps a fresh or resumed run
+// still has to run (a resumed run re-checks only what its remaining steps need).
+func runPreflight(ctx context.Context, o Options) ([]preflight.Finding, error) {
+	j, _, err := o.Store.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	done := map[string]runbooks.StepResult{}
+	if j != nil && !j.Finished() && j.ParamsDigest == o.Params.Digest() && j.Runbook == o.Runbook.Name {
+		for id, rec := range j.Steps {
+			if rec.Status == StatusDone || rec.Status == StatusSkipped {
+				done[id] = runbooks.StepResult{Status: rec.Status, Changed: rec.Changed, Outputs: typedOutputs(o.Runbook.StepByID(id), rec.Outputs)}
+			}
+		}
+	}
+	return o.Preflight(ctx, preflightSteps(o, done)), nil
 }
 
 // planBindings presents earlier steps as done, so guards like

@@ -11,6 +11,7 @@ import (
 
 	"github.com/runbookdev/runbook/actions"
 	"github.com/runbookdev/runbook/internal/exitcode"
+	"github.com/runbookdev/runbook/internal/preflight"
 	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/runbooks"
 )
@@ -46,13 +47,19 @@ type Options struct {
 	// steps. Nil means non-interactive: points of no return proceed (the operator
 	// passed --yes or runs from a pipeline) and pauses end the invocation.
 	Confirm func(step *runbooks.Step, question string) (bool, error)
+	// Preflight runs the cluster-level preflight checks over the steps still to
+	// run. Plan shows its findings; apply runs it before anything is written (also
+	// on resume, over the remaining steps) and refuses on a blocking finding. Nil:
+	// no preflight (tests of the engine alone).
+	Preflight func(ctx context.Context, steps []preflight.Step) []preflight.Finding
 }
 
 type runner struct {
 	Options
-	j       *Journal
-	rev     string
-	started map[string]time.Time
+	findings []preflight.Finding
+	j        *Journal
+	rev      string
+	started  map[string]time.Time
 }
 
 // Run executes (or resumes) the runbook and returns the report. The returned error
@@ -76,9 +83,29 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	r := &runner{Options: o, started: map[string]time.Time{}}
+	if o.Preflight != nil {
+		// Before the journal is opened: a refused run writes nothing at all.
+		fs, err := runPreflight(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		if block := preflight.Blocking(fs); len(block) > 0 {
+			lines := make([]string, len(block))
+			for i, f := range block {
+				lines[i] = f.String()
+			}
+			return nil, exitcode.Newf(exitcode.Refused, "preflight refused the run, nothing was changed:\n  %s", strings.Join(lines, "\n  "))
+		}
+		r.findings = fs
+	}
 	resumed, err := r.open(ctx)
 	if err != nil {
 		return nil, err
+	}
+	for _, f := range r.findings {
+		if f.Severity == preflight.Warn {
+			r.emit(Event{Type: "preflight", Step: f.Step, Status: string(f.Severity), Message: f.String()})
+		}
 	}
 	rep := r.execute(ctx)
 	rep.Resumed = resumed
@@ -568,7 +595,7 @@ func (r *runner) cleanupResult(st *runbooks.Step, err error) {
 
 func (r *runner) report(left []string) *Report {
 	rep := &Report{RunID: r.j.RunID, Runbook: r.j.Runbook, RunbookDigest: r.j.RunbookDigest, ParamsDigest: r.j.ParamsDigest,
-		Env: r.j.Env, Source: r.j.Source, StartedAt: r.j.StartedAt, Status: r.j.Status, Error: r.j.Error, LeftToDo: left}
+		Env: r.j.Env, Source: r.j.Source, StartedAt: r.j.StartedAt, Status: r.j.Status, Error: r.j.Error, LeftToDo: left, Preflight: r.findings}
 	for _, st := range r.Runbook.Steps {
 		rec := r.j.step(st.ID)
 		sr := StepReport{ID: st.ID, Action: st.Action, Status: rec.Status, Changed: rec.Changed, Message: rec.Message, Error: rec.Error, Rollback: rec.Rollback}

@@ -185,7 +185,8 @@ func (s *session) lock(ctx context.Context) (*engine.Lock, context.Context, erro
 
 func (s *session) options(b *actions.Bound, store engine.Store, holder string) engine.Options {
 	o := engine.Options{Runbook: s.rb, Params: s.param, Impls: b.Impls, Funcs: b.Funcs, Changes: b.Changes, Store: store,
-		Env: s.f.env, Source: s.source, Holder: holder, StopBefore: s.f.stopBefore, AllowChanged: s.f.allowChanged, Events: s.printer().event}
+		Env: s.f.env, Source: s.source, Holder: holder, StopBefore: s.f.stopBefore, AllowChanged: s.f.allowChanged, Events: s.printer().event,
+		Preflight: b.Preflight}
 	if s.f.deadline > 0 {
 		o.Deadline = time.Now().Add(s.f.deadline)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/runbookdev/runbook/actions"
 	"github.com/runbookdev/runbook/engine"
+	"github.com/runbookdev/runbook/internal/preflight"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden with the current output")
@@ -51,8 +52,9 @@ func sampleReport() *engine.Report {
 			{ID: "move-pods", Action: "deletePodsInPool", Status: engine.StatusFailed, Duration: 95 * time.Second, Error: "timeout: 2 pod(s) still in pool default-ipv4-ippool"},
 			{ID: "verify", Action: "assertNewAllocations", Status: engine.StatusPending},
 		},
-		Error:    "step move-pods: timeout: 2 pod(s) still in pool default-ipv4-ippool",
-		LeftToDo: []string{"re-enable pool default-ipv4-ippool (kubectl patch ippool default-ipv4-ippool --type merge -p '{\"spec\":{\"disabled\":false}}')"},
+		Error:     "step move-pods: timeout: 2 pod(s) still in pool default-ipv4-ippool",
+		LeftToDo:  []string{"re-enable pool default-ipv4-ippool (kubectl patch ippool default-ipv4-ippool --type merge -p '{\"spec\":{\"disabled\":false}}')"},
+		Preflight: samplePreflight()[1:],
 	}
 }
 
@@ -69,7 +71,20 @@ func samplePlan() *engine.Plan {
 			{ID: "create-thing", Action: "ensurePool", Change: "create"},
 			{ID: "delete-old-pool", Action: "deletePool", Change: "refused", PointOfNoReturn: true, Refusal: "require: len(allocations(params.oldPool)) == 0"},
 			{ID: "noop", Action: "disablePool", Change: "none"},
-		}}
+		},
+		Preflight: samplePreflight()}
+}
+
+func samplePreflight() []preflight.Finding {
+	return []preflight.Finding{
+		{ID: "coverage", Severity: preflight.Block, Step: "add-new-pool", Subject: "IPPool new-pool spec.nodeSelector",
+			Message: "IPv4: 1 node(s) with pods in default-ipv4-ippool are selected by no new pool (new-pool: \"zone == 'a'\"): worker-2 (3 pods)",
+			Fix:     "widen the new pool's nodeSelector (all() selects every node) or add a pool for those nodes"},
+		{ID: "references", Severity: preflight.Warn, Subject: "NetworkPolicy shop/allow-old spec.ingress[0].from[0].ipBlock.cidr",
+			Message: "NetworkPolicy names 192.168.0.0/24 inside the old pool default-ipv4-ippool (192.168.0.0/16): pods moved to the new pool no longer match it",
+			Fix:     "add the new pool's CIDR (or replace the old one) before the pods move"},
+		{ID: "ipam-health", Severity: preflight.Info, Message: "IPAM is consistent: no leaked addresses, orphaned blocks or stuck affinities"},
+	}
 }
 
 func TestGoldenReports(t *testing.T) {

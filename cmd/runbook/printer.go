@@ -92,6 +92,8 @@ func (p *printer) eventLine(e engine.Event) string {
 		return fmt.Sprintf("%s %s %s: %s", ts, st.red("✗ "+e.Status), e.Step, e.Message)
 	case "step.wait":
 		return fmt.Sprintf("%s %s", ts, st.yellow("⏸ "+e.Message))
+	case "preflight":
+		return fmt.Sprintf("%s %s %s", ts, st.yellow("! preflight"), e.Message)
 	case "rollback", "cleanup", "run.archive":
 		return fmt.Sprintf("%s   %s %s: %s", ts, e.Type, e.Step, e.Message)
 	case "run.end":

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/runbookdev/runbook/engine"
+	"github.com/runbookdev/runbook/internal/preflight"
 )
 
 // finish prints the report (text) and writes --report files.
@@ -52,6 +53,13 @@ func printReport(w io.Writer, st style, rep *engine.Report) {
 	for _, l := range rep.LeftToDo {
 		fprintf(w, "  left to do: %s\n", st.red(l))
 	}
+	var warn []preflight.Finding
+	for _, f := range rep.Preflight {
+		if f.Severity != preflight.Info {
+			warn = append(warn, f)
+		}
+	}
+	printFindings(w, st, warn)
 }
 
 // auditLine ties a run to its inputs in one line: what ran, with which params,
@@ -105,6 +113,12 @@ func markdownReport(rep *engine.Report) string {
 	b.WriteString("\n| step | action | status | changed | duration | detail |\n|---|---|---|---|---|---|\n")
 	for _, s := range rep.Steps {
 		fmt.Fprintf(&b, "| %s | %s | %s | %v | %s | %s |\n", s.ID, s.Action, s.Status, s.Changed, s.Duration.Round(time.Millisecond), mdCell(stepDetail(s)))
+	}
+	if len(rep.Preflight) > 0 {
+		b.WriteString("\n| preflight | severity | subject | finding | fix |\n|---|---|---|---|---|\n")
+		for _, f := range rep.Preflight {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", f.ID, f.Severity, mdCell(f.Subject), mdCell(f.Message), mdCell(f.Fix))
+		}
 	}
 	if rep.Error != "" {
 		fmt.Fprintf(&b, "\n**Error:** %s\n", rep.Error)
@@ -164,8 +178,38 @@ func printPlan(w io.Writer, st style, p *engine.Plan) {
 			fprintf(w, "      %s\n", st.red("refused: "+s.Refusal))
 		}
 	}
+	printFindings(w, st, p.Preflight)
 	fprintf(w, "%d step(s) would change the cluster.\n", p.Changes())
 	fprintf(w, "%s\n", st.dim(auditLine(p.RunbookDigest, p.ParamsDigest, "", p.Source)))
+}
+
+// printFindings lists preflight findings, blocking ones first, each with what to
+// do about it.
+func printFindings(w io.Writer, st style, fs []preflight.Finding) {
+	if len(fs) == 0 {
+		return
+	}
+	fprintf(w, "Preflight:\n")
+	for _, f := range fs {
+		mark := st.dim("info ")
+		switch f.Severity {
+		case preflight.Block:
+			mark = st.red("BLOCK")
+		case preflight.Warn:
+			mark = st.yellow("warn ")
+		}
+		where := f.ID
+		if f.Step != "" {
+			where += " [" + f.Step + "]"
+		}
+		fprintf(w, "  %s %s: %s\n", mark, where, f.Message)
+		if f.Subject != "" {
+			fprintf(w, "        at: %s\n", f.Subject)
+		}
+		if f.Fix != "" {
+			fprintf(w, "        fix: %s\n", f.Fix)
+		}
+	}
 }
 
 func printRuns(g *globalOptions, js []*engine.Journal, empty string) error {

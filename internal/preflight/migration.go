@@ -1,0 +1,208 @@
+package preflight
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	v3 "github.com/projectcalico/api/pkg/apis/projectcalico/v3"
+
+	"github.com/runbookdev/runbook/internal/calico"
+)
+
+// Migration is the pool migration the remaining steps perform, derived from their
+// rendered parameters:
+//
+//   - old pools: disablePool's and deletePool's name, deletePodsInPool's pool;
+//   - new pools: ensurePool's name (its spec from the step's own parameters, since
+//     the pool may not exist yet), deletePodsInPool's targetPool and
+//     assertNewAllocations' pool (read from the cluster).
+//
+// A name whose parameters are known only after apply is skipped. An old pool that
+// no longer exists is simply not in Old (a finished migration run again).
+type Migration struct {
+	// Pools are the cluster's pools now.
+	Pools []calico.Pool
+	// Old are the pools being moved away from, as they are now.
+	Old []calico.Pool
+	// New are the pools being moved to: as ensurePool will make them (Planned), or
+	// as they are.
+	New []NewPool
+	// ClusterCIDROverride is ensurePool's clusterCIDR parameter, when given.
+	ClusterCIDROverride map[string]netip.Prefix
+}
+
+// NewPool is a pool the migration moves to.
+type NewPool struct {
+	calico.Pool
+	// Planned: not created yet, the spec comes from the ensurePool step.
+	Planned bool
+	Step    string // the ensurePool step, when there is one
+}
+
+// After returns the pools as they will be once the migration's pool steps ran:
+// new pools created (or converged), old pools disabled.
+func (m *Migration) After() []calico.Pool {
+	var out []calico.Pool
+	for _, p := range m.Pools {
+		if m.isNew(p.Name) {
+			continue
+		}
+		if m.IsOld(p.Name) {
+			p.Spec.Disabled = true
+		}
+		out = append(out, p)
+	}
+	for _, n := range m.New {
+		out = append(out, n.Pool)
+	}
+	return out
+}
+
+// IsOld reports whether the pool is one the migration moves away from.
+func (m *Migration) IsOld(name string) bool {
+	return slices.ContainsFunc(m.Old, func(p calico.Pool) bool { return p.Name == name })
+}
+
+func (m *Migration) isNew(name string) bool {
+	return slices.ContainsFunc(m.New, func(p NewPool) bool { return p.Name == name })
+}
+
+// NewOfFamily returns the new pools of a family.
+func (m *Migration) NewOfFamily(f calico.Family) []NewPool {
+	var out []NewPool
+	for _, n := range m.New {
+		if n.Family() == f {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// errNoCalico is returned by Migration when Calico cannot be read.
+var errNoCalico = errors.New("Calico is not readable")
+
+// Migration derives the migration from the steps (once per Run).
+func (in *Input) Migration(ctx context.Context) (*Migration, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.mig != nil || in.migEr != nil {
+		return in.mig, in.migEr
+	}
+	in.mig, in.migEr = in.migration(ctx)
+	return in.mig, in.migEr
+}
+
+func (in *Input) migration(ctx context.Context) (*Migration, error) {
+	if in.Calico == nil {
+		if in.Unavailable != nil {
+			return nil, fmt.Errorf("%w: %v", errNoCalico, in.Unavailable)
+		}
+		return nil, errNoCalico
+	}
+	pools, err := in.Calico.Pools(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read pools: %w", err)
+	}
+	m := &Migration{Pools: pools, ClusterCIDROverride: map[string]netip.Prefix{}}
+	str := func(s Step, key string) string {
+		v, _ := s.With[key].(string)
+		return v
+	}
+	addOld := func(name string) {
+		if name == "" || m.IsOld(name) {
+			return
+		}
+		if p := calico.FindPool(pools, name); p != nil {
+			m.Old = append(m.Old, *p)
+		}
+	}
+	addExisting := func(name string) {
+		if name == "" || m.isNew(name) {
+			return
+		}
+		if p := calico.FindPool(pools, name); p != nil {
+			m.New = append(m.New, NewPool{Pool: *p})
+		}
+	}
+	for _, s := range in.Steps {
+		if s.With == nil {
+			continue
+		}
+		switch s.Action {
+		case "ensurePool":
+			np, override, err := plannedPool(s, pools)
+			if err != nil {
+				return nil, err
+			}
+			if i := slices.IndexFunc(m.New, func(p NewPool) bool { return p.Name == np.Name }); i >= 0 {
+				m.New[i] = np
+			} else {
+				m.New = append(m.New, np)
+			}
+			if override.IsValid() {
+				m.ClusterCIDROverride[np.Name] = override
+			}
+		case "disablePool", "deletePool":
+			addOld(str(s, "name"))
+		case "deletePodsInPool":
+			addOld(str(s, "pool"))
+			addExisting(str(s, "targetPool"))
+		case "assertNewAllocations":
+			addExisting(str(s, "pool"))
+		}
+	}
+	// A pool both created and disabled by the runbook is an odd runbook, not a
+	// migration target.
+	m.New = slices.DeleteFunc(m.New, func(p NewPool) bool { return m.IsOld(p.Name) })
+	return m, nil
+}
+
+// plannedPool is the pool an ensurePool step converges to: the existing pool with
+// the step's fields applied, or a new one.
+func plannedPool(s Step, pools []calico.Pool) (NewPool, netip.Prefix, error) {
+	str := func(key string) string {
+		v, _ := s.With[key].(string)
+		return v
+	}
+	name := str("name")
+	cidr, err := calico.ParseCIDR(str("cidr"))
+	if err != nil {
+		return NewPool{}, netip.Prefix{}, fmt.Errorf("step %s: with.cidr: %w", s.ID, err)
+	}
+	spec := v3.IPPoolSpec{CIDR: cidr.String(), IPIPMode: v3.IPIPMode(str("ipipMode")), VXLANMode: v3.VXLANMode(str("vxlanMode")),
+		NodeSelector: str("nodeSelector")}
+	spec.NATOutgoing, _ = s.With["natOutgoing"].(bool)
+	spec.DisableBGPExport, _ = s.With["disableBGPExport"].(bool)
+	spec.Disabled, _ = s.With["disabled"].(bool)
+	switch bs := s.With["blockSize"].(type) {
+	case int:
+		spec.BlockSize = bs
+	case int64:
+		spec.BlockSize = int(bs)
+	case float64:
+		spec.BlockSize = int(bs)
+	}
+	if uses, ok := s.With["allowedUses"].([]any); ok {
+		for _, u := range uses {
+			if us, ok := u.(string); ok {
+				spec.AllowedUses = append(spec.AllowedUses, v3.IPPoolAllowedUse(us))
+			}
+		}
+	}
+	spec = calico.WithDefaults(spec)
+	np := NewPool{Pool: calico.Pool{Name: name, Spec: spec, CIDR: cidr}, Step: s.ID, Planned: true}
+	if p := calico.FindPool(pools, name); p != nil {
+		np.Pool.UID, np.Pool.ResourceVersion, np.Pool.Labels, np.Pool.Annotations = p.UID, p.ResourceVersion, p.Labels, p.Annotations
+		np.Planned = false
+	}
+	var override netip.Prefix
+	if o := str("clusterCIDR"); o != "" {
+		if override, err = calico.ParseCIDR(o); err != nil {
+			return NewPool{}, netip.Prefix{}, fmt.Errorf("step %s: with.clusterCIDR: %w", s.ID, err)
+		}
+	}
+	return np, override, nil
+}
