@@ -82,7 +82,7 @@ func (m *Migration) NewOfFamily(f calico.Family) []NewPool {
 }
 
 // errNoCalico is returned by Migration when Calico cannot be read.
-var errNoCalico = errors.New("Calico is not readable")
+var errNoCalico = errors.New("calico pools and IPAM are not readable")
 
 // Migration derives the migration from the steps (once per Run).
 func (in *Input) Migration(ctx context.Context) (*Migration, error) {
