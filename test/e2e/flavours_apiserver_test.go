@@ -62,8 +62,8 @@ func TestFlavourAPIServer(t *testing.T) {
 
 	// Forcing the v1 CRDs works on this cluster too (they are there); the plan
 	// says which API it used.
-	res, _ = r.cli(t, "plan", exampleRunbook, "-f", exampleValues, "--calico-api", "crd")
-	res.must(t, 0, "calico API: crd.projectcalico.org/v1 CRDs")
+	res, _ = r.cli(t, "plan", exampleRunbook, "-f", exampleValues, "--calico-api", "crd", "-o", "json")
+	res.must(t, 0, `"calico API: crd.projectcalico.org/v1 CRDs"`)
 
 	// With the Calico API server down, v3 cannot be served: explicit v3 is
 	// refused naming what was found, auto falls back to the v1 CRDs and says so.
