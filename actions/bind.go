@@ -77,6 +77,11 @@ func Bind(ctx context.Context, c *Cluster) (*Bound, error) {
 	b.Impls["disablePool"] = &disablePoolImpl{env: env}
 	b.Impls["assertNewAllocations"] = &assertNewAllocationsImpl{env: env}
 	b.Impls["deletePool"] = &deletePoolImpl{env: env}
+	leaks := &releaseLeakedImpl{env: env}
+	if c != nil {
+		leaks.dyn = c.Dynamic
+	}
+	b.Impls["releaseLeakedAddresses"] = leaks
 	podMove := newDeletePodsInPool(ctx, env, c)
 	b.Impls["deletePodsInPool"] = podMove
 	closeCalico := b.Close

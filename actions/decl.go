@@ -81,6 +81,21 @@ var FrameNeeds = struct {
 		{Resource: "pods", Verbs: []string{"list", "watch"}, Why: "podsInPool() and the pod addresses of the inventory (internal/calico/crd_cache.go)"},
 		{Resource: "nodes", Verbs: []string{"list", "watch"}, Why: "tunnel addresses of the inventory (internal/calico/crd_cache.go)"},
 		{Resource: "configmaps", Namespace: "kube-system", Verbs: []string{"list", "watch"}, Why: "the cluster pod CIDR from kubeadm-config, kube-proxy, calico-config (internal/calico/crd_cache.go)"},
+		// The preflight checks run by plan and apply (internal/preflight); a read they
+		// are refused becomes a warning finding, not a failure.
+		{Resource: "pods", Verbs: []string{"list"}, Why: "pool pins in pod annotations (internal/preflight/checks_pins.go)"},
+		{Resource: "namespaces", Verbs: []string{"list"}, Why: "pool pins in namespace annotations (internal/preflight/checks_pins.go)"},
+		{Resource: "configmaps", Namespace: "kube-system", Verbs: []string{"get"}, Why: "calico-config: IPAM type, CNI pool pins, BGP backend (internal/preflight/checks_install.go)"},
+		{Group: "networking.k8s.io", Resource: "networkpolicies", Verbs: []string{"list"}, Why: "ipBlocks naming the old CIDR (internal/preflight/checks_refs.go)"},
+		{Group: "crd.projectcalico.org", Resource: "networkpolicies", Verbs: []string{"list"}, Why: "rule nets naming the old CIDR (internal/preflight/checks_refs.go)"},
+		{Group: "crd.projectcalico.org", Resource: "globalnetworkpolicies", Verbs: []string{"list"}, Why: "rule nets naming the old CIDR (internal/preflight/checks_refs.go)"},
+		{Group: "crd.projectcalico.org", Resource: "networksets", Verbs: []string{"list"}, Why: "nets naming the old CIDR (internal/preflight/checks_refs.go)"},
+		{Group: "crd.projectcalico.org", Resource: "globalnetworksets", Verbs: []string{"list"}, Why: "nets naming the old CIDR (internal/preflight/checks_refs.go)"},
+		{Group: "crd.projectcalico.org", Resource: "bgpfilters", Verbs: []string{"list"}, Why: "filter rules naming the old CIDR (internal/preflight/checks_refs.go)"},
+		{Group: "crd.projectcalico.org", Resource: "ipreservations", Verbs: []string{"list"}, Why: "reserved CIDRs inside the old pool (internal/preflight/checks_refs.go)"},
+		{Group: "crd.projectcalico.org", Resource: "bgppeers", Verbs: []string{"list"}, Why: "whether BGP is in use, for the new pool's disableBGPExport (internal/preflight/checks_pools.go)"},
+		{Group: "crd.projectcalico.org", Resource: "ipamhandles", Verbs: []string{"list"}, Why: "handles without allocations in the IPAM health report (internal/preflight/health.go)"},
+		{Group: "operator.tigera.io", Resource: "installations", Verbs: []string{"list"}, Why: "the operator's IPAM type and BGP setting (internal/preflight/checks_install.go)"},
 	},
 	Plan: []Permission{
 		{Resource: "configmaps", Namespace: JournalNamespace, Verbs: []string{"get"}, Why: "the run journal, to tell a resumed run (engine/store.go)"},
@@ -129,6 +144,11 @@ var actionNeeds = map[string][]Permission{
 		{Resource: "namespaces", Verbs: []string{"get", "list", "watch", "create", "delete"}, Why: "the verification namespace, created and deleted (actions/probe_namespace.go)"},
 		{Resource: "pods", Verbs: []string{"get", "create"}, Why: "the test pods (actions/assert_new_allocations.go, probe_wait.go)"},
 		{Resource: "events", Verbs: []string{"list"}, Why: "why a test pod did not start (actions/probe_wait.go)"},
+	},
+	"releaseLeakedAddresses": {
+		{Group: "crd.projectcalico.org", Resource: "ipamblocks", Verbs: []string{"list", "patch"}, Why: "free a leaked address in its block, with a resourceVersion precondition (actions/release_leaked.go)"},
+		{Group: "crd.projectcalico.org", Resource: "ipamhandles", Verbs: []string{"get", "patch", "delete"}, Why: "decrement the released address's handle (actions/release_leaked.go)"},
+		{Resource: "pods", Verbs: []string{"get", "list"}, Why: "re-check that the owner is gone and no pod holds the address (actions/release_leaked.go)"},
 	},
 	"deletePool": {
 		{Group: "crd.projectcalico.org", Resource: "ippools", Verbs: []string{"get", "delete"}, Why: "delete the pool (internal/calico/crd_delete.go)"},
@@ -225,7 +245,7 @@ var Default = func() *Registry {
 }()
 
 func builtinDecls() []*Decl {
-	return []*Decl{ensurePoolDecl, disablePoolDecl, deletePodsInPoolDecl, assertNewAllocationsDecl, deletePoolDecl, pauseDecl}
+	return []*Decl{ensurePoolDecl, disablePoolDecl, deletePodsInPoolDecl, assertNewAllocationsDecl, releaseLeakedAddressesDecl, deletePoolDecl, pauseDecl}
 }
 
 // p is shorthand for declaring parameters compactly in the action files.

@@ -45,7 +45,7 @@ func TestCLI(t *testing.T) {
 		{"no args", []string{"validate"}, exitcode.Invalid, "", "expected at least one runbook file", false},
 		{"bad output", []string{"actions", "-o", "xml"}, exitcode.Invalid, "", "--output must be text, json or yaml", false},
 		{"bad flag", []string{"validate", "--nope", example}, exitcode.Invalid, "", "unknown flag", false},
-		{"actions", []string{"actions"}, exitcode.OK, "deletePool            point of no return", "", false},
+		{"actions", []string{"actions"}, exitcode.OK, "deletePool              point of no return", "", false},
 		{"actions json", []string{"actions", "-o", "json"}, exitcode.OK, `"name": "ensurePool"`, "", true},
 		{"explain", []string{"explain", "deletePodsInPool"}, exitcode.OK, "unmanagedPods", "", false},
 		{"explain function", []string{"explain", "podsInPool"}, exitcode.OK, "podsInPool(name string) []PodRef", "", false},
