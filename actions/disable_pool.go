@@ -8,6 +8,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/preflight"
 	"github.com/runbookdev/runbook/internal/value"
 )
 
@@ -145,6 +146,16 @@ func (a *disablePoolImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 	}
 	for _, c := range v.changes {
 		out.Warnings = append(out.Warnings, "tunnel address moves at once: "+c.String())
+	}
+	if len(v.changes) > 0 {
+		// The preflight's tunnel check judges losses against the pools as the run
+		// will have them; what only this step knows is which addresses move now.
+		nodes := map[string]bool{}
+		for _, c := range v.changes {
+			nodes[c.Node] = true
+		}
+		out.Findings = append(out.Findings, preflight.Finding{ID: "tunnel.moves", Severity: preflight.Info, Subject: "IPPool " + name,
+			Message: fmt.Sprintf("disabling it moves %d tunnel address(es) of %d node(s) at once (calico-node re-addresses tunl0/vxlan.calico; in-flight tunnel traffic of those nodes may drop briefly)", len(v.changes), len(nodes))})
 	}
 	return out, nil
 }
