@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"sort"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"github.com/runbookdev/runbook/internal/calico"
 )
 
@@ -153,7 +155,7 @@ func checkIPAMHealth(ctx context.Context, in *Input) ([]Finding, error) {
 	var handles []string
 	if items, err := in.List(ctx, crdGVR("ipamhandles")); err == nil {
 		for _, it := range items {
-			if id, ok := it.Object["spec"].(map[string]any)["handleID"].(string); ok {
+			if id, ok, _ := unstructured.NestedString(it.Object, "spec", "handleID"); ok {
 				handles = append(handles, id)
 			}
 		}
