@@ -335,7 +335,7 @@ func (a *ensurePoolImpl) converge(ctx context.Context, cal calico.Client, c *Cal
 		if err := c.Recorder.Created(ctx, poolObject(in.name)); err != nil {
 			return Outcome{}, err
 		}
-		return Outcome{Changed: true, Outputs: outputs(true), Message: fmt.Sprintf("created pool %s %s (%s)", in.name, in.cidr, describeSpec(in.spec))}, nil
+		return Outcome{Changed: true, Outputs: outputs(true), Message: fmt.Sprintf("created pool %s %s (%s) through %s", in.name, in.cidr, describeSpec(in.spec), cal.Detection().String())}, nil
 	}
 	created := v.existing.Annotations[calico.AnnotationCreatedByRun] == c.RunID
 	if created && !slices.Contains(c.Prior.Created, poolObject(in.name)) {

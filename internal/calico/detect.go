@@ -73,9 +73,9 @@ func (d Detection) String() string {
 	var s string
 	switch {
 	case d.Flavour == FlavourV3 && d.V3 == V3APIServer:
-		s = "projectcalico.org/v3 through the Calico API server (" + d.V3Service + ")"
+		s = "projectcalico.org/v3 (Calico API server " + d.V3Service + ")"
 	case d.Flavour == FlavourV3 && d.V3 == V3CRDs:
-		s = "projectcalico.org/v3 native CRDs"
+		s = "projectcalico.org/v3 (native CRDs)"
 	case d.Flavour == FlavourV3:
 		s = "projectcalico.org/v3"
 	default:

@@ -28,8 +28,7 @@ func TestFlavourAPIServer(t *testing.T) {
 	t.Run("strict fields through v3", func(t *testing.T) { testV3StrictFields(ctx, t, r) })
 
 	res, _ := r.cli(t, "plan", exampleRunbook, "-f", exampleValues)
-	res.must(t, 4, "projectcalico.org/v3 through the Calico API server (calico-apiserver/calico-api)",
-		"create pool new-pool 10.0.0.0/16")
+	res.must(t, 4, "create pool new-pool 10.0.0.0/16", "through projectcalico.org/v3 (Calico API server calico-apiserver/calico-api)")
 
 	res, rep := r.cli(t, "apply", exampleRunbook, "-f", exampleValues, "--yes")
 	res.must(t, 0)
@@ -38,6 +37,7 @@ func TestFlavourAPIServer(t *testing.T) {
 			t.Errorf("step %s: %s %s", id, s.Status, s.Error)
 		}
 	}
+	mustContain(t, "add-new-pool", step(t, rep, "add-new-pool").Message, "created pool new-pool 10.0.0.0/16", "through projectcalico.org/v3 (Calico API server")
 	r.requirePodsMoved(ctx, t)
 	if _, err := r.dyn.Resource(gvrV3Pools).Get(ctx, "default-ipv4-ippool", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("old pool after the migration: %v", err)
