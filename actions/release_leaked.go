@@ -161,10 +161,19 @@ func (a *releaseLeakedImpl) Apply(ctx context.Context, c *Call) (Outcome, error)
 		}
 	}
 	var released []string
+	// skipped are leaks the re-check found in use (or changed): never retried in
+	// this step, which also guarantees the loop ends.
+	skipped := map[string]bool{}
 	for {
-		leaks, p, err := a.leaks(ctx, cal, in.pool)
+		all, p, err := a.leaks(ctx, cal, in.pool)
 		if err != nil {
 			return fail(err)
+		}
+		var leaks []calico.Allocation
+		for _, l := range all {
+			if !skipped[leakKey(l)] {
+				leaks = append(leaks, l)
+			}
 		}
 		if p == nil || len(leaks) == 0 {
 			break
@@ -195,6 +204,7 @@ func (a *releaseLeakedImpl) Apply(ctx context.Context, c *Call) (Outcome, error)
 			if ok {
 				released = append(released, l.String())
 			}
+			skipped[k] = true // released or found in use: done with it either way
 		}
 		if next.IsZero() {
 			continue // released what was due: observe again

@@ -1,12 +1,22 @@
 package actions
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"reflect"
 	"testing"
+	"time"
 
 	libapiv3 "github.com/projectcalico/calico/libcalico-go/lib/apis/v3"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/runbookdev/runbook/internal/calico"
 )
@@ -70,5 +80,113 @@ func TestReleaseOrdinal(t *testing.T) {
 		if _, _, err := releaseOrdinal(spec, cidr, l); !errors.Is(err, errNotLeaked) {
 			t.Errorf("%s: want errNotLeaked, got %v", name, err)
 		}
+	}
+}
+
+// fakeCalico serves only Live(): what releaseLeakedAddresses reads.
+type fakeCalico struct {
+	calico.Client
+	live *staticReader
+}
+
+func (f *fakeCalico) Live() calico.Reader { return f.live }
+
+type staticReader struct {
+	pools  []calico.Pool
+	blocks []calico.Block
+	pods   []calico.Pod
+	nodes  []calico.Node
+}
+
+func (r *staticReader) Pools(context.Context) ([]calico.Pool, error)              { return r.pools, nil }
+func (r *staticReader) Blocks(context.Context) ([]calico.Block, error)            { return r.blocks, nil }
+func (r *staticReader) Affinities(context.Context) ([]calico.Affinity, error)     { return nil, nil }
+func (r *staticReader) Pods(context.Context) ([]calico.Pod, error)                { return r.pods, nil }
+func (r *staticReader) Nodes(context.Context) ([]calico.Node, error)              { return r.nodes, nil }
+func (r *staticReader) ClusterCIDRs(context.Context) ([]calico.CIDRSource, error) { return nil, nil }
+
+type memRecorder struct{ intents map[string]string }
+
+func (m *memRecorder) Intent(_ context.Context, k, v string) error {
+	m.intents[k] = v
+	return nil
+}
+func (m *memRecorder) Created(context.Context, ObjectRef) error { return nil }
+
+// TestReleaseLeakedApply drives Apply on fake clients: a leaked address is
+// released from its block and its handle deleted; an address whose pod turns out
+// to exist when re-checked is left alone; a resumed run keeps its first sighting.
+func TestReleaseLeakedApply(t *testing.T) {
+	const handle = "k8s-pod-network.abc"
+	block := func() *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "crd.projectcalico.org/v1", "kind": "IPAMBlock",
+			"metadata": map[string]any{"name": "10-0-0-0-30", "resourceVersion": "5"},
+			"spec": map[string]any{"cidr": "10.0.0.0/30", "affinity": "host:w1",
+				"allocations": []any{int64(0), nil, nil, nil}, "unallocated": []any{int64(1), int64(2), int64(3)},
+				"attributes":     []any{map[string]any{"handle_id": handle, "secondary": map[string]any{"namespace": "shop", "pod": "ghost", "node": "w1"}}},
+				"sequenceNumber": int64(3)}}}
+	}
+	hdl := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "crd.projectcalico.org/v1", "kind": "IPAMHandle",
+		"metadata": map[string]any{"name": handle, "resourceVersion": "6"},
+		"spec":     map[string]any{"handleID": handle, "block": map[string]any{"10.0.0.0/30": int64(1)}}}}
+	leak := calico.Allocation{IP: netip.MustParseAddr("10.0.0.0"), Kind: calico.OwnerPod, Namespace: "shop", Pod: "ghost", Node: "w1", Handle: handle}
+	reader := &staticReader{
+		pools:  []calico.Pool{{Name: "old", CIDR: netip.MustParsePrefix("10.0.0.0/24")}},
+		blocks: []calico.Block{{Name: "10-0-0-0-30", CIDR: netip.MustParsePrefix("10.0.0.0/30"), Affinity: "host:w1", Allocations: []calico.Allocation{leak}}},
+		nodes:  []calico.Node{{Name: "w1"}},
+	}
+	cases := []struct {
+		name        string
+		podExists   bool
+		prior       map[string]string
+		wantRelease int
+	}{
+		{name: "pod gone: released", wantRelease: 1},
+		{name: "pod re-appeared by the re-check: kept", podExists: true, wantRelease: 0},
+		{name: "resumed after the grace period", prior: map[string]string{leakKey(leak): "2000-01-01T00:00:00Z"}, wantRelease: 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var kubeObjs []runtime.Object
+			if c.podExists {
+				// Only the live GET sees it (created between the list and the re-check).
+				kubeObjs = append(kubeObjs, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "ghost"}})
+			}
+			kube := fake.NewClientset(kubeObjs...)
+			dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+				map[schema.GroupVersionResource]string{gvrIPAMBlocks: "IPAMBlockList", gvrIPAMHandles: "IPAMHandleList"}, block(), hdl.DeepCopy())
+			a := &releaseLeakedImpl{env: &poolEnv{cal: &fakeCalico{live: reader}, kube: kube}, dyn: dyn}
+			rec := &memRecorder{intents: map[string]string{}}
+			grace := time.Hour
+			if c.prior == nil {
+				grace = time.Millisecond
+			}
+			out, err := a.Apply(context.Background(), &Call{StepID: "s", With: map[string]any{"pool": "old", "gracePeriod": grace, "timeout": time.Minute},
+				Prior: Record{Intent: c.prior}, Recorder: rec})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out.Outputs["released"] != c.wantRelease || out.Changed != (c.wantRelease > 0) {
+				t.Fatalf("outcome %+v", out)
+			}
+			if c.prior == nil && rec.intents[leakKey(leak)] == "" {
+				t.Error("the first sighting was not recorded before releasing")
+			}
+			b, err := dyn.Resource(gvrIPAMBlocks).Get(context.Background(), "10-0-0-0-30", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			allocs, _, _ := unstructured.NestedSlice(b.Object, "spec", "allocations")
+			_, herr := dyn.Resource(gvrIPAMHandles).Get(context.Background(), handle, metav1.GetOptions{})
+			if c.wantRelease == 1 {
+				if allocs[0] != nil || !apierrors.IsNotFound(herr) {
+					t.Fatalf("not released: allocations %v, handle %v", allocs, herr)
+				}
+			} else if allocs[0] == nil || herr != nil {
+				t.Fatalf("an address whose pod exists was released: allocations %v, handle %v", allocs, herr)
+			}
+		})
 	}
 }
