@@ -23,6 +23,13 @@ func init() {
 	Register(Check{ID: "bgp-export", Actions: []string{"ensurePool", "disablePool", "deletePodsInPool"}, Run: checkBGPExport})
 }
 
+// incomplete is the finding of a check that cannot judge the migration because a
+// pool step's parameters are known only after apply.
+func incomplete(m *Migration) []Finding {
+	return []Finding{{Severity: Info, Step: m.Incomplete,
+		Message: "step " + m.Incomplete + "'s parameters are known only after apply: not checked here (the actions check what they can at apply)"}}
+}
+
 // headroom is the share of a new pool kept free after the move: pods surge during
 // rollouts and nodes' blocks are never full.
 const headroom = 0.2
@@ -120,6 +127,9 @@ func checkCapacity(ctx context.Context, in *Input) ([]Finding, error) {
 	if err != nil {
 		return nil, err
 	}
+	if m.Incomplete != "" {
+		return incomplete(m), nil
+	}
 	ls, nodes, err := loads(ctx, in, m)
 	if err != nil {
 		return nil, err
@@ -205,6 +215,9 @@ func checkCoverage(ctx context.Context, in *Input) ([]Finding, error) {
 	if err != nil {
 		return nil, err
 	}
+	if m.Incomplete != "" {
+		return incomplete(m), nil
+	}
 	ls, nodes, err := loads(ctx, in, m)
 	if err != nil {
 		return nil, err
@@ -267,6 +280,9 @@ func checkTunnel(ctx context.Context, in *Input) ([]Finding, error) {
 	m, err := in.Migration(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if m.Incomplete != "" {
+		return incomplete(m), nil
 	}
 	if len(m.Old) == 0 || !in.HasAction("disablePool") {
 		return nil, nil

@@ -32,6 +32,9 @@ type Migration struct {
 	New []NewPool
 	// ClusterCIDROverride is ensurePool's clusterCIDR parameter, when given.
 	ClusterCIDROverride map[string]netip.Prefix
+	// Incomplete names a pool step whose parameters are known only after apply:
+	// checks comparing old and new pools cannot tell what is missing then.
+	Incomplete string
 }
 
 // NewPool is a pool the migration moves to.
@@ -129,6 +132,9 @@ func (in *Input) migration(ctx context.Context) (*Migration, error) {
 	}
 	for _, s := range in.Steps {
 		if s.With == nil {
+			if slices.Contains(poolActions, s.Action) && m.Incomplete == "" {
+				m.Incomplete = s.ID
+			}
 			continue
 		}
 		switch s.Action {

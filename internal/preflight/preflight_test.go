@@ -295,3 +295,13 @@ func TestParseCNIConfig(t *testing.T) {
 		t.Error("broken JSON must be an error")
 	}
 }
+
+// TestUnknownParametersAreNotMissingPools: a new pool whose parameters are known
+// only after apply is not reported as missing.
+func TestUnknownParametersAreNotMissingPools(t *testing.T) {
+	w := newWorld()
+	w.steps[0].With = nil
+	if got := summary(w.run(t)); got != "" {
+		t.Fatalf("findings %q", got)
+	}
+}
