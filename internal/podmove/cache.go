@@ -261,7 +261,7 @@ func trimPod(p *corev1.Pod) *corev1.Pod {
 		Status: corev1.PodStatus{Phase: p.Status.Phase, PodIP: p.Status.PodIP, PodIPs: p.Status.PodIPs,
 			Reason: p.Status.Reason},
 	}
-	out.Annotations = keep(p.Annotations, corev1.MirrorPodAnnotationKey, annotationIPv4Pools, annotationIPv6Pools)
+	out.Annotations = keep(p.Annotations, corev1.MirrorPodAnnotationKey, annotationIPv4Pools, annotationIPv6Pools, annotationPodIPs)
 	for _, v := range p.Spec.Volumes {
 		if v.EmptyDir != nil {
 			out.Spec.Volumes = append(out.Spec.Volumes, corev1.Volume{Name: v.Name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})

@@ -15,6 +15,13 @@ const (
 	annotationIPv6Pools = "cni.projectcalico.org/ipv6pools"
 )
 
+// annotationPodIPs is where Calico's CNI plugin records a pod's addresses the
+// moment CNI ADD has assigned them (libcalico-go's k8s conversion reads it back).
+// The kubelet reports status.podIPs only later, once the sandbox is up and its
+// status sync runs: a pod with this annotation no longer waits on its node's CNI,
+// whatever its status says yet.
+const annotationPodIPs = "cni.projectcalico.org/podIPs"
+
 // pinAnnotation is the pin that applies to pods of the pool's family.
 func pinAnnotation(pool Pool) string {
 	if pool.CIDR.Addr().Is6() {

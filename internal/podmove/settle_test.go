@@ -277,6 +277,23 @@ func TestObserve(t *testing.T) {
 			}
 		},
 	}, {
+		name: "a node's queued work: bound pods without addresses, not those CNI ADD has set up",
+		build: func(f *fakeStore, s *setup) {
+			web := f.deployment("ns", "web", 4)
+			addressed := func(p *corev1.Pod) { p.Annotations = map[string]string{annotationPodIPs: "10.0.0.9/32"} }
+			f.pods = []*corev1.Pod{
+				mkPod("ns", "web-w", "", web, createdAfter(time.Second), pending),            // waiting for its address
+				mkPod("ns", "web-x", "", web, createdAfter(time.Second), pending, addressed), // starting: its address is assigned
+				mkPod("ns", "web-y", "", web, createdAfter(time.Second), pending, onNode("n2")),
+				mkPod("ns", "web-z", "", web, pending, onNode("n3")), // waiting for over a minute: not progress
+			}
+		},
+		check: func(t *testing.T, w *world) {
+			if w.arriving["n1"] != 1 || w.arriving["n2"] != 1 || w.arriving["n3"] != 0 {
+				t.Fatalf("arriving %v", w.arriving)
+			}
+		},
+	}, {
 		name: "jobs: wait; the job is not an owner to wait on",
 		build: func(f *fakeStore, s *setup) {
 			f.pods = []*corev1.Pod{mkPod("ns", "backup-x", "192.168.0.1", ownedBy(KindJob, "backup", "j1"))}

@@ -205,8 +205,8 @@ func observe(st Store, s *setup, mem *memory, now time.Time) *world {
 		if pi.owner.Kind == KindStatefulSet {
 			w.byKey[podKey(p)] = ps
 		}
-		if pi.place == NoAddress && p.Spec.NodeName != "" && !p.Spec.HostNetwork && p.Status.Phase == corev1.PodPending &&
-			!isTerminating(p) && now.Sub(p.CreationTimestamp.Time) < arrivingFor {
+		if pi.place == NoAddress && p.Annotations[annotationPodIPs] == "" && p.Spec.NodeName != "" && !p.Spec.HostNetwork &&
+			p.Status.Phase == corev1.PodPending && !isTerminating(p) && now.Sub(p.CreationTimestamp.Time) < arrivingFor {
 			w.arriving[p.Spec.NodeName]++
 		}
 		ready := isReady(p) && !isTerminating(p)
