@@ -141,12 +141,16 @@ func (a *ensurePoolImpl) convergeOperator(ctx context.Context, cal calico.Client
 		return Outcome{}, err
 	}
 	if creating {
-		if createdBy == "" || createdBy == c.RunID {
+		// Ours when this attempt added the entry, or an earlier attempt of this
+		// run did (the Installation's record says so); an entry someone else
+		// listed is not ours to remove on rollback.
+		ours := v.op.entry() == nil || createdBy == c.RunID
+		if ours {
 			if err := c.Recorder.Created(ctx, poolObject(in.name)); err != nil {
 				return Outcome{}, err
 			}
 		}
-		return Outcome{Changed: true, Outputs: outputs(createdBy == "" || createdBy == c.RunID),
+		return Outcome{Changed: true, Outputs: outputs(ours),
 			Message: fmt.Sprintf("added pool %s %s (%s) to Installation default; the tigera-operator created it in %s", in.name, in.cidr, describeSpec(in.spec), took)}, nil
 	}
 	return Outcome{Changed: true, Outputs: outputs(createdBy == c.RunID),
