@@ -179,7 +179,7 @@ func (a *deletePodsInPoolImpl) Plan(ctx context.Context, c *Call) (Planned, erro
 		out.Details = append(out.Details, "no pod in pool "+in.pool)
 	} else {
 		out.Change = "update"
-		out.Details = append(out.Details, fmt.Sprintf("%d pod(s) in pool %s (%s) move to %s", p.Total, in.pool, cfg.Pool.CIDR, podMoveTargets(cfg)))
+		out.Details = append(out.Details, fmt.Sprintf("%d pod(s) in pool %s (%s) move to %s", p.Total, in.pool, cfg.Pool.CIDR, plannedTargets(in.targetPool, cfg)))
 	}
 	const maxGroups = 25
 	for i, g := range p.Groups {
@@ -200,6 +200,18 @@ func (a *deletePodsInPoolImpl) Plan(ctx context.Context, c *Call) (Planned, erro
 		out.Details = append(out.Details, fmt.Sprintf("skipped: %s", capped(p.Skipped, maxListed)))
 	}
 	return out, nil
+}
+
+// plannedTargets names where pods go in a plan, where the target pool may be one an
+// earlier step of the runbook is still to create.
+func plannedTargets(requested string, cfg podmove.Config) string {
+	switch {
+	case len(cfg.Targets) > 0:
+		return podMoveTargets(cfg)
+	case requested != "":
+		return requested + " (once it exists and is enabled)"
+	}
+	return "another enabled pool of the same family (none yet)"
 }
 
 func podMoveTargets(cfg podmove.Config) string {
