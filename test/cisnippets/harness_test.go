@@ -10,41 +10,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/runbookdev/runbook/test/sandbox"
+	"github.com/runbookdev/runbook/test/testbin"
 )
 
 func TestMain(m *testing.M) { sandbox.Main(m, sandbox.Options{}) }
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// runbookBinary is the binary under test, built once: what `go install` of a
-// release would put on the runner.
-func runbookBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "runbook-ci-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "runbook")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/runbookdev/runbook/cmd/runbook").CombinedOutput()
-		if err != nil {
-			buildErr = errors.New(string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build runbook: %v", buildErr)
-	}
-	return binPath
-}
 
 // fakeGo stands in for the go command of the runner image: `go install` of the
 // runbook module installs the binary under test, `go env GOPATH` answers; anything
@@ -127,7 +99,7 @@ func (w *world) shell(dir string, env map[string]string, script string) (int, st
 	cmd := exec.Command("bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script)
 	cmd.Dir = dir
 	base := map[string]string{"PATH": w.fakeBin + ":" + os.Getenv("PATH"), "HOME": w.t.TempDir(), "CI": "true",
-		"RUNBOOK_UNDER_TEST": runbookBinary(w.t), "NO_COLOR": "1"}
+		"RUNBOOK_UNDER_TEST": testbin.Runbook(w.t), "NO_COLOR": "1"}
 	for k, v := range env {
 		base[k] = v
 	}

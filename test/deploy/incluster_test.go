@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/runbookdev/runbook/test/sandbox"
+	"github.com/runbookdev/runbook/test/testbin"
 )
 
 // podEnv is what a pod of the runbook ServiceAccount sees: the kubernetes Service's
@@ -65,7 +66,7 @@ func (p podEnv) run(t *testing.T, dir string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	argv := append([]string{"-m", "--propagation", "private", "sh", "-c", mountScript, "sh", runbookBinary(t)}, args...)
+	argv := append([]string{"-m", "--propagation", "private", "sh", "-c", mountScript, "sh", testbin.Runbook(t)}, args...)
 	cmd := exec.CommandContext(ctx, "unshare", argv...)
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "SECRETS_DIR=" + p.secretsDir,

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,35 +16,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/runbookdev/runbook/test/sandbox"
+	"github.com/runbookdev/runbook/test/testbin"
 )
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// runbookBinary builds the CLI once per test binary: the e2e tests drive the real
-// command, flags and exit codes, as a pipeline would.
-func runbookBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "runbook-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "runbook")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/runbookdev/runbook/cmd/runbook").CombinedOutput()
-		if err != nil {
-			buildErr = errors.New(string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build runbook: %v", buildErr)
-	}
-	return binPath
-}
 
 type cliResult struct {
 	code           int
@@ -56,7 +28,7 @@ func runCLI(t *testing.T, c *sandbox.Cluster, args ...string) cliResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, runbookBinary(t), append(args, "--kubeconfig", c.KubeconfigPath())...)
+	cmd := exec.CommandContext(ctx, testbin.Runbook(t), append(args, "--kubeconfig", c.KubeconfigPath())...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()

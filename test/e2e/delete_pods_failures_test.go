@@ -24,6 +24,7 @@ import (
 	"github.com/runbookdev/runbook/engine"
 	"github.com/runbookdev/runbook/test/sandbox"
 	"github.com/runbookdev/runbook/test/scenarios"
+	"github.com/runbookdev/runbook/test/testbin"
 )
 
 // podIdentities renders every pod's identity and addresses, to prove that nothing
@@ -178,7 +179,7 @@ workloads:
 	e0 := evictions()
 
 	// First apply: killed once some pods went.
-	cmd := exec.CommandContext(ctx, runbookBinary(t), "apply", rb, "--state", state, "-n", "runbook-resume", "--kubeconfig", c.KubeconfigPath(), "-o", "json")
+	cmd := exec.CommandContext(ctx, testbin.Runbook(t), "apply", rb, "--state", state, "-n", "runbook-resume", "--kubeconfig", c.KubeconfigPath(), "-o", "json")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/runbookdev/runbook/test/sandbox"
+	"github.com/runbookdev/runbook/test/testbin"
 )
 
 // runIn runs the CLI from dir with nothing added: the project file must provide
@@ -24,7 +25,7 @@ func runIn(t *testing.T, dir string, args ...string) cliResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, runbookBinary(t), args...)
+	cmd := exec.CommandContext(ctx, testbin.Runbook(t), args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "KUBECONFIG=/nonexistent") // nothing but the project file may connect
 	var out, errOut bytes.Buffer

@@ -24,6 +24,7 @@ import (
 
 	"github.com/runbookdev/runbook/engine"
 	"github.com/runbookdev/runbook/test/sandbox"
+	"github.com/runbookdev/runbook/test/testbin"
 )
 
 // The example migration, unchanged, in every flavour: detection picks the API.
@@ -70,7 +71,7 @@ func (r *flavourRig) cli(t *testing.T, args ...string) (cliResult, *engine.Repor
 		args = append(args, "--report", report)
 	}
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, runbookBinary(t), append(args, "--kubeconfig", r.c.KubeconfigPath())...)
+	cmd := exec.CommandContext(ctx, testbin.Runbook(t), append(args, "--kubeconfig", r.c.KubeconfigPath())...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
