@@ -80,9 +80,27 @@ func informer[L runtime.Object](example runtime.Object, list func(context.Contex
 }
 
 // calicoInformer is a shared informer over a Calico CRD through the dynamic client.
+// The Calico API server (projectcalico.org/v3) has its own storage without
+// watch-list semantics (initial events ending in a bookmark): its informer is
+// told so, and lists then watches, instead of trying a streaming list first.
 func calicoInformer(dyn dynamic.Interface, gvr schema.GroupVersionResource) cache.SharedIndexInformer {
+	if gvr.Group == gvrV3Pools.Group {
+		lw := &noWatchListLW{cache.ListWatch{
+			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return dyn.Resource(gvr).List(ctx, o)
+			},
+			WatchFuncWithContext: dyn.Resource(gvr).Watch,
+		}}
+		return cache.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, 0, cache.Indexers{})
+	}
 	return informer(&unstructured.Unstructured{}, dyn.Resource(gvr).List, dyn.Resource(gvr).Watch)
 }
+
+// noWatchListLW marks a ListWatch whose server does not implement watch-list
+// (client-go's util/watchlist checks for this method).
+type noWatchListLW struct{ cache.ListWatch }
+
+func (*noWatchListLW) IsWatchListSemanticsUnSupported() bool { return true }
 
 // handler applies informer events to an index and signals the change.
 func (c *crdCache) handler(apply func(string, any) bool, del func(string)) cache.ResourceEventHandler {
