@@ -5,7 +5,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin/runbook
 
-.PHONY: build test unit vet demo sandbox-up sandbox-down tools schema fuzz
+.PHONY: build test unit vet demo sandbox-up sandbox-down tools schema fuzz reliability
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/runbook
@@ -46,6 +46,13 @@ sandbox-status:
 test: vet tools
 	RUNBOOK_TOOLS_DIR=$$(bash hack/build-tools.sh --print-dir) $(GO) test -count=1 ./...
 	$(MAKE) fuzz FUZZTIME=10s
+
+# The reliability campaign's full set (test/reliability): SIGKILL at every step boundary and
+# at random instants of the example migration (several migrations, leases waited out),
+# lock contention with processes, bad input. `make test` runs its reduced set.
+# RELIABILITY_SEED=<n> replays the random kill instants of a logged run.
+reliability: tools
+	RELIABILITY=long RUNBOOK_TOOLS_DIR=$$(bash hack/build-tools.sh --print-dir) $(GO) test -count=1 -v -timeout 90m ./test/reliability
 
 # A fresh sandbox each time: the demo migrates it.
 demo: build

@@ -1,0 +1,232 @@
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/runbookdev/runbook/engine"
+	"github.com/runbookdev/runbook/internal/exitcode"
+	"github.com/runbookdev/runbook/test/sandbox"
+	"github.com/runbookdev/runbook/test/sandbox/faultproxy"
+)
+
+// lockScenario moves slowly (2 s start delay, one pod per workload at a time) so
+// that a run can be killed or paused in the middle of the move and the next one
+// still has pods to move.
+var lockScenario = strings.Replace(strings.Replace(crashScenario, "startDelay: 1s", "startDelay: 2s", 1), "name: reliability-crash", "name: reliability-lock", 1)
+
+// stateWrites matches the requests that change what a migration is about: pools
+// and IPAM, pods and evictions, namespaces, the journal and the lock (Events, which
+// record what happened, are left out).
+var stateWrites = faultproxy.Fault{
+	Methods: []string{"POST", "PUT", "PATCH", "DELETE"},
+	Path:    regexp.MustCompile(`/(eviction|(ippools|ipamblocks|blockaffinities|ipamhandles|installations|configmaps|leases|namespaces|pods)(/[^/]+)?)$`),
+	Latency: time.Nanosecond, // forwarded unchanged: the fault only counts
+}
+
+// holder is one apply process with its own proxy, so that its writes can be
+// counted apart from the other runs'.
+type holder struct {
+	*proc
+	proxy *faultproxy.Proxy
+}
+
+// TestLockWithProcesses: two applies at once, exactly one runs and the other exits
+// with the lock-held code naming it; the runner killed with SIGKILL mid-move keeps
+// the lock until its lease expires, then the next apply takes over and resumes the
+// same run; a runner paused with SIGSTOP past its lease is taken over, and after
+// SIGCONT it writes nothing (no eviction, no journal or namespace write) and exits
+// with the lock-held code saying it lost the lock; the run finishes with every
+// change made once and the journal intact.
+func TestLockWithProcesses(t *testing.T) {
+	campaign(t)
+	c := sandbox.StartForTest(t, sandbox.Options{Scenario: loadScenario(t, lockScenario)})
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+	k := clientsFor(c)
+	obs := observe(ctx, t, k)
+	m0, err := evictionResponses(ctx, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	launch := func(name string) *holder {
+		p, err := c.StartFaultProxy()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kc := filepath.Join(dir, name+".kubeconfig")
+		if err := p.WriteKubeconfig(kc); err != nil {
+			t.Fatal(err)
+		}
+		return &holder{proc: start(ctx, t, name, kc, applyArgs()...), proxy: p}
+	}
+
+	// Two at once: one runs, the other is refused naming it.
+	a, b := launch("apply A"), launch("apply B")
+	var winner, loser *holder
+	select {
+	case <-a.exited:
+		winner, loser = b, a
+	case <-b.exited:
+		winner, loser = a, b
+	case <-time.After(time.Minute):
+		t.Fatalf("two applies at once: neither was refused within a minute\n%s\n%s", a.output(), b.output())
+	}
+	if loser.code != int(exitcode.LockHeld) || !strings.Contains(loser.stderrString(), `held by "`) ||
+		!strings.Contains(loser.stderrString(), fmt.Sprintf("pid %d\"", winner.pid())) {
+		t.Fatalf("%s: exit %d, want %d naming %s (pid %d)\n%s", loser.name, loser.code, exitcode.LockHeld, winner.name, winner.pid(), loser.output())
+	}
+	t.Logf("two applies at once: %s ran, %s exited %d after %v: %s", winner.name, loser.name, loser.code,
+		time.Since(loser.started).Round(time.Millisecond), firstLine(loser.stderrString()))
+	runID := winner.waitFor(t, "run.start", time.Minute, func(e event) bool { return e.Type == "run.start" }).RunID
+
+	// SIGKILL in the middle of the move: the lease stays until it expires.
+	winner.waitFor(t, "move-pods start", 3*time.Minute, isStart("move-pods"))
+	winner.waitFor(t, "an eviction", 2*time.Minute, isType("pod.evicted"))
+	winner.kill(t)
+	killed := time.Now()
+	run(t, c.KubeconfigPath(), applyArgs()...).must(t, int(exitcode.LockHeld), "held by", fmt.Sprintf("pid %d\"", winner.pid()))
+	d, refusals := takeOver(ctx, t, launch, "apply D", runID)
+	t.Logf("SIGKILL of %s mid-move: %d applies refused (exit %d), %s took over and resumed run %s %v after the kill",
+		winner.name, refusals, exitcode.LockHeld, d.name, runID, time.Since(killed).Round(time.Millisecond))
+	if refusals == 0 {
+		t.Errorf("a killed holder's lease was taken over at once: it must be held until it expires")
+	}
+
+	// SIGSTOP in the middle of the move, past the lease.
+	e := pausePastLease(ctx, t, k, launch, d, "move-pods", runID, "apply E")
+
+	// SIGSTOP in verify, once the verification namespace exists: a holder that
+	// wakes up there must not clean up (delete the namespace) under the new holder.
+	f := pausePastLease(ctx, t, k, launch, e, "verify", runID, "apply F")
+
+	rest := f.drain()
+	if code := f.wait(t, 5*time.Minute); code != 0 {
+		t.Fatalf("%s: exit %d\n%s", f.name, code, f.output())
+	}
+	requireReport(t, rest, runID)
+	settle(ctx, t, k)
+	state := endState(ctx, t, k)
+	requireMigrated(ctx, t, k, state)
+	cs := obs.counts()
+	cs.requireOnce(t, "with contention", cs.probePods)
+	if cs.probePods == 0 {
+		t.Errorf("no verification pod was created")
+	}
+	requireEvictionCalls(ctx, t, k, m0, cs)
+	// The journal is intact: it loads (checksum verified) and status reads it.
+	if j, _, err := k.store().Load(ctx); err != nil || j == nil || j.RunID != runID || j.Status != engine.StatusDone {
+		t.Errorf("journal after the contention: %+v, %v; want run %s done", j, err, runID)
+	}
+	run(t, c.KubeconfigPath(), "status", runID, "-n", journalNS, "-o", "json").must(t, 0, runID, `"done"`)
+	t.Logf("after the contention: %v", cs)
+}
+
+// takeOver applies again every two seconds while the lock is held (exit 3) and
+// returns the run that took over, after checking it resumes runID.
+func takeOver(ctx context.Context, t *testing.T, launch func(string) *holder, name, runID string) (*holder, int) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for refusals := 0; ; refusals++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no takeover in 2 minutes (%d refusals)", name, refusals)
+		}
+		h := launch(fmt.Sprintf("%s (attempt %d)", name, refusals+1))
+		for {
+			e, ok := h.next(2 * time.Minute)
+			if !ok {
+				if code := h.wait(t, time.Minute); code != int(exitcode.LockHeld) {
+					t.Fatalf("%s: exit %d while waiting for the lock\n%s", h.name, code, h.output())
+				}
+				_ = h.proxy.Close()
+				break
+			}
+			if e.Type == "run.start" || e.Type == "run.resume" {
+				if e.Type != "run.resume" || e.RunID != runID {
+					t.Fatalf("%s: %s of run %s, want the resume of run %s\n%s", h.name, e.Type, e.RunID, runID, h.output())
+				}
+				return h, refusals
+			}
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+// pausePastLease stops h with SIGSTOP inside step (for move-pods after one of its
+// evictions, for verify once the verification namespace exists), lets another
+// apply take over after the lease expired, then resumes h with SIGCONT once the new
+// holder runs and requires that h exits with the lock-held code, saying it lost
+// the lock, without a single state write after it woke up.
+func pausePastLease(ctx context.Context, t *testing.T, k *clients, launch func(string) *holder, h *holder, step, runID, next string) *holder {
+	t.Helper()
+	h.waitFor(t, step+" start", 3*time.Minute, isStart(step))
+	switch step {
+	case "move-pods":
+		h.waitFor(t, "an eviction", 2*time.Minute, isType("pod.evicted"))
+	case "verify":
+		deadline := time.Now().Add(time.Minute)
+		for {
+			if _, err := k.kube.CoreV1().Namespaces().Get(ctx, probeNS, metav1.GetOptions{}); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no verification namespace within a minute\n%s", h.name, h.output())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	h.signalOrFail(t, syscall.SIGSTOP)
+	stopped := time.Now()
+	n, refusals := takeOver(ctx, t, launch, next, runID)
+	took := time.Since(stopped)
+	// The new holder is running; the old one wakes up.
+	h.proxy.Set(stateWrites)
+	before := h.proxy.Stats()
+	h.signalOrFail(t, syscall.SIGCONT)
+	woke := time.Now()
+	code := h.wait(t, 2*time.Minute)
+	after := h.proxy.Stats()
+	if code != int(exitcode.LockHeld) || !strings.Contains(h.stderrString(), "lost the run lock") {
+		t.Errorf("%s after SIGCONT: exit %d, want %d saying it lost the run lock\n%s", h.name, code, exitcode.LockHeld, h.output())
+	}
+	if w := after.Faulted - before.Faulted; w != 0 {
+		t.Errorf("%s wrote %d times after it woke up without the lock (pools, IPAM, pods, evictions, namespaces, journal, lease)\n%s", h.name, w, h.output())
+	}
+	t.Logf("SIGSTOP of %s in %s: %d applies refused, %s took over and resumed %v later; after SIGCONT %s exited %d in %v with %d state writes (%d requests): %s",
+		h.name, step, refusals, n.name, took.Round(time.Millisecond), h.name, code, time.Since(woke).Round(time.Millisecond),
+		after.Faulted-before.Faulted, after.Requests-before.Requests, lastErrorLine(h.stderrString()))
+	return n
+}
+
+func isStart(step string) func(event) bool {
+	return func(e event) bool { return e.Type == "step.start" && e.Step == step }
+}
+
+func isType(typ string) func(event) bool { return func(e event) bool { return e.Type == typ } }
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func lastErrorLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], "lock") {
+			return strings.TrimSpace(lines[i])
+		}
+	}
+	return lines[len(lines)-1]
+}
