@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -331,6 +332,34 @@ func TestDeadlineAndFence(t *testing.T) {
 	})
 	if !errors.Is(err, engine.ErrFenced) || len(g.applies) != 0 {
 		t.Fatalf("a fenced run must not write or act: %v %v", err, g.applies)
+	}
+}
+
+// TestLostLockStopsRollbackAndCleanup: a run whose lock is lost mid-run (the fence
+// fails from the moment its temporary object exists) neither rolls back nor cleans
+// up: the run's next holder, resuming from the journal, does both. Before, the
+// stale holder deleted the verification namespace under its successor.
+func TestLostLockStopsRollbackAndCleanup(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.run(enginetest.CrashRunbook, func(o *engine.Options, _ *enginetest.ConfigMapAction) {
+		o.Fence = func() error {
+			if slices.Contains(f.applies, "create tmp") {
+				return engine.ErrFenced
+			}
+			return nil
+		}
+	})
+	if err == nil || !strings.Contains(err.Error(), engine.ErrFenced.Error()) {
+		t.Fatalf("want a run stopped by the fence, got %v", err)
+	}
+	for _, l := range f.applies {
+		if strings.HasPrefix(l, "invert ") || strings.HasPrefix(l, "cleanup ") {
+			t.Errorf("a run without its lock acted: %v", f.applies)
+			break
+		}
+	}
+	if got := strings.Join(f.configMaps(), ","); got != "a,tmp" {
+		t.Errorf("objects after the fenced run: %s, want a,tmp (left to the next holder)", got)
 	}
 }
 

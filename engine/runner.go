@@ -462,6 +462,10 @@ func (r *runner) rollback(ctx context.Context, failedAt int, cause error) []stri
 	if ctx.Err() != nil {
 		return nil // never on interrupt
 	}
+	if err := r.fenced(); err != nil {
+		r.emit(Event{Type: "rollback", Message: "not rolled back: " + err.Error()})
+		return nil
+	}
 	var left []string
 	ran := false
 	for i := failedAt; i >= 0; i-- {
@@ -553,7 +557,23 @@ func (r *runner) runHook(ctx context.Context, env map[string]any, st *runbooks.S
 
 // cleanup runs the cleanup hooks of every step that started, in reverse order,
 // whatever the outcome — also after an interrupt, with a fresh bounded context.
+// fenced is the fence's verdict. A run that lost its lock must not act any more,
+// not even to roll back or clean up: another holder may be running this very run
+// (a holder paused past its lease wakes up while its successor verifies in the
+// same namespace), and the journal that holder resumes from keeps what is left to
+// undo or clean up.
+func (r *runner) fenced() error {
+	if r.Fence == nil {
+		return nil
+	}
+	return r.Fence()
+}
+
 func (r *runner) cleanup(ctx context.Context) {
+	if err := r.fenced(); err != nil {
+		r.emit(Event{Type: "cleanup", Message: "skipped: " + err.Error()})
+		return
+	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	for i := len(r.Runbook.Steps) - 1; i >= 0; i-- {
