@@ -363,6 +363,40 @@ func TestLostLockStopsRollbackAndCleanup(t *testing.T) {
 	}
 }
 
+// archiveLost is a store whose process dies between the run's last journal write
+// and the archive (SIGKILL there: the journal says done, history does not have it).
+type archiveLost struct{ engine.Store }
+
+func (archiveLost) Archive(context.Context, *engine.Journal) error {
+	return errors.New("process is dead")
+}
+
+// TestFinishedRunArchivedBeforeTheNextRun: a run killed after its final journal
+// write but before its archive is archived by the next apply before that one
+// replaces the journal; before, the finished run vanished from history.
+func TestFinishedRunArchivedBeforeTheNextRun(t *testing.T) {
+	f := newFixture(t)
+	first, err := f.run(threeSteps, func(o *engine.Options, _ *enginetest.ConfigMapAction) { o.Store = archiveLost{f.store} })
+	if err != nil || first.Status != engine.StatusDone {
+		t.Fatalf("first run: %v %+v", err, first)
+	}
+	if hist, _ := f.store.History(context.Background()); len(hist) != 0 {
+		t.Fatalf("the archive was not lost: %+v", hist)
+	}
+	second, err := f.run(threeSteps, nil)
+	if err != nil || second.RunID == first.RunID {
+		t.Fatalf("second run: %v %+v", err, second)
+	}
+	hist, err := f.store.History(context.Background())
+	var ids []string
+	for _, j := range hist {
+		ids = append(ids, j.RunID)
+	}
+	if err != nil || !slices.Contains(ids, first.RunID) || !slices.Contains(ids, second.RunID) {
+		t.Fatalf("history %v (%v), want runs %s and %s", ids, err, first.RunID, second.RunID)
+	}
+}
+
 func (f *fixture) plan(src string, mod func(*engine.Options, *enginetest.ConfigMapAction)) *engine.Plan {
 	f.t.Helper()
 	rb, err := runbooks.Parse("test.yaml", []byte(src), enginetest.Registry())

@@ -170,6 +170,14 @@ func (r *runner) open(ctx context.Context) (bool, error) {
 		r.j.Status, r.j.Error, r.j.Holder = StatusRunning, "", r.Holder
 		r.emit(Event{Type: "run.resume", Message: fmt.Sprintf("resuming run %s from %s", j.RunID, r.Store.Describe())})
 	} else {
+		if j != nil && j.Finished() {
+			// Archived again before the journal is replaced: a run killed between
+			// its last journal write and its archive would vanish from history.
+			// Archiving is idempotent.
+			if err := r.Store.Archive(ctx, j); err != nil {
+				return false, fmt.Errorf("archive finished run %s before starting a new one: %w", j.RunID, err)
+			}
+		}
 		now := r.Now().UTC()
 		r.rev = rev
 		r.j = &Journal{RunID: newRunID(now), Runbook: r.Runbook.Name, RunbookDigest: rbDigest, ParamsDigest: pDigest,
