@@ -265,7 +265,7 @@ func referenceRun(t *testing.T, scen *scenarios.Scenario) reference {
 	ref.state = endState(ctx, t, k)
 	ref.counts = obs.counts()
 	requireMigrated(ctx, t, k, ref.state)
-	ref.counts.requireOnce(t, "uninterrupted", ref.counts.probePods)
+	ref.counts.requireOnce(t, "uninterrupted", ref.counts.probePods, 1)
 	requireEvictionCalls(ctx, t, k, m0, ref.counts)
 	t.Logf("uninterrupted: %v", ref.counts)
 	return ref
@@ -368,6 +368,7 @@ func crashTrial(t *testing.T, scen *scenarios.Scenario, ref reference, plan plan
 	st := &trialState{done: map[string]bool{}, lastStep: map[string]time.Duration{}}
 	var res trialResult
 	runID := ""
+	verifications := 1
 	var killedAt time.Time
 	began := time.Now()
 	for n := 1; ; n++ {
@@ -451,6 +452,23 @@ func crashTrial(t *testing.T, scen *scenarios.Scenario, ref reference, plan plan
 			run(t, c.KubeconfigPath(), "unlock", "-n", journalNS, "--yes").must(t, 0, "broke the lock held by", holder)
 		}
 		if finished {
+			// Applying again starts a new run that changes nothing (and archives
+			// the finished one if the kill beat its archive).
+			p := start(ctx, t, fmt.Sprintf("apply #%d (new run)", n+1), c.KubeconfigPath(), applyArgs()...)
+			rest := p.drain()
+			if code := p.wait(t, 5*time.Minute); code != 0 {
+				t.Fatalf("apply after the finished run: exit %d\n%s", code, p.output())
+			}
+			for _, e := range rest {
+				if e.Report != nil {
+					for _, s := range e.Report.Steps {
+						if s.Changed || s.Status != engine.StatusDone {
+							t.Errorf("apply after the finished run: step %s %s changed=%v", s.ID, s.Status, s.Changed)
+						}
+					}
+				}
+			}
+			verifications = 2
 			break
 		}
 	}
@@ -461,13 +479,13 @@ func crashTrial(t *testing.T, scen *scenarios.Scenario, ref reference, plan plan
 		t.Errorf("end state differs from the uninterrupted migration's:\n%s", d)
 	}
 	cs := obs.counts()
-	cs.requireOnce(t, "with kills", ref.counts.probePods)
+	cs.requireOnce(t, "with kills", ref.counts.probePods, verifications)
 	requireEvictionCalls(ctx, t, k, m0, cs)
 	hist, err := k.store().History(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(hist) != 1 || hist[0].RunID != runID || hist[0].Status != engine.StatusDone {
+	if len(hist) != verifications || hist[len(hist)-1].RunID != runID || hist[len(hist)-1].Status != engine.StatusDone {
 		var ids []string
 		for _, j := range hist {
 			ids = append(ids, j.RunID+" "+j.Status)

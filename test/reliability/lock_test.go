@@ -118,7 +118,7 @@ func TestLockWithProcesses(t *testing.T) {
 	state := endState(ctx, t, k)
 	requireMigrated(ctx, t, k, state)
 	cs := obs.counts()
-	cs.requireOnce(t, "with contention", cs.probePods)
+	cs.requireOnce(t, "with contention", cs.probePods, 1)
 	if cs.probePods == 0 {
 		t.Errorf("no verification pod was created")
 	}

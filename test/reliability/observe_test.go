@@ -251,7 +251,9 @@ func (o *observer) counts() counts {
 }
 
 // requireOnce asserts the migration's mutations happened exactly once each.
-func (c counts) requireOnce(t *testing.T, what string, nodes int) {
+// verifications is how many runs verified (each creates the namespace and one
+// pod per tested node): 1, or 2 when a finished run was applied again.
+func (c counts) requireOnce(t *testing.T, what string, nodes, verifications int) {
 	t.Helper()
 	check := func(name string, got, want int) {
 		if got != want {
@@ -263,8 +265,8 @@ func (c counts) requireOnce(t *testing.T, what string, nodes int) {
 	check("re-enabling the old pool", c.oldPoolEnables, 0)
 	check("deleting the old pool", c.oldPoolDeletes, 1)
 	check("deleting new-pool", c.newPoolDeletes, 0)
-	check("creating the verification namespace", c.probeNSAdds, 1)
-	check("creating a verification pod", c.probePods, nodes)
+	check("creating the verification namespace", c.probeNSAdds, verifications)
+	check("creating a verification pod", c.probePods, nodes*verifications)
 	check("evicting an old-pool pod", c.evicted, c.oldPods)
 	if len(c.needless) > 0 {
 		t.Errorf("%s: evicted needlessly: %s", what, strings.Join(c.needless, ", "))
