@@ -25,6 +25,7 @@ import (
 	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/internal/exitcode"
 	"github.com/runbookdev/runbook/internal/kubeclient"
+	"github.com/runbookdev/runbook/internal/kuberetry"
 	"github.com/runbookdev/runbook/runbooks"
 )
 
@@ -63,6 +64,10 @@ func (k *kubeFlags) restConfig() (*rest.Config, error) {
 		return nil, exitcode.Newf(exitcode.Invalid, "kubeconfig: %v", err)
 	}
 	cfg.QPS, cfg.Burst = k.qps, k.burst
+	// Ride out a restarting apiserver or etcd (seconds of refused connections or
+	// 503s) instead of failing a step half-way; only retries that cannot apply a
+	// request twice (see internal/kuberetry).
+	cfg.Wrap(kuberetry.Wrap)
 	cfg.UserAgent = "runbook/" + version
 	return cfg, nil
 }
