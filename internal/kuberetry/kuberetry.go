@@ -36,10 +36,11 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 )
 
-// Backoff is how long a request keeps trying: about 40 s in all, longer than an
-// apiserver (3-4 s) or etcd (about 7 s) restart on a small machine, short enough
-// that a control plane that is really gone fails the step within its timeout.
-var Backoff = wait.Backoff{Duration: 250 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 11, Cap: 5 * time.Second}
+// Backoff is how long a request keeps trying: about 12 s in all, longer than an
+// apiserver restart (3-4 s on the sandbox), short enough that an API that is
+// really gone (an aggregated API whose server is down answers 503 too) fails the
+// request soon and the step within its timeout.
+var Backoff = wait.Backoff{Duration: 250 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 7, Cap: 4 * time.Second}
 
 // Wrap returns rt retrying as described in the package documentation. It fits
 // rest.Config.Wrap.
