@@ -11,7 +11,6 @@
 //   - the connection could not be made (dial error, connection refused): the
 //     request never left, whatever its method;
 //   - 503 Service Unavailable: the server did not process it (RFC 9110 15.6.4);
-//     the apiserver's own 503s come from a storage layer that is not ready;
 //   - 502 and 504, and a connection reset or EOF before a response: only for
 //     GET and HEAD, which are safe to repeat. A write cut off this way may have
 //     been applied, and repeating it would turn the server's success into a
