@@ -1,7 +1,7 @@
 // Package kuberetry makes the tool's API requests ride out a restarting control
-// plane: a kube-apiserver restart refuses connections for a few seconds, an etcd
-// restart makes the apiserver answer 503 for a while, and a load balancer in front
-// of either answers 502/503/504. client-go retries only a GET whose connection was
+// plane: a kube-apiserver restart refuses connections for a few seconds, and a
+// load balancer or the aggregator in front of an apiserver answers 502/503/504
+// while it is away. client-go retries only a GET whose connection was
 // reset and a 429/5xx that carries Retry-After; anything else fails the request,
 // and for runbook that fails a step half-way through a migration (or a journal
 // write), which is far worse than waiting a few seconds.
