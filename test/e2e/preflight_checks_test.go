@@ -1,0 +1,421 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	v3 "github.com/projectcalico/api/pkg/apis/projectcalico/v3"
+	libapiv3 "github.com/projectcalico/calico/libcalico-go/lib/apis/v3"
+	"github.com/projectcalico/calico/libcalico-go/lib/ipam"
+	cnet "github.com/projectcalico/calico/libcalico-go/lib/net"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/runbookdev/runbook/engine"
+	"github.com/runbookdev/runbook/internal/preflight"
+	"github.com/runbookdev/runbook/test/sandbox"
+)
+
+// preflightRunbook is the example migration with the new pool's fields as params,
+// so each case can make the plan wrong in one way with --set.
+const preflightRunbook = `apiVersion: runbook/v1alpha1
+kind: Runbook
+metadata:
+  name: preflight-e2e
+onFailure: rollback
+params:
+  newCIDR: {type: cidr, default: 10.0.0.0/16}
+  blockSize: {type: int, default: 26}
+  ipipMode: {type: string, default: Always}
+  nodeSelector: {type: string, default: all()}
+  disableBGPExport: {type: bool, default: false}
+steps:
+  - id: add-new-pool
+    action: ensurePool
+    with:
+      name: new-pool
+      cidr: ${{ params.newCIDR }}
+      ipipMode: ${{ params.ipipMode }}
+      natOutgoing: true
+      blockSize: ${{ params.blockSize }}
+      nodeSelector: ${{ params.nodeSelector }}
+      disableBGPExport: ${{ params.disableBGPExport }}
+    rollback: auto
+  - id: disable-old-pool
+    action: disablePool
+    with:
+      name: default-ipv4-ippool
+    rollback: auto
+  - id: move-pods
+    action: deletePodsInPool
+    with:
+      pool: default-ipv4-ippool
+      targetPool: new-pool
+      timeout: 5m
+  - id: delete-old-pool
+    action: deletePool
+    with:
+      name: default-ipv4-ippool
+`
+
+const releaseRunbook = `apiVersion: runbook/v1alpha1
+kind: Runbook
+metadata:
+  name: release-leaks
+steps:
+  - id: release
+    action: releaseLeakedAddresses
+    with:
+      pool: default-ipv4-ippool
+      gracePeriod: 2s
+      timeout: 1m
+`
+
+var (
+	gvrCRDs       = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	gvrNetPols    = schema.GroupVersionResource{Group: "networking.k8s.io", Version: "v1", Resource: "networkpolicies"}
+	gvrGlobalSets = schema.GroupVersionResource{Group: "crd.projectcalico.org", Version: "v1", Resource: "globalnetworksets"}
+)
+
+// requirePreflightE2E gates the preflight e2e tests: they were written while the
+// machine was reserved for a benchmark (no sandbox could be started) and have not
+// run yet. RUNBOOK_PREFLIGHT_E2E=1 runs them; remove this gate once they passed.
+func requirePreflightE2E(t *testing.T) {
+	t.Helper()
+	if os.Getenv("RUNBOOK_PREFLIGHT_E2E") != "1" {
+		t.Skip("not yet run on a sandbox: set RUNBOOK_PREFLIGHT_E2E=1 (see requirePreflightE2E)")
+	}
+}
+
+// planJSON runs `runbook plan -o json` and returns the exit code and the plan.
+func planJSON(t *testing.T, c *sandbox.Cluster, file string, args ...string) (cliResult, *engine.Plan) {
+	t.Helper()
+	res := runCLI(t, c, append([]string{"plan", file, "-o", "json"}, args...)...)
+	var p engine.Plan
+	if err := json.Unmarshal([]byte(res.stdout), &p); err != nil {
+		t.Fatalf("plan output is not a plan (exit %d): %v\nstdout:\n%s\nstderr:\n%s", res.code, err, res.stdout, res.stderr)
+	}
+	return res, &p
+}
+
+func findingOf(p *engine.Plan, id string) *preflight.Finding {
+	for i := range p.Preflight {
+		if p.Preflight[i].ID == id {
+			return &p.Preflight[i]
+		}
+	}
+	return nil
+}
+
+// TestPreflightFindings exercises each preflight finding on the sandbox: the
+// cluster is made to show the problem, plan reports the finding (blocking ones
+// refuse with exit 11), apply of a blocking one is refused before it writes
+// anything, and pools, blocks, affinities, handles, pods and namespaces are
+// unchanged down to their resourceVersions.
+func TestPreflightFindings(t *testing.T) {
+	requirePreflightE2E(t)
+	c := sandbox.StartForTest(t, sandbox.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	r := newPoolRig(ctx, t, c)
+	file := filepath.Join(r.dir, "preflight.yaml")
+	if err := os.WriteFile(file, []byte(preflightRunbook), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The journal namespace exists already, so an apply's only possible trace is
+	// what the comparison covers.
+	if _, err := r.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "runbook-system"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	editCNI := func(t *testing.T, old, new string) func() {
+		t.Helper()
+		cm, err := r.kube.CoreV1().ConfigMaps("kube-system").Get(ctx, "calico-config", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		orig := cm.Data["cni_network_config"]
+		if !strings.Contains(orig, old) {
+			t.Fatalf("calico-config lacks %q", old)
+		}
+		cm.Data["cni_network_config"] = strings.Replace(orig, old, new, 1)
+		if _, err := r.kube.CoreV1().ConfigMaps("kube-system").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return func() {
+			cm, err := r.kube.CoreV1().ConfigMaps("kube-system").Get(ctx, "calico-config", metav1.GetOptions{})
+			if err == nil {
+				cm.Data["cni_network_config"] = orig
+				_, err = r.kube.CoreV1().ConfigMaps("kube-system").Update(ctx, cm, metav1.UpdateOptions{})
+			}
+			if err != nil {
+				t.Errorf("restore calico-config: %v", err)
+			}
+		}
+	}
+	annotate := func(t *testing.T, ns, pod, key, value string) func() {
+		t.Helper()
+		set := func(v any) error {
+			patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{key: v}}})
+			var err error
+			if pod == "" {
+				_, err = r.kube.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, patch, metav1.PatchOptions{})
+			} else {
+				_, err = r.kube.CoreV1().Pods(ns).Patch(ctx, pod, types.MergePatchType, patch, metav1.PatchOptions{})
+			}
+			return err
+		}
+		if err := set(value); err != nil {
+			t.Fatal(err)
+		}
+		return func() {
+			if err := set(nil); err != nil {
+				t.Errorf("remove annotation %s: %v", key, err)
+			}
+		}
+	}
+	create := func(t *testing.T, gvr schema.GroupVersionResource, obj map[string]any) func() {
+		t.Helper()
+		u := &unstructured.Unstructured{Object: obj}
+		if _, err := r.dyn.Resource(gvr).Namespace(u.GetNamespace()).Create(ctx, u, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create %s %s: %v", gvr.Resource, u.GetName(), err)
+		}
+		return func() {
+			if err := r.dyn.Resource(gvr).Namespace(u.GetNamespace()).Delete(ctx, u.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				t.Errorf("delete %s %s: %v", gvr.Resource, u.GetName(), err)
+			}
+		}
+	}
+	servesGroup := func(group string) bool {
+		groups, err := r.kube.Discovery().ServerGroups()
+		if err != nil {
+			return false
+		}
+		return slices.ContainsFunc(groups.Groups, func(g metav1.APIGroup) bool { return g.Name == group })
+	}
+	firstPod := func(t *testing.T, ns string) corev1.Pod {
+		t.Helper()
+		pods, err := r.kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil || len(pods.Items) == 0 {
+			t.Fatalf("pods in %s: %v", ns, err)
+		}
+		return pods.Items[0]
+	}
+
+	cases := []struct {
+		name     string
+		setup    func(t *testing.T) func()
+		sets     []string
+		id       string
+		severity preflight.Severity
+		contains []string // in the finding's text
+	}{
+		{name: "host-local IPAM", id: "calico-ipam", severity: preflight.Block, contains: []string{`"host-local" IPAM`, "cni_network_config ipam.type"},
+			setup: func(t *testing.T) func() { return editCNI(t, `"type": "calico-ipam"`, `"type": "host-local"`) }},
+		{name: "OpenShift", id: "openshift", severity: preflight.Block, contains: []string{"OpenShift cluster"},
+			setup: func(t *testing.T) func() {
+				undo := create(t, gvrCRDs, map[string]any{
+					"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+					"metadata": map[string]any{"name": "networks.config.openshift.io"},
+					"spec": map[string]any{"group": "config.openshift.io", "scope": "Cluster",
+						"names": map[string]any{"plural": "networks", "singular": "network", "kind": "Network", "listKind": "NetworkList"},
+						"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true,
+							"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}},
+				})
+				waitFor(ctx, t, "config.openshift.io served", func(context.Context) (bool, error) { return servesGroup("config.openshift.io"), nil })
+				return func() {
+					undo()
+					waitFor(ctx, t, "config.openshift.io gone", func(context.Context) (bool, error) { return !servesGroup("config.openshift.io"), nil })
+				}
+			}},
+		{name: "new pool outside the cluster CIDR", id: "cluster-cidr", severity: preflight.Block, sets: []string{"newCIDR=172.16.0.0/16"},
+			contains: []string{"172.16.0.0/16 is outside the cluster pod CIDR 10.0.0.0/16"}},
+		{name: "new pool too small", id: "capacity", severity: preflight.Block, sets: []string{"newCIDR=10.0.0.0/29", "blockSize=29"},
+			contains: []string{"do not fit in 8 addresses"}},
+		{name: "new pool misses nodes", id: "coverage", severity: preflight.Block, sets: []string{"nodeSelector=kubernetes.io/hostname == 'control-plane'"},
+			contains: []string{"worker-1", "selected by no new pool"}},
+		{name: "new pool without the old encapsulation", id: "tunnel", severity: preflight.Block, sets: []string{"ipipMode=Never"},
+			contains: []string{"loses its ipip tunnel address"}},
+		{name: "namespace pinned to the old pool", id: "pins.namespace", severity: preflight.Block, contains: []string{"Namespace shop"},
+			setup: func(t *testing.T) func() {
+				return annotate(t, "shop", "", "cni.projectcalico.org/ipv4pools", `["default-ipv4-ippool"]`)
+			}},
+		{name: "pod asking for its old address", id: "pins.ipAddrs", severity: preflight.Block, contains: []string{"fixed addresses inside the old pool"},
+			setup: func(t *testing.T) func() {
+				p := firstPod(t, "payments")
+				return annotate(t, "payments", p.Name, "cni.projectcalico.org/ipAddrs", `["`+p.Status.PodIP+`"]`)
+			}},
+		{name: "CNI configuration pinned to the old pool", id: "pins.cni", severity: preflight.Block, contains: []string{"ipam.ipv4_pools"},
+			setup: func(t *testing.T) func() {
+				return editCNI(t, `"type": "calico-ipam"`, `"type": "calico-ipam", "ipv4_pools": ["default-ipv4-ippool"]`)
+			}},
+		{name: "policies naming the old CIDR", id: "references", severity: preflight.Warn,
+			contains: []string{"NetworkPolicy shop/allow-old spec.ingress[0].from[0].ipBlock.cidr", "GlobalNetworkSet old-pods spec.nets[0]"},
+			setup: func(t *testing.T) func() {
+				a := create(t, gvrNetPols, map[string]any{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+					"metadata": map[string]any{"name": "allow-old", "namespace": "shop"},
+					"spec":     map[string]any{"podSelector": map[string]any{}, "ingress": []any{map[string]any{"from": []any{map[string]any{"ipBlock": map[string]any{"cidr": "192.168.0.0/24"}}}}}}})
+				b := create(t, gvrGlobalSets, map[string]any{"apiVersion": "crd.projectcalico.org/v1", "kind": "GlobalNetworkSet",
+					"metadata": map[string]any{"name": "old-pods"}, "spec": map[string]any{"nets": []any{"192.168.0.0/16"}}})
+				return func() { a(); b() }
+			}},
+		{name: "new pool not exported over BGP", id: "bgp-export", severity: preflight.Warn, sets: []string{"disableBGPExport=true"},
+			contains: []string{"BGP is in use", "calico_backend is bird"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.setup != nil {
+				defer tc.setup(t)()
+			}
+			before := clusterState(ctx, t, r, true)
+			var sets []string
+			for _, s := range tc.sets {
+				sets = append(sets, "--set", s)
+			}
+			res, p := planJSON(t, c, file, sets...)
+			var texts []string
+			for _, f := range p.Preflight {
+				if f.ID != tc.id {
+					continue
+				}
+				if f.Severity != tc.severity {
+					t.Errorf("finding %s is %s, want %s", f, f.Severity, tc.severity)
+				}
+				if f.Fix == "" {
+					t.Errorf("finding %s says nothing about what to do", f)
+				}
+				texts = append(texts, f.String())
+				t.Logf("%s: %s", f.Severity, f)
+			}
+			if len(texts) == 0 {
+				t.Fatalf("no finding %s in the plan (exit %d):\n%s", tc.id, res.code, res.stdout)
+			}
+			mustContain(t, "findings "+tc.id, strings.Join(texts, "\n"), tc.contains...)
+			if tc.severity == preflight.Block {
+				res.must(t, 11)
+				runCLI(t, c, append([]string{"apply", file, "--yes"}, sets...)...).must(t, 11, "preflight refused the run, nothing was changed", tc.id)
+			} else {
+				res.must(t, 4) // changes pending, not refused
+			}
+			if after := clusterState(ctx, t, r, true); after != before {
+				t.Fatalf("the cluster changed:\n--- before\n%s\n--- after\n%s", before, after)
+			}
+		})
+	}
+	// The plain runbook passes: nothing blocks, and the health report is clean.
+	res, p := planJSON(t, c, file)
+	res.must(t, 4)
+	if b := preflight.Blocking(p.Preflight); len(b) > 0 {
+		t.Fatalf("blocking findings on a clean cluster: %v", b)
+	}
+	if findingOf(p, "ipam-health") == nil {
+		t.Fatalf("no IPAM health report in the plan:\n%s", res.stdout)
+	}
+
+	t.Run("leaked address released, live pods untouched", func(t *testing.T) {
+		// calico-kube-controllers would release the leak after its own grace period;
+		// stopped, so what releases it below is releaseLeakedAddresses.
+		kc := c.Component(sandbox.KubeControllers)
+		if kc == nil {
+			t.Fatal("the sandbox has no kube-controllers stand-in")
+		}
+		if err := kc.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := kc.Start(ctx); err != nil {
+				t.Errorf("restart kube-controllers: %v", err)
+			}
+		}()
+		// A leak as a pod deleted without a CNI DEL leaves it: an address whose
+		// handle and attributes name a pod that does not exist.
+		handle := "k8s-pod-network.0123456789abcdef"
+		_, n, _ := net.ParseCIDR("192.168.0.0/16")
+		v4, _, err := r.calico.IPAM().AutoAssign(ctx, ipam.AutoAssignArgs{Num4: 1, HandleID: &handle, Hostname: "worker-1",
+			IntendedUse: v3.IPPoolAllowedUseWorkload, IPv4Pools: []cnet.IPNet{{IPNet: *n}},
+			Attrs: map[string]string{ipam.AttributeNode: "worker-1", ipam.AttributeNamespace: "shop", ipam.AttributePod: "ghost"}})
+		if err != nil || v4 == nil || len(v4.IPs) != 1 {
+			t.Fatalf("leak an address: %v %v", v4, err)
+		}
+		leaked, _ := netip.AddrFromSlice(v4.IPs[0].IP.To4())
+		allocatedBefore := allocatedIPs(ctx, t, r)
+
+		res, p := planJSON(t, c, file)
+		f := findingOf(p, "ipam-health.leaked")
+		if f == nil || f.Severity != preflight.Warn || !strings.Contains(f.Message, leaked.String()) || !strings.Contains(f.Message, "shop/ghost") {
+			t.Fatalf("the plan does not report the leaked %s:\n%s", leaked, res.stdout)
+		}
+
+		relFile := filepath.Join(r.dir, "release.yaml")
+		if err := os.WriteFile(relFile, []byte(releaseRunbook), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		runCLI(t, c, "plan", relFile).must(t, 4, "release 1 leaked address(es) in pool default-ipv4-ippool", leaked.String())
+		start := time.Now()
+		runCLI(t, c, "apply", relFile, "--yes").must(t, 0, "released 1 leaked address(es)", leaked.String())
+		if waited := time.Since(start); waited < 2*time.Second {
+			t.Errorf("released after %v, before the 2s grace period", waited)
+		}
+		allocatedAfter := allocatedIPs(ctx, t, r)
+		want := slices.DeleteFunc(slices.Clone(allocatedBefore), func(a netip.Addr) bool { return a == leaked })
+		if !slices.Equal(allocatedAfter, want) {
+			t.Fatalf("allocations after the release:\n%v\nwant (only %s gone):\n%v", allocatedAfter, leaked, want)
+		}
+		if _, err := r.dyn.Resource(ipamhandles).Get(ctx, handle, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Fatalf("handle %s should be gone with its only address: %v", handle, err)
+		}
+		// Calico itself can use the block afterwards: the address can be assigned again.
+		if err := r.calico.IPAM().AssignIP(ctx, ipam.AssignIPArgs{IP: cnet.IP{IP: leaked.AsSlice()}, HandleID: &handle, Hostname: "worker-1",
+			Attrs: map[string]string{ipam.AttributeNode: "worker-1", ipam.AttributeNamespace: "shop", ipam.AttributePod: "ghost2"}}); err != nil {
+			t.Fatalf("Calico cannot assign the released %s again: %v", leaked, err)
+		}
+		if err := r.calico.IPAM().ReleaseByHandle(ctx, handle); err != nil {
+			t.Fatalf("Calico cannot release it again: %v", err)
+		}
+		// Nothing leaked now: a second run is unchanged.
+		runCLI(t, c, "apply", relFile, "--yes").must(t, 0, "no leaked address in pool default-ipv4-ippool")
+	})
+}
+
+// allocatedIPs lists every address Calico IPAM has allocated, sorted, read from
+// the IPAMBlocks themselves.
+func allocatedIPs(ctx context.Context, t *testing.T, r *poolRig) []netip.Addr {
+	t.Helper()
+	l, err := r.dyn.Resource(ipamblocks).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []netip.Addr
+	for _, u := range l.Items {
+		var b libapiv3.IPAMBlock
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &b); err != nil {
+			t.Fatal(err)
+		}
+		base := netip.MustParsePrefix(b.Spec.CIDR).Masked().Addr()
+		for ord, a := range b.Spec.Allocations {
+			if a == nil {
+				continue
+			}
+			ip := base
+			for range ord {
+				ip = ip.Next()
+			}
+			out = append(out, ip)
+		}
+	}
+	slices.SortFunc(out, func(a, b netip.Addr) int { return a.Compare(b) })
+	return out
+}
