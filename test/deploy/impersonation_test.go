@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -146,13 +145,7 @@ func clusterState(ctx context.Context, t *testing.T, dyn dynamic.Interface) stri
 // all, are refused by plan and apply with the missing permissions named and the
 // cluster untouched, down to resourceVersions. Then the ServiceAccount itself
 // migrates the cluster completely.
-//
-// It starts a cluster of its own and runs with the reliability campaign
-// (RUNBOOK_FAULTS=1), like test/faults.
 func TestLeastPrivilegeThroughImpersonation(t *testing.T) {
-	if os.Getenv("RUNBOOK_FAULTS") != "1" {
-		t.Skip("runs with the reliability campaign: RUNBOOK_FAULTS=1")
-	}
 	c := sandbox.StartForTest(t, sandbox.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
