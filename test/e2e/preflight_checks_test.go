@@ -126,7 +126,6 @@ func findingOf(p *engine.Plan, id string) *preflight.Finding {
 // anything, and pools, blocks, affinities, handles, pods and namespaces are
 // unchanged down to their resourceVersions.
 func TestPreflightFindings(t *testing.T) {
-	requirePreflightE2E(t)
 	c := sandbox.StartForTest(t, sandbox.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
@@ -286,22 +285,23 @@ func TestPreflightFindings(t *testing.T) {
 				sets = append(sets, "--set", s)
 			}
 			res, p := planJSON(t, c, file, sets...)
+			// One check may report several findings (capacity: too few addresses,
+			// block; too few blocks, warn): one of them must have the severity.
 			var texts []string
+			severe := false
 			for _, f := range p.Preflight {
 				if f.ID != tc.id {
 					continue
 				}
-				if f.Severity != tc.severity {
-					t.Errorf("finding %s is %s, want %s", f, f.Severity, tc.severity)
-				}
+				severe = severe || f.Severity == tc.severity
 				if f.Fix == "" {
 					t.Errorf("finding %s says nothing about what to do", f)
 				}
 				texts = append(texts, f.String())
 				t.Logf("%s: %s", f.Severity, f)
 			}
-			if len(texts) == 0 {
-				t.Fatalf("no finding %s in the plan (exit %d):\n%s", tc.id, res.code, res.stdout)
+			if !severe {
+				t.Fatalf("no %s finding %s in the plan (exit %d):\n%s", tc.severity, tc.id, res.code, res.stdout)
 			}
 			mustContain(t, "findings "+tc.id, strings.Join(texts, "\n"), tc.contains...)
 			if tc.severity == preflight.Block {
