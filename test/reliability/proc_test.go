@@ -203,12 +203,18 @@ type cliResult struct {
 	stdout, stderr string
 }
 
-// run runs the binary to completion (within two minutes).
+// run runs the binary against a cluster to completion (within two minutes).
 func run(t *testing.T, kubeconfig string, args ...string) cliResult {
+	t.Helper()
+	return runLocal(t, append(args, "--kubeconfig", kubeconfig)...)
+}
+
+// runLocal runs a command that needs no cluster (validate).
+func runLocal(t *testing.T, args ...string) cliResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binPath, append(args, "--kubeconfig", kubeconfig)...)
+	cmd := exec.CommandContext(ctx, binPath, args...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
