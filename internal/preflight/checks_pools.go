@@ -165,7 +165,7 @@ func checkCapacity(ctx context.Context, in *Input) ([]Finding, error) {
 				Fix:     "use a larger CIDR for the new pool"})
 		default:
 			out = append(out, Finding{Severity: Info, Step: news[0].Step, Subject: subject,
-				Message: fmt.Sprintf("IPv%d: %d pods and %d tunnel addresses to move into %.0f addresses (%.0f used)", fam, len(l.pods), len(l.tunnels), total, used)})
+				Message: fmt.Sprintf("IPv%d: %d pods and %d tunnel addresses to move into %s addresses (%.0f used)", fam, len(l.pods), len(l.tunnels), countText(total), used)})
 		}
 		for _, n := range news {
 			selected := 0
@@ -196,6 +196,14 @@ func checkCapacity(ctx context.Context, in *Input) ([]Finding, error) {
 		}
 	}
 	return out, nil
+}
+
+// countText renders an address count; IPv6 pools are beyond counting.
+func countText(n float64) string {
+	if n >= math.Ldexp(1, 62) {
+		return "over 2^62"
+	}
+	return fmt.Sprintf("%.0f", n)
 }
 
 func families(ls map[calico.Family]*familyLoad) []calico.Family {

@@ -90,16 +90,6 @@ var (
 	gvrGlobalSets = schema.GroupVersionResource{Group: "crd.projectcalico.org", Version: "v1", Resource: "globalnetworksets"}
 )
 
-// requirePreflightE2E gates the preflight e2e tests: they were written while the
-// machine was reserved for a benchmark (no sandbox could be started) and have not
-// run yet. RUNBOOK_PREFLIGHT_E2E=1 runs them; remove this gate once they passed.
-func requirePreflightE2E(t *testing.T) {
-	t.Helper()
-	if os.Getenv("RUNBOOK_PREFLIGHT_E2E") != "1" {
-		t.Skip("not yet run on a sandbox: set RUNBOOK_PREFLIGHT_E2E=1 (see requirePreflightE2E)")
-	}
-}
-
 // planJSON runs `runbook plan -o json` and returns the exit code and the plan.
 func planJSON(t *testing.T, c *sandbox.Cluster, file string, args ...string) (cliResult, *engine.Plan) {
 	t.Helper()

@@ -27,7 +27,6 @@ var (
 // address in the new IPv6 pool, both old pools are gone, and applying it again
 // is a new run in which every step is unchanged.
 func TestDualStackExample(t *testing.T) {
-	requirePreflightE2E(t)
 	s, err := scenarios.Load("dualstack")
 	if err != nil {
 		t.Fatal(err)
