@@ -138,7 +138,7 @@ func describe(fs []faultproxy.Fault) string {
 }
 
 // TestTransientFaultsThroughProxy runs the example migration through the fault
-// proxy while a seeded schedule of transient faults is fed to it in waves: the
+// proxy while a seeded schedule of transient faults is fed to it one by one: the
 // run must finish in one invocation with the end state of an undisturbed run.
 func TestTransientFaultsThroughProxy(t *testing.T) {
 	requireCampaign(t)
@@ -156,22 +156,24 @@ func TestTransientFaultsThroughProxy(t *testing.T) {
 	if err := p.WriteKubeconfig(kubeconfig); err != nil {
 		t.Fatal(err)
 	}
-	waves := [][]faultproxy.Fault{transientFaults(r), transientFaults(r), transientFaults(r), transientFaults(r)}
-	gap := time.Duration(1500+r.IntN(1500)) * time.Millisecond
-	for i, w := range waves {
-		t.Logf("wave %d (every %v): %s", i, gap, describe(w))
+	// One fault at a time, a seeded pause apart: transient means the next try
+	// may pass. (Queued all at once, consecutive faults hit every retry of one
+	// request, which is an outage, not a blip: TestPersistentFaultStopsResumable.)
+	faults := append(transientFaults(r), transientFaults(r)...)
+	gaps := make([]time.Duration, len(faults))
+	for i := range gaps {
+		gaps[i] = time.Duration(300+r.IntN(900)) * time.Millisecond
 	}
+	t.Logf("schedule: %s", describe(faults))
 	start := time.Now()
 	a := startApply(t, kubeconfig)
 	go func() {
-		for _, w := range waves {
-			for _, f := range w {
-				p.Add(f)
-			}
+		for i, f := range faults {
+			p.Add(f)
 			select {
 			case <-a.done:
 				return
-			case <-time.After(gap):
+			case <-time.After(gaps[i]):
 			}
 		}
 	}()
