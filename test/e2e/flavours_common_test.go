@@ -51,17 +51,8 @@ type flavourRig struct {
 	dir  string
 }
 
-// flavoursEnv enables the flavour e2e tests. They were written while a benchmark
-// held the shared machine and have not run on a sandbox yet: until they have
-// passed there, they run only when asked for, so that `make test` stays a
-// statement of what is proven.
-const flavoursEnv = "RUNBOOK_E2E_FLAVOURS"
-
 func newFlavourRig(t *testing.T, flavour string) *flavourRig {
 	t.Helper()
-	if os.Getenv(flavoursEnv) != "1" {
-		t.Skipf("not yet proven on a sandbox: set %s=1 to run the %s flavour migration", flavoursEnv, flavour)
-	}
 	start := time.Now()
 	c := sandbox.StartForTest(t, sandbox.Options{Flavour: flavour})
 	t.Logf("sandbox %s ready in %s", flavour, time.Since(start).Round(100*time.Millisecond))
