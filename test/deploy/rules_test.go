@@ -133,6 +133,7 @@ var notOnTheHappyPath = map[string]string{
 	"cluster: patch apps/deployments":                             "by deletePodsInPool's singleReplica: rolloutRestart (internal/podmove)",
 	"cluster: patch apps/statefulsets":                            "by deletePodsInPool's singleReplica: rolloutRestart (internal/podmove)",
 	"namespace runbook-system: delete coordination.k8s.io/leases": "by runbook unlock (engine/lock.go Unlock)",
+	"cluster: list crd.projectcalico.org/bgppeers":                "by the preflight's bgp-export check, only when a new pool sets disableBGPExport and calico-config does not name bird (internal/preflight/checks_pools.go)",
 	"cluster: get crd.projectcalico.org/ipamhandles":              "by releaseLeakedAddresses to decrement a released address's handle (actions/release_leaked.go); the example has no such step",
 	"cluster: patch crd.projectcalico.org/ipamhandles":            "by releaseLeakedAddresses to decrement a released address's handle (actions/release_leaked.go)",
 	"cluster: delete crd.projectcalico.org/ipamhandles":           "by releaseLeakedAddresses to delete a released address's last handle entry (actions/release_leaked.go)",
