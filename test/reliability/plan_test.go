@@ -8,8 +8,8 @@ import (
 // TestBatchedPlan checks the kill plan without a cluster: every boundary once and
 // in the order the run reaches them, random instants inside move-pods (at most
 // 3/5 of the target) and verify (until the target landed inside, or 3× the target
-// attempts), none for a step the journal already has done, the same plan for the
-// same seed.
+// attempts), none for a step the journal already has done (random or boundary),
+// the same plan for the same seed.
 func TestBatchedPlan(t *testing.T) {
 	ref := reference{durations: map[string]time.Duration{"move-pods": 10 * time.Second, "verify": 3 * time.Second}}
 	drive := func(seed uint64, inside int, moveDoneAfter int) []killPoint {
@@ -64,6 +64,9 @@ func TestBatchedPlan(t *testing.T) {
 			}
 			var want []string
 			for _, b := range boundaries() {
+				if tc.moveDone > 0 && b.String() == "step.done move-pods" {
+					continue // the journal has it done: its boundary is gone
+				}
 				want = append(want, b.String())
 			}
 			if len(bounds) != len(want) {
@@ -95,7 +98,11 @@ func TestBatchedPlan(t *testing.T) {
 				pos[k.String()] = i
 			}
 			for i, k := range ks {
-				if k.event == "" && (i < pos["step.start "+k.step] || i > pos["step.done "+k.step]) {
+				end, ok := pos["step.done "+k.step]
+				if !ok {
+					end = len(ks)
+				}
+				if k.event == "" && (i < pos["step.start "+k.step] || i > end) {
 					t.Errorf("kill %d (%v) outside its step's boundaries", i, k)
 				}
 			}
