@@ -104,7 +104,6 @@ func loadScenario(t *testing.T, src string) *scenarios.Scenario {
 // once, each old-pool pod evicted once and no other pod evicted), one run resumed
 // throughout, and the lock free.
 func TestCrashAnywhere(t *testing.T) {
-	campaign(t)
 	s := seed(t)
 	rng := newRand(s)
 	scen := loadScenario(t, crashScenario)

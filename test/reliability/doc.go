@@ -13,9 +13,11 @@
 //
 // The tests live in _test files only; this file holds the package documentation.
 //
-// RELIABILITY=reduced runs the reduced set meant for CI; RELIABILITY=long (or
-// `make reliability`) the full set. Without RELIABILITY the cluster tests skip:
-// they stay opt-in until they have been proven against the sandbox (see
-// campaign in main_test.go). RELIABILITY_SEED fixes the random kill instants (the
-// seed in use is always logged).
+// `go test ./test/reliability` (part of `make test`) runs the reduced set:
+// TestCrashAnywhere (one uninterrupted and one batched migration with 35 kills,
+// about a minute) and TestWrongForTheCluster. RELIABILITY=long (or `make
+// reliability`) runs the full set; TestLockWithProcesses runs only with
+// RELIABILITY set (reduced or long) until it has been proven on the sandbox.
+// RELIABILITY_SEED fixes the random kill instants (the seed in use is always
+// logged).
 package reliability

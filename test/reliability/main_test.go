@@ -34,10 +34,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// campaign skips the cluster tests unless RELIABILITY asks for them. They are
-// opt-in until they have been run against the sandbox on a quiet machine: they
-// were written while a benchmark owned the machine and have not run yet, and an
-// unproven test must not gate `make test`.
+// campaign skips a cluster test unless RELIABILITY asks for it: tests that have
+// not been proven against the sandbox yet must not gate `make test`
+// (TestLockWithProcesses, written while a benchmark owned the machine).
 func campaign(t *testing.T) {
 	t.Helper()
 	switch os.Getenv("RELIABILITY") {
