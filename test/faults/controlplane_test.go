@@ -240,7 +240,8 @@ func TestPersistentFaultStopsResumable(t *testing.T) {
 			if code, out := cli(t, c.KubeconfigPath(), "unlock", "-n", journalNS, "--yes"); code != 0 {
 				t.Fatalf("unlock: exit %d\n%s", code, out)
 			}
-			code, out := cli(t, c.KubeconfigPath(), "apply", exampleRB, "-f", values, "-n", journalNS, "--yes")
+			// Same params as the stopped run: a resume, not a new run.
+			code, out := cli(t, c.KubeconfigPath(), "apply", exampleRB, "-f", values, "-n", journalNS, "--yes", "--set", "moveTimeout=20s")
 			if code != 0 {
 				t.Fatalf("resume without faults: exit %d\n%s", code, out)
 			}
