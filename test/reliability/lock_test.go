@@ -147,7 +147,6 @@ func takeOver(ctx context.Context, t *testing.T, launch func(string) *holder, na
 				if code := h.wait(t, time.Minute); code != int(exitcode.LockHeld) {
 					t.Fatalf("%s: exit %d while waiting for the lock\n%s", h.name, code, h.output())
 				}
-				_ = h.proxy.Close()
 				break
 			}
 			if e.Type == "run.start" || e.Type == "run.resume" {
