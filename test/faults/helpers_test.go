@@ -295,8 +295,7 @@ func requireMigrated(ctx context.Context, t *testing.T, c *sandbox.Cluster) {
 }
 
 // campaignEnv turns the campaign on: it starts a cluster of its own per scenario
-// (about ten in all, ~7 min), so a plain `go test ./...` skips it; `make test`
-// (and so CI) sets it.
+// (about ten in all), too long for every `make test`; `make test` sets it.
 const campaignEnv = "RUNBOOK_FAULTS"
 
 func requireCampaign(t *testing.T) {
