@@ -295,7 +295,7 @@ func requireMigrated(ctx context.Context, t *testing.T, c *sandbox.Cluster) {
 }
 
 // campaignEnv turns the campaign on: it starts a cluster of its own per scenario
-// (about ten in all), too long for every `make test`; `make test` sets it.
+// (about ten in all), too long for every `make test`; the long CI job sets it.
 const campaignEnv = "RUNBOOK_FAULTS"
 
 func requireCampaign(t *testing.T) {
