@@ -6,8 +6,10 @@
 package actions
 
 import (
+	"slices"
 	"sort"
 
+	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/internal/value"
 )
 
@@ -39,10 +41,11 @@ type Decl struct {
 	// Inverse describes what `rollback: auto` does; empty means the action has none.
 	Inverse string
 	// Needs are the API permissions the action (its plan, apply, inverse and
-	// cleanup) needs on a crd.projectcalico.org cluster, set from actionNeeds when
-	// the action is registered. The preflight checks them before a run changes
-	// anything, and deploy/rbac.yaml grants exactly their union with the frame's
-	// needs below (a test keeps the two in step).
+	// cleanup) needs, on every Calico flavour (each Permission says which), set
+	// from actionNeeds when the action is registered. The preflight checks those
+	// of the cluster's flavour before a run changes anything, and deploy/rbac.yaml
+	// grants exactly the union over all flavours with the frame's needs below (a
+	// test keeps the two in step).
 	Needs []Permission
 }
 
@@ -51,10 +54,80 @@ type Permission struct {
 	Group    string // "" for the core group
 	Resource string // plural, with the subresource if any: "pods/eviction"
 	Verbs    []string
+	// Names restricts it to these objects (RBAC resourceNames), for calls that
+	// name the object they read or write; empty means every object. Only with
+	// verbs that act on one named object (get, update, patch, delete): RBAC
+	// cannot restrict list, watch or create by name.
+	Names []string
 	// Namespace scopes it: "" cluster-wide (every namespace for namespaced
 	// resources), a fixed name such as kube-system, or JournalNamespace.
 	Namespace string
-	Why       string // the code path that needs it, named when it is missing
+	// Flavour is the Calico install whose code path makes the call; "" for every
+	// cluster. The preflight asks only about the flavours FlavoursOf the cluster,
+	// so a manifest install is never asked about projectcalico.org.
+	Flavour Flavour
+	Why     string // the code path that needs it, named when it is missing
+}
+
+// Flavour names a kind of Calico install whose code paths make API calls the
+// others do not.
+type Flavour string
+
+const (
+	// AllFlavours: the call is made on every cluster.
+	AllFlavours Flavour = ""
+	// FlavourCRD: pools read and written through crd.projectcalico.org/v1 (a
+	// manifest install, or --calico-api crd).
+	FlavourCRD Flavour = "crd"
+	// FlavourV3: pools read and written through projectcalico.org/v3 (the Calico
+	// API server or native v3 CRDs); IPAM stays crd.projectcalico.org/v1.
+	FlavourV3 Flavour = "v3"
+	// FlavourOperator: the tigera-operator's Installation API is served; the pool
+	// actions read it and change operator-managed pools through it, whatever the
+	// pool API.
+	FlavourOperator Flavour = "operator"
+)
+
+// Flavours lists every flavour a Permission may name.
+var Flavours = []Flavour{FlavourCRD, FlavourV3, FlavourOperator}
+
+// FlavoursOf names the flavours whose permissions a cluster needs, from what
+// calico.Detect found: the pool API chosen, and the operator's when its
+// Installation API is served (actions.Bind then gives the pool actions the
+// operator path).
+func FlavoursOf(det calico.Detection) []Flavour {
+	out := []Flavour{FlavourCRD}
+	if det.Flavour == calico.FlavourV3 {
+		out[0] = FlavourV3
+	}
+	if det.Operator {
+		out = append(out, FlavourOperator)
+	}
+	return out
+}
+
+// poolPerms are verbs on IP pools, in the API the cluster's pool flavour reads
+// and writes them through (internal/calico poolAPIOf): crd.projectcalico.org/v1,
+// or projectcalico.org/v3 where it is served. Never both on one cluster.
+func poolPerms(verbs []string, why string) []Permission {
+	return []Permission{
+		{Flavour: FlavourCRD, Group: "crd.projectcalico.org", Resource: "ippools", Verbs: verbs, Why: why},
+		{Flavour: FlavourV3, Group: "projectcalico.org", Resource: "ippools", Verbs: verbs, Why: why + ", through projectcalico.org/v3"},
+	}
+}
+
+// operatorNeeds are what the pool actions' operator path (actions/pool_operator.go)
+// reads and writes on an operator install: pools listed in Installation default
+// are changed through its list, only while the operator would apply the change.
+var operatorNeeds = []Permission{
+	{Flavour: FlavourOperator, Group: "operator.tigera.io", Resource: "installations", Names: []string{calico.InstallationName}, Verbs: []string{"get", "update"},
+		Why: "operator-managed pools are changed through Installation default spec.calicoNetwork.ipPools, one update under a resourceVersion precondition (internal/calico/operator.go Installation, Update)"},
+	{Flavour: FlavourOperator, Group: "operator.tigera.io", Resource: "apiservers", Names: []string{calico.InstallationName}, Verbs: []string{"get"},
+		Why: "the operator changes pools only while APIServer default is Ready (internal/calico/operator.go NotReady)"},
+	{Flavour: FlavourOperator, Group: "operator.tigera.io", Resource: "tigerastatuses", Names: []string{"apiserver", "ippools"}, Verbs: []string{"get"},
+		Why: "a Degraded apiserver or pool controller says why the operator is not applying pool changes (internal/calico/operator.go NotReady)"},
+	{Flavour: FlavourOperator, Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions", Names: []string{"installations.operator.tigera.io"}, Verbs: []string{"get"},
+		Why: "whether this operator's Installation has ipPools[].disableNewAllocations, else pools are disabled by nodeSelector (internal/calico/operator.go SupportsDisableNewAllocations)"},
 }
 
 // JournalNamespace stands for the namespace of the run journal and lock (-n).
@@ -74,8 +147,11 @@ var FrameNeeds = struct {
 	// Unlock breaks the lock.
 	Unlock []Permission
 }{
-	Bind: []Permission{
-		{Group: "crd.projectcalico.org", Resource: "ippools", Verbs: []string{"list", "watch"}, Why: "the pool inventory behind the guard functions (internal/calico/crd_cache.go)"},
+	Bind: slices.Concat(poolPerms([]string{"list", "watch"}, "the pool inventory behind the guard functions (internal/calico/crd_cache.go)"), []Permission{
+		// Which server serves projectcalico.org/v3: a Calico API server, or native
+		// v3 CRDs whose finalizer deletePool waits for.
+		{Flavour: FlavourV3, Group: "apiregistration.k8s.io", Resource: "apiservices", Names: []string{"v3.projectcalico.org"}, Verbs: []string{"get"},
+			Why: "what serves projectcalico.org/v3, the Calico API server or native CRDs (internal/calico/detect.go Detect)"},
 		{Group: "crd.projectcalico.org", Resource: "ipamblocks", Verbs: []string{"list", "watch"}, Why: "the allocation inventory behind allocations() (internal/calico/crd_cache.go)"},
 		{Group: "crd.projectcalico.org", Resource: "blockaffinities", Verbs: []string{"list", "watch"}, Why: "the block affinities of the inventory (internal/calico/crd_cache.go)"},
 		{Resource: "pods", Verbs: []string{"list", "watch"}, Why: "podsInPool() and the pod addresses of the inventory (internal/calico/crd_cache.go)"},
@@ -95,8 +171,10 @@ var FrameNeeds = struct {
 		{Group: "crd.projectcalico.org", Resource: "ipreservations", Verbs: []string{"list"}, Why: "reserved CIDRs inside the old pool (internal/preflight/checks_refs.go)"},
 		{Group: "crd.projectcalico.org", Resource: "bgppeers", Verbs: []string{"list"}, Why: "whether BGP is in use, for the new pool's disableBGPExport (internal/preflight/checks_pools.go)"},
 		{Group: "crd.projectcalico.org", Resource: "ipamhandles", Verbs: []string{"list"}, Why: "handles without allocations in the IPAM health report (internal/preflight/health.go)"},
+		// Listed on every cluster: a list the API server does not serve is a 404
+		// the check tolerates, a forbidden one a warning finding.
 		{Group: "operator.tigera.io", Resource: "installations", Verbs: []string{"list"}, Why: "the operator's IPAM type and BGP setting (internal/preflight/checks_install.go)"},
-	},
+	}),
 	Plan: []Permission{
 		{Resource: "configmaps", Namespace: JournalNamespace, Verbs: []string{"get"}, Why: "the run journal, to tell a resumed run (engine/store.go)"},
 	},
@@ -118,13 +196,13 @@ var FrameNeeds = struct {
 // without an entry here is a programming error (a test checks every action).
 var actionNeeds = map[string][]Permission{
 	"pause": nil,
-	"ensurePool": {
-		{Group: "crd.projectcalico.org", Resource: "ippools", Verbs: []string{"get", "create", "patch", "delete"}, Why: "create or converge the pool; the inverse deletes the pool this run created (internal/calico/crd_write.go, crd_delete.go)"},
-		{Resource: "configmaps", Namespace: "kube-system", Verbs: []string{"get"}, Why: "the cluster pod CIDR the pool must lie in (internal/calico/crd_live.go)"},
-	},
-	"disablePool": {
-		{Group: "crd.projectcalico.org", Resource: "ippools", Verbs: []string{"patch"}, Why: "set spec.disabled; the inverse re-enables (internal/calico/crd_write.go)"},
-	},
+	"ensurePool": slices.Concat(
+		poolPerms([]string{"get", "create", "patch", "delete"}, "create or converge the pool; the inverse deletes the pool this run created (internal/calico/crd_write.go, crd_delete.go)"),
+		[]Permission{{Resource: "configmaps", Namespace: "kube-system", Verbs: []string{"get"}, Why: "the cluster pod CIDR the pool must lie in (internal/calico/crd_live.go)"}},
+		operatorNeeds),
+	"disablePool": slices.Concat(
+		poolPerms([]string{"patch"}, "set spec.disabled; the inverse re-enables (internal/calico/crd_write.go)"),
+		operatorNeeds),
 	"deletePodsInPool": {
 		{Resource: "pods", Verbs: []string{"delete"}, Why: "bare pods and strategy: delete (internal/podmove/api.go)"},
 		{Resource: "pods/eviction", Verbs: []string{"create"}, Why: "PDB-aware evictions (internal/podmove/api.go)"},
@@ -150,11 +228,15 @@ var actionNeeds = map[string][]Permission{
 		{Group: "crd.projectcalico.org", Resource: "ipamhandles", Verbs: []string{"get", "patch", "delete"}, Why: "decrement the released address's handle (actions/release_leaked.go)"},
 		{Resource: "pods", Verbs: []string{"get", "list"}, Why: "re-check that the owner is gone and no pod holds the address (actions/release_leaked.go)"},
 	},
-	"deletePool": {
-		{Group: "crd.projectcalico.org", Resource: "ippools", Verbs: []string{"get", "delete"}, Why: "delete the pool (internal/calico/crd_delete.go)"},
-		{Group: "crd.projectcalico.org", Resource: "ipamblocks", Verbs: []string{"get", "patch", "delete"}, Why: "release the pool's empty blocks as calicoctl does (internal/calico/crd_delete.go)"},
-		{Group: "crd.projectcalico.org", Resource: "blockaffinities", Verbs: []string{"get", "patch", "delete"}, Why: "release the empty blocks' affinities (internal/calico/crd_delete.go)"},
-	},
+	"deletePool": slices.Concat(
+		// patch: DeletePool disables a pool that is still enabled before it
+		// releases the blocks (a runbook need not run disablePool first).
+		poolPerms([]string{"get", "patch", "delete"}, "disable and delete the pool (internal/calico/crd_delete.go)"),
+		[]Permission{
+			{Group: "crd.projectcalico.org", Resource: "ipamblocks", Verbs: []string{"get", "patch", "delete"}, Why: "release the pool's empty blocks as calicoctl does (internal/calico/crd_delete.go)"},
+			{Group: "crd.projectcalico.org", Resource: "blockaffinities", Verbs: []string{"get", "patch", "delete"}, Why: "release the empty blocks' affinities (internal/calico/crd_delete.go)"},
+		},
+		operatorNeeds),
 }
 
 // Param returns the declared parameter called name.

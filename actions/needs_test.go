@@ -2,7 +2,10 @@ package actions
 
 import (
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/runbookdev/runbook/internal/calico"
 )
 
 // TestEveryActionDeclaresItsNeeds: the permissions preflight can only check what is
@@ -24,6 +27,14 @@ func TestEveryActionDeclaresItsNeeds(t *testing.T) {
 				if !slices.Contains(verbs, v) {
 					t.Errorf("%s: %s: unknown verb %q", where, p.Resource, v)
 				}
+				// RBAC resourceNames cannot restrict these: a named list would be
+				// checked by the preflight and never granted.
+				if len(p.Names) > 0 && slices.Contains([]string{"list", "watch", "create"}, v) {
+					t.Errorf("%s: %s: %s cannot be restricted to names %v", where, p.Resource, v, p.Names)
+				}
+			}
+			if p.Flavour != AllFlavours && !slices.Contains(Flavours, p.Flavour) {
+				t.Errorf("%s: %s: unknown flavour %q", where, p.Resource, p.Flavour)
 			}
 		}
 	}
@@ -44,5 +55,54 @@ func TestEveryActionDeclaresItsNeeds(t *testing.T) {
 			t.Errorf("FrameNeeds.%s is empty", where)
 		}
 		check("FrameNeeds."+where, ps)
+	}
+}
+
+// TestFlavoursOf: the pool API chosen decides between the crd and v3 needs (never
+// both), the operator's Installation API adds the operator path's.
+func TestFlavoursOf(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		det  calico.Detection
+		want []Flavour
+	}{
+		{"manifest install", calico.Detection{Flavour: calico.FlavourCRD, V1: true}, []Flavour{FlavourCRD}},
+		{"Calico API server", calico.Detection{Flavour: calico.FlavourV3, V1: true, V3: calico.V3APIServer}, []Flavour{FlavourV3}},
+		{"v3 registered but down: v1 chosen", calico.Detection{Flavour: calico.FlavourCRD, V1: true, V3: calico.V3APIServer, V3Unavailable: "503"}, []Flavour{FlavourCRD}},
+		{"operator install", calico.Detection{Flavour: calico.FlavourV3, V1: true, V3: calico.V3APIServer, Operator: true}, []Flavour{FlavourV3, FlavourOperator}},
+		{"operator with --calico-api crd", calico.Detection{Flavour: calico.FlavourCRD, V1: true, Operator: true}, []Flavour{FlavourCRD, FlavourOperator}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := FlavoursOf(tc.det); !slices.Equal(got, tc.want) {
+				t.Fatalf("FlavoursOf = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestPoolNeedsPerFlavour: every pool permission exists once per pool API, with
+// the same verbs, so no flavour can miss a verb the other has; and only the v3
+// one names projectcalico.org.
+func TestPoolNeedsPerFlavour(t *testing.T) {
+	lists := map[string][]Permission{"FrameNeeds.Bind": FrameNeeds.Bind}
+	for _, d := range Default.Actions() {
+		lists["action "+d.Name] = d.Needs
+	}
+	for where, ps := range lists {
+		verbs := map[Flavour][]string{}
+		for _, p := range ps {
+			if p.Resource != "ippools" {
+				continue
+			}
+			switch {
+			case p.Group == "crd.projectcalico.org" && p.Flavour == FlavourCRD, p.Group == "projectcalico.org" && p.Flavour == FlavourV3:
+				verbs[p.Flavour] = append(verbs[p.Flavour], p.Verbs...)
+			default:
+				t.Errorf("%s: %s/ippools declared for flavour %q", where, p.Group, p.Flavour)
+			}
+		}
+		if c, v := strings.Join(verbs[FlavourCRD], ","), strings.Join(verbs[FlavourV3], ","); c != v {
+			t.Errorf("%s: ippools verbs differ per flavour: crd %s, v3 %s", where, c, v)
+		}
 	}
 }

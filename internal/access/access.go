@@ -10,6 +10,13 @@
 // through a migration leaves it half done: the old pool disabled with pods still on
 // it, say.
 //
+// Which permissions apply depends on the Calico install: pools go through
+// crd.projectcalico.org/v1 or projectcalico.org/v3, and operator-managed pools
+// through the tigera-operator's Installation. Each declared permission names its
+// flavour, and Options.Flavours (from the same detection actions.Bind uses)
+// selects what to ask: a manifest install is not refused for lacking rights on an
+// API it does not serve, and the Calico API server is.
+//
 // SelfSubjectAccessReview rather than SelfSubjectRulesReview: the rules review is
 // documented as incomplete (webhook authorizers, aggregated rules) and must not be
 // used for authorization decisions; the access review asks the authorizer itself.
@@ -18,6 +25,7 @@ package access
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -35,6 +43,8 @@ type Need struct {
 	Verb     string
 	Group    string
 	Resource string // with the subresource: "pods/eviction"
+	// Name is the one object the call names (RBAC resourceNames); "" for any.
+	Name string
 	// Namespace is "" for cluster-wide (all namespaces, for namespaced resources).
 	Namespace string
 	For       []string // "step move-pods (deletePodsInPool): PDB-aware evictions"
@@ -46,6 +56,9 @@ func (n Need) String() string {
 	if n.Group != "" {
 		res = n.Group + "/" + n.Resource
 	}
+	if n.Name != "" {
+		res += " named " + n.Name
+	}
 	where := "cluster-wide"
 	if n.Namespace != "" {
 		where = "in namespace " + n.Namespace
@@ -53,25 +66,33 @@ func (n Need) String() string {
 	return n.Verb + " " + res + " " + where
 }
 
-// Options say where the run keeps its state.
+// Options say where the run keeps its state and what kind of Calico it meets.
 type Options struct {
 	// JournalNamespace is -n: the journal (unless FileJournal), the lock and Events.
 	JournalNamespace string
 	// FileJournal: --state keeps the journal in a local file; only the lock is in
 	// the cluster then.
 	FileJournal bool
+	// Flavours are the cluster's (actions.FlavoursOf what calico.Detect found):
+	// a permission of another flavour is not asked about, since no code path
+	// makes that call on this cluster. Permissions of every flavour always are.
+	Flavours []actions.Flavour
 }
 
-// Needs lists what applying rb needs: connecting to the cluster, the journal and
-// lock, and every action of a step, a rollback hook or a cleanup hook (an action's
-// needs include its plan, inverse and cleanup). Plan, apply and rollback all check
-// the whole list: a plan that passes while apply is bound to fail half-way would be
-// a false promise, and a rollback needs what the run it undoes needed.
+// Needs lists what applying rb needs on a cluster of o.Flavours: connecting to the
+// cluster, the journal and lock, and every action of a step, a rollback hook or a
+// cleanup hook (an action's needs include its plan, inverse and cleanup). Plan,
+// apply and rollback all check the whole list: a plan that passes while apply is
+// bound to fail half-way would be a false promise, and a rollback needs what the
+// run it undoes needed.
 func Needs(rb *runbooks.Runbook, o Options) []Need {
-	type key struct{ verb, group, resource, ns string }
+	type key struct{ verb, group, resource, name, ns string }
 	byKey := map[key]*Need{}
 	add := func(who string, ps []actions.Permission) {
 		for _, p := range ps {
+			if p.Flavour != actions.AllFlavours && !slices.Contains(o.Flavours, p.Flavour) {
+				continue
+			}
 			ns := p.Namespace
 			if ns == actions.JournalNamespace {
 				if o.FileJournal && p.Resource != "leases" {
@@ -79,16 +100,22 @@ func Needs(rb *runbooks.Runbook, o Options) []Need {
 				}
 				ns = o.JournalNamespace
 			}
+			names := p.Names
+			if len(names) == 0 {
+				names = []string{""}
+			}
 			for _, v := range p.Verbs {
-				k := key{v, p.Group, p.Resource, ns}
-				n := byKey[k]
-				if n == nil {
-					n = &Need{Verb: v, Group: p.Group, Resource: p.Resource, Namespace: ns}
-					byKey[k] = n
-				}
-				reason := who + ": " + p.Why
-				if len(n.For) == 0 || n.For[len(n.For)-1] != reason {
-					n.For = append(n.For, reason)
+				for _, name := range names {
+					k := key{v, p.Group, p.Resource, name, ns}
+					n := byKey[k]
+					if n == nil {
+						n = &Need{Verb: v, Group: p.Group, Resource: p.Resource, Name: name, Namespace: ns}
+						byKey[k] = n
+					}
+					reason := who + ": " + p.Why
+					if len(n.For) == 0 || n.For[len(n.For)-1] != reason {
+						n.For = append(n.For, reason)
+					}
 				}
 			}
 		}
@@ -126,6 +153,9 @@ func Needs(rb *runbooks.Runbook, o Options) []Need {
 		if a.Resource != b.Resource {
 			return a.Resource < b.Resource
 		}
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
 		return a.Verb < b.Verb
 	})
 	return out
@@ -151,7 +181,7 @@ func Check(ctx context.Context, reviews authorizationclient.SelfSubjectAccessRev
 			res, sub, _ := strings.Cut(n.Resource, "/")
 			r, err := reviews.SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
 				Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
-					Namespace: n.Namespace, Verb: n.Verb, Group: n.Group, Resource: res, Subresource: sub}},
+					Namespace: n.Namespace, Verb: n.Verb, Group: n.Group, Resource: res, Subresource: sub, Name: n.Name}},
 			}, metav1.CreateOptions{})
 			if err != nil {
 				errs[i] = fmt.Errorf("SelfSubjectAccessReview for %s: %w", n, err)

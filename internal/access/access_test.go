@@ -55,6 +55,17 @@ func find(needs []Need, s string) *Need {
 
 func TestNeeds(t *testing.T) {
 	example := parse(t, "../../examples/migrate-ippool/runbook.yaml", nil)
+	crd := []actions.Flavour{actions.FlavourCRD}
+	v3 := []actions.Flavour{actions.FlavourV3}
+	operator := []actions.Flavour{actions.FlavourV3, actions.FlavourOperator}
+	v3Only := []string{"create projectcalico.org/ippools cluster-wide", "watch projectcalico.org/ippools cluster-wide",
+		"delete projectcalico.org/ippools cluster-wide", "get apiregistration.k8s.io/apiservices named v3.projectcalico.org cluster-wide"}
+	operatorOnly := []string{"get operator.tigera.io/installations named default cluster-wide",
+		"update operator.tigera.io/installations named default cluster-wide",
+		"get operator.tigera.io/apiservers named default cluster-wide",
+		"get operator.tigera.io/tigerastatuses named apiserver cluster-wide",
+		"get operator.tigera.io/tigerastatuses named ippools cluster-wide",
+		"get apiextensions.k8s.io/customresourcedefinitions named installations.operator.tigera.io cluster-wide"}
 	for _, tc := range []struct {
 		name         string
 		rb           *runbooks.Runbook
@@ -63,7 +74,7 @@ func TestNeeds(t *testing.T) {
 		whoContains  map[string]string
 	}{
 		{
-			name: "example migration", rb: example, o: Options{JournalNamespace: "rb-ns"},
+			name: "example migration", rb: example, o: Options{JournalNamespace: "rb-ns", Flavours: crd},
 			want: []string{"create pods/eviction cluster-wide", "create crd.projectcalico.org/ippools cluster-wide",
 				"delete crd.projectcalico.org/ipamblocks cluster-wide", "update configmaps in namespace rb-ns",
 				"update coordination.k8s.io/leases in namespace rb-ns", "watch configmaps in namespace kube-system",
@@ -73,16 +84,48 @@ func TestNeeds(t *testing.T) {
 			whoContains: map[string]string{"create pods/eviction cluster-wide": "step move-pods (deletePodsInPool)"},
 		},
 		{
-			name: "file journal keeps only the lock in the cluster", rb: example, o: Options{JournalNamespace: "rb-ns", FileJournal: true},
+			name: "file journal keeps only the lock in the cluster", rb: example, o: Options{JournalNamespace: "rb-ns", FileJournal: true, Flavours: crd},
 			want:   []string{"update coordination.k8s.io/leases in namespace rb-ns"},
 			absent: []string{"update configmaps in namespace rb-ns", "create events in namespace rb-ns"},
 		},
 		{
-			name: "hooks count", rb: parse(t, "hooks.yaml", []byte(hooks)), o: Options{JournalNamespace: "x"},
+			name: "hooks count", rb: parse(t, "hooks.yaml", []byte(hooks)), o: Options{JournalNamespace: "x", Flavours: crd},
 			want:   []string{"patch crd.projectcalico.org/ippools cluster-wide", "create pods cluster-wide"},
 			absent: []string{"create pods/eviction cluster-wide", "create crd.projectcalico.org/ippools cluster-wide", "delete crd.projectcalico.org/ipamblocks cluster-wide"},
 			whoContains: map[string]string{"patch crd.projectcalico.org/ippools cluster-wide": "rollback of step wait (disablePool)",
 				"create pods cluster-wide": "cleanup of step wait (assertNewAllocations)"},
+		},
+		{
+			// A manifest install is asked about no API it does not serve.
+			name: "crd flavour: nothing of v3 or the operator", rb: example, o: Options{JournalNamespace: "rb-ns", Flavours: crd},
+			want: []string{"watch crd.projectcalico.org/ippools cluster-wide", "patch crd.projectcalico.org/ippools cluster-wide",
+				"list operator.tigera.io/installations cluster-wide"}, // the preflight's read, made on every cluster
+			absent: append(v3Only, operatorOnly...),
+		},
+		{
+			name: "Calico API server: pools through projectcalico.org, IPAM still v1", rb: example, o: Options{JournalNamespace: "rb-ns", Flavours: v3},
+			want: append(v3Only, "delete crd.projectcalico.org/ipamblocks cluster-wide", "delete crd.projectcalico.org/blockaffinities cluster-wide"),
+			absent: append([]string{"create crd.projectcalico.org/ippools cluster-wide", "watch crd.projectcalico.org/ippools cluster-wide",
+				"patch crd.projectcalico.org/ippools cluster-wide"}, operatorOnly...),
+			whoContains: map[string]string{
+				"create projectcalico.org/ippools cluster-wide":                                  "step add-new-pool (ensurePool)",
+				"get apiregistration.k8s.io/apiservices named v3.projectcalico.org cluster-wide": "internal/calico/detect.go",
+				"patch projectcalico.org/ippools cluster-wide":                                   "step disable-old-pool (disablePool)",
+			},
+		},
+		{
+			name: "operator install: the Installation path on top of v3", rb: example, o: Options{JournalNamespace: "rb-ns", Flavours: operator},
+			want:   append(append([]string{}, v3Only...), operatorOnly...),
+			absent: []string{"create crd.projectcalico.org/ippools cluster-wide", "update operator.tigera.io/installations cluster-wide"},
+			whoContains: map[string]string{
+				"update operator.tigera.io/installations named default cluster-wide": "step add-new-pool (ensurePool)",
+				"get operator.tigera.io/tigerastatuses named ippools cluster-wide":   "step delete-old-pool (deletePool)",
+			},
+		},
+		{
+			name: "no flavour: only what every cluster needs", rb: example, o: Options{JournalNamespace: "rb-ns"},
+			want:   []string{"create pods/eviction cluster-wide", "list crd.projectcalico.org/ipamblocks cluster-wide"},
+			absent: append([]string{"create crd.projectcalico.org/ippools cluster-wide"}, append(v3Only, operatorOnly...)...),
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -120,6 +163,7 @@ func TestCheck(t *testing.T) {
 		{Verb: "create", Resource: "pods/eviction"},
 		{Verb: "patch", Group: "crd.projectcalico.org", Resource: "ippools"},
 		{Verb: "update", Resource: "configmaps", Namespace: "rb"},
+		{Verb: "update", Group: "operator.tigera.io", Resource: "installations", Name: "default"},
 	}
 	for _, tc := range []struct {
 		name    string
@@ -135,6 +179,9 @@ func TestCheck(t *testing.T) {
 		{name: "namespaced denied", deny: func(a *authorizationv1.ResourceAttributes) bool {
 			return a.Namespace == "rb" && a.Resource == "configmaps"
 		}, want: []string{"update configmaps in namespace rb"}},
+		{name: "named object denied", deny: func(a *authorizationv1.ResourceAttributes) bool {
+			return a.Resource == "installations" && a.Name == "default" && a.Verb == "update"
+		}, want: []string{"update operator.tigera.io/installations named default cluster-wide"}},
 		{name: "review API fails", fail: errors.New("boom"), wantErr: "SelfSubjectAccessReview for"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,25 +1,39 @@
 package deploy
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/internal/access"
+	"github.com/runbookdev/runbook/runbooks"
 )
 
 // declaredNeeds is the union of what the action registry and the frame around it
-// (engine, CLI) declare, in the rule keys of the manifests, with the journal
-// namespace deploy/rbac.yaml uses.
-func declaredNeeds() ruleSet {
-	set := ruleSet{}
+// (engine, CLI) declare for every Calico flavour, in the rule keys of the
+// manifests, with the journal namespace deploy/rbac.yaml uses; and, per key, the
+// flavours declaring it (actions.AllFlavours for a call every cluster makes).
+func declaredNeeds() (ruleSet, map[ruleKey][]actions.Flavour) {
+	set, flavours := ruleSet{}, map[ruleKey][]actions.Flavour{}
 	add := func(ps []actions.Permission) {
 		for _, p := range ps {
 			ns := p.Namespace
 			if ns == actions.JournalNamespace {
 				ns = "runbook-system"
 			}
+			names := p.Names
+			if len(names) == 0 {
+				names = []string{""}
+			}
 			for _, v := range p.Verbs {
-				set[ruleKey{Scope: ns, Group: p.Group, Resource: p.Resource, Verb: v}] = true
+				for _, n := range names {
+					k := ruleKey{Scope: ns, Group: p.Group, Resource: p.Resource, Verb: v, Name: n}
+					set[k] = true
+					if !slices.Contains(flavours[k], p.Flavour) {
+						flavours[k] = append(flavours[k], p.Flavour)
+					}
+				}
 			}
 		}
 	}
@@ -30,16 +44,32 @@ func declaredNeeds() ruleSet {
 	for _, ps := range [][]actions.Permission{f.Bind, f.Plan, f.Run, f.Runs, f.Unlock} {
 		add(ps)
 	}
-	return set
+	return set, flavours
+}
+
+// onlyFor reports whether every declaration of k is scoped to a flavour not in
+// fs: no code path makes that call on a cluster of flavours fs.
+func onlyFor(declared []actions.Flavour, fs ...actions.Flavour) bool {
+	if len(declared) == 0 {
+		return false
+	}
+	for _, f := range declared {
+		if f == actions.AllFlavours || slices.Contains(fs, f) {
+			return false
+		}
+	}
+	return true
 }
 
 // TestRBACMatchesDeclaredNeeds keeps deploy/rbac.yaml and the declarations the
-// permissions preflight checks one source of truth: every declared need is granted
-// (or the preflight would pass where the Job fails), and every grant is declared
-// (or the ServiceAccount holds a permission nothing claims).
+// permissions preflight checks one source of truth: every declared need of every
+// Calico flavour is granted (or the preflight would pass where the Job fails), and
+// every grant is declared (or the ServiceAccount holds a permission nothing
+// claims). Then, per flavour, what the preflight asks a cluster of that flavour
+// for the example migration is granted, and nothing of another pool API is asked.
 func TestRBACMatchesDeclaredNeeds(t *testing.T) {
 	granted := loadRules(t, "../../deploy/rbac.yaml", "runbook-system", "runbook")
-	declared := declaredNeeds()
+	declared, flavours := declaredNeeds()
 	var notGranted, notDeclared []string
 	for _, k := range declared.keys() {
 		if !granted[k] {
@@ -60,5 +90,42 @@ func TestRBACMatchesDeclaredNeeds(t *testing.T) {
 	if len(declared) == 0 {
 		t.Fatal("no permission declared at all")
 	}
-	t.Logf("%d permissions declared and granted", len(declared))
+	perFlavour := map[actions.Flavour]int{}
+	for _, fs := range flavours {
+		for _, f := range fs {
+			perFlavour[f]++
+		}
+	}
+	t.Logf("%d permissions declared and granted: %d on every cluster, %d crd, %d v3, %d operator", len(declared),
+		perFlavour[actions.AllFlavours], perFlavour[actions.FlavourCRD], perFlavour[actions.FlavourV3], perFlavour[actions.FlavourOperator])
+
+	rb, err := runbooks.ParseFile("../../examples/migrate-ippool/runbook.yaml", actions.Default)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		flavours []actions.Flavour
+		// neverGroup: an API group a cluster of these flavours must not be asked about.
+		neverGroup string
+	}{
+		{"manifest install", []actions.Flavour{actions.FlavourCRD}, "projectcalico.org"},
+		{"Calico API server", []actions.Flavour{actions.FlavourV3}, "crd.projectcalico.org/ippools"},
+		{"operator install", []actions.Flavour{actions.FlavourV3, actions.FlavourOperator}, "crd.projectcalico.org/ippools"},
+		{"operator install, --calico-api crd", []actions.Flavour{actions.FlavourCRD, actions.FlavourOperator}, "projectcalico.org"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			needs := access.Needs(rb, access.Options{JournalNamespace: "runbook-system", Flavours: tc.flavours})
+			for _, n := range needs {
+				k := ruleKey{Scope: n.Namespace, Group: n.Group, Resource: n.Resource, Verb: n.Verb, Name: n.Name}
+				if !granted.grants(k) {
+					t.Errorf("the preflight asks for %s, which deploy/rbac.yaml does not grant", n)
+				}
+				if g := n.Group + "/" + n.Resource; g == tc.neverGroup || n.Group == tc.neverGroup {
+					t.Errorf("a cluster of flavours %v is asked for %s", tc.flavours, n)
+				}
+			}
+			t.Logf("%d permissions asked", len(needs))
+		})
+	}
 }

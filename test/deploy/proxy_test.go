@@ -25,6 +25,9 @@ import (
 // apiCall is one request as RBAC sees it.
 type apiCall struct {
 	Verb, Group, Resource, Namespace string // Resource includes the subresource: pods/eviction
+	// Name is the object a get, update, patch or delete names (RBAC resourceNames
+	// can allow just it); "" for the other verbs.
+	Name string
 }
 
 func (c apiCall) String() string {
@@ -32,7 +35,11 @@ func (c apiCall) String() string {
 	if ns == "" {
 		ns = "*"
 	}
-	return c.Verb + " " + c.Group + "/" + c.Resource + " in " + ns
+	s := c.Verb + " " + c.Group + "/" + c.Resource + " in " + ns
+	if c.Name != "" {
+		s += " named " + c.Name
+	}
+	return s
 }
 
 // recordingProxy stands between the binary and the apiserver as the in-cluster
@@ -48,6 +55,20 @@ type recordingProxy struct {
 
 func startRecordingProxy(t *testing.T, upstream *rest.Config) *recordingProxy {
 	t.Helper()
+	return startProxy(t, upstream, false)
+}
+
+// startImpersonatingProxy is a recording proxy for a client that impersonates
+// (--as): the proxy authenticates upstream with the admin client certificate and
+// passes the Impersonate-* headers on, so the apiserver authorizes each request
+// as the impersonated identity, as it would without the proxy.
+func startImpersonatingProxy(t *testing.T, upstream *rest.Config) *recordingProxy {
+	t.Helper()
+	return startProxy(t, upstream, true)
+}
+
+func startProxy(t *testing.T, upstream *rest.Config, adminCert bool) *recordingProxy {
+	t.Helper()
 	target, err := url.Parse(upstream.Host)
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +81,15 @@ func startRecordingProxy(t *testing.T, upstream *rest.Config) *recordingProxy {
 	rp := httputil.NewSingleHostReverseProxy(target)
 	// Only the CA: the admin client certificate must not authenticate the requests,
 	// the pod's token must.
-	rp.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
+	tlsConfig := &tls.Config{RootCAs: pool}
+	if adminCert {
+		cert, err := tls.X509KeyPair(upstream.CertData, upstream.KeyData)
+		if err != nil {
+			t.Fatalf("the sandbox's admin client certificate: %v", err)
+		}
+		tlsConfig.Certificates = []tls.Certificate{cert}
+	}
+	rp.Transport = &http.Transport{TLSClientConfig: tlsConfig, ForceAttemptHTTP2: true}
 	rp.FlushInterval = -1 // watches stream
 	cert, caPEM := selfSigned(t)
 	p.caPEM = caPEM
@@ -125,16 +154,16 @@ func classify(r *http.Request) (apiCall, bool) {
 		case name == "":
 			c.Verb = "list"
 		default:
-			c.Verb = "get"
+			c.Verb, c.Name = "get", name
 		}
 	case http.MethodPost:
 		c.Verb = "create"
 	case http.MethodPut:
-		c.Verb = "update"
+		c.Verb, c.Name = "update", name
 	case http.MethodPatch:
-		c.Verb = "patch"
+		c.Verb, c.Name = "patch", name
 	case http.MethodDelete:
-		c.Verb = "delete"
+		c.Verb, c.Name = "delete", name
 		if name == "" {
 			c.Verb = "deletecollection"
 		}

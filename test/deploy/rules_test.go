@@ -8,9 +8,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// ruleKey is one verb on one resource granted in one scope ("" for cluster-wide).
+// ruleKey is one verb on one resource granted in one scope ("" for cluster-wide),
+// on every object or (Name) on one (RBAC resourceNames).
 type ruleKey struct {
-	Scope, Group, Resource, Verb string
+	Scope, Group, Resource, Verb, Name string
 }
 
 func (k ruleKey) String() string {
@@ -18,7 +19,11 @@ func (k ruleKey) String() string {
 	if k.Scope != "" {
 		scope = "namespace " + k.Scope
 	}
-	return scope + ": " + k.Verb + " " + k.Group + "/" + k.Resource
+	s := scope + ": " + k.Verb + " " + k.Group + "/" + k.Resource
+	if k.Name != "" {
+		s += " named " + k.Name
+	}
+	return s
 }
 
 type ruleSet map[ruleKey]bool
@@ -65,10 +70,16 @@ func loadRules(t *testing.T, path, ns, name string) ruleSet {
 	set := ruleSet{}
 	add := func(scope string, rules []rbacv1.PolicyRule) {
 		for _, r := range rules {
+			names := r.ResourceNames
+			if len(names) == 0 {
+				names = []string{""}
+			}
 			for _, g := range r.APIGroups {
 				for _, res := range r.Resources {
 					for _, v := range r.Verbs {
-						set[ruleKey{Scope: scope, Group: g, Resource: res, Verb: v}] = true
+						for _, n := range names {
+							set[ruleKey{Scope: scope, Group: g, Resource: res, Verb: v, Name: n}] = true
+						}
 					}
 				}
 			}
@@ -92,16 +103,32 @@ func loadRules(t *testing.T, path, ns, name string) ruleSet {
 	return set
 }
 
-// allowing lists the rules that allow a call.
+// allowing lists the rules that allow a call: cluster-wide or in its namespace,
+// on every object or on the one it names.
 func (s ruleSet) allowing(c apiCall) []ruleKey {
+	scopes, names := []string{""}, []string{""}
+	if c.Namespace != "" {
+		scopes = append(scopes, c.Namespace)
+	}
+	if c.Name != "" {
+		names = append(names, c.Name)
+	}
 	var out []ruleKey
-	for _, scope := range []string{"", c.Namespace} {
-		k := ruleKey{Scope: scope, Group: c.Group, Resource: c.Resource, Verb: c.Verb}
-		if s[k] && (scope == "" || c.Namespace != "") {
-			out = append(out, k)
+	for _, scope := range scopes {
+		for _, name := range names {
+			k := ruleKey{Scope: scope, Group: c.Group, Resource: c.Resource, Verb: c.Verb, Name: name}
+			if s[k] {
+				out = append(out, k)
+			}
 		}
 	}
 	return out
+}
+
+// grants reports whether the set allows what k asks for (k as a need: its scope
+// and name, or wider).
+func (s ruleSet) grants(k ruleKey) bool {
+	return len(s.allowing(apiCall{Verb: k.Verb, Group: k.Group, Resource: k.Resource, Namespace: k.Scope, Name: k.Name})) > 0
 }
 
 func (s ruleSet) keys() []ruleKey {
