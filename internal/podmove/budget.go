@@ -2,6 +2,8 @@ package podmove
 
 import (
 	"fmt"
+	"sort"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -35,6 +37,13 @@ type Budget struct {
 	// is healthy.
 	AlwaysAllow bool
 
+	// admitted: status.disruptedPods, pod name -> when the eviction API admitted its
+	// eviction. The API writes the entry, then deletes the pod; if that delete never
+	// happens (the client vanished mid-request: a killed run, a dropped connection),
+	// the disruption controller keeps counting the pod as disrupted for two minutes
+	// (its DeletionTimeout) and the budget allows nothing else meanwhile.
+	admitted map[string]time.Time
+
 	// From the step's own view.
 	Healthy     int // matched pods Ready and not terminating
 	Unreflected int // own evictions that consume budget and the status does not show yet
@@ -55,7 +64,28 @@ func newBudget(pdb *policyv1.PodDisruptionBudget) *Budget {
 	if p := pdb.Spec.UnhealthyPodEvictionPolicy; p != nil && *p == policyv1.AlwaysAllow {
 		b.AlwaysAllow = true
 	}
+	for name, at := range pdb.Status.DisruptedPods {
+		if b.admitted == nil {
+			b.admitted = map[string]time.Time{}
+		}
+		b.admitted[name] = at.Time
+	}
 	return b
+}
+
+// AdmittedEviction reports whether the budget's status already counts an eviction
+// of this very pod that the API admitted but whose delete did not happen: the pod
+// is listed in status.disruptedPods, with a time no earlier than the pod's
+// creation (a StatefulSet pod recreated under the same name is another pod), and
+// is not terminating. Deleting such a pod takes nothing more from the budget: the
+// disruption it stands for has been granted and counted. Waiting instead blocks
+// the budget until the disruption controller gives up on the entry.
+func (b *Budget) AdmittedEviction(p *corev1.Pod) (time.Time, bool) {
+	at, ok := b.admitted[p.Name]
+	if !ok || p.DeletionTimestamp != nil || at.Before(p.CreationTimestamp.Time) || !b.Matches(p) {
+		return time.Time{}, false
+	}
+	return at, true
 }
 
 // Key is namespace/name.
@@ -81,7 +111,18 @@ func (b *Budget) State() string {
 	if !b.Synced {
 		return "status not yet updated by the disruption controller"
 	}
-	return fmt.Sprintf("%d disruption(s) allowed, needs %d healthy, has %d", b.Allowed, b.DesiredHealthy, b.CurrentHealthy)
+	s := fmt.Sprintf("%d disruption(s) allowed, needs %d healthy, has %d", b.Allowed, b.DesiredHealthy, b.CurrentHealthy)
+	if len(b.admitted) > 0 {
+		// Evictions admitted and not yet seen deleted count as disruptions for up to
+		// two minutes: name them, they are often why nothing is allowed.
+		names := make([]string, 0, len(b.admitted))
+		for n := range b.admitted {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		s += "; evicting " + list(names, 0)
+	}
+	return s
 }
 
 // Verdict is whether a pod may go now.

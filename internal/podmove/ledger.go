@@ -23,6 +23,9 @@ type entry struct {
 	crit    bool   // backs a webhook or APIService
 	ip      string // its address in the old pool
 	act     Action
+	// admitted: a delete finishing an eviction the API admitted earlier (see
+	// Budget.AdmittedEviction).
+	admitted bool
 
 	answered bool // the API call returned
 	accepted bool // ... and the pod is going

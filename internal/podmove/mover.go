@@ -250,14 +250,18 @@ func (m *mover) load(now time.Time, w *world) load {
 // evicts or deletes it in the background.
 func (m *mover) send(ctx context.Context, ch choice, now time.Time) {
 	c := ch.c
+	act := c.action
+	if c.admitted {
+		act = ActDelete // finish the eviction the API admitted: evicting again would wait on the budget it holds
+	}
 	e := &entry{key: c.key, uid: c.pod.UID, node: c.pod.Spec.NodeName, owner: c.owner, ready: c.ready && !c.ignores,
-		consume: ch.consumes, sent: now, crit: c.critical != "", ip: oldAddress(c.pod, m.cfg.Pool), act: c.action}
+		consume: ch.consumes, sent: now, crit: c.critical != "", ip: oldAddress(c.pod, m.cfg.Pool), act: act, admitted: c.admitted}
 	if c.budget != nil {
 		e.budget = c.budget.Key()
 	}
 	m.led.add(e)
 	m.calls.Add(1)
-	pod, act := c.pod, c.action
+	pod := c.pod
 	go func() {
 		defer m.calls.Done()
 		select {
@@ -291,11 +295,14 @@ func (m *mover) handle(a answer) {
 	case accepted:
 		e.accepted = true
 		delete(m.attempts, e.key)
-		typ := "pod.evicted"
+		typ, msg := "pod.evicted", ""
 		if e.act == ActDelete {
 			typ = "pod.deleted"
 		}
-		m.cfg.Events(Event{Time: a.at, Type: typ, Pod: e.key, Node: e.node, Owner: ownerName(e.owner), IP: e.ip})
+		if e.admitted {
+			msg = "its eviction was admitted earlier (listed in " + e.budget + " status.disruptedPods) but the pod was never deleted: delete finished it"
+		}
+		m.cfg.Events(Event{Time: a.at, Type: typ, Pod: e.key, Node: e.node, Owner: ownerName(e.owner), IP: e.ip, Message: msg})
 	case goneAlready:
 		// Deleted by someone else, or a new pod has the name: nothing to do.
 	case budgetRefused:

@@ -100,6 +100,8 @@ func pick(w *world, lim limits, ld load) (out []choice, waits map[string][]strin
 		}
 		var v Verdict
 		switch {
+		case c.admitted:
+			v = Verdict{OK: true} // its disruption is granted and counted already
 		case c.budget != nil && ld.cooling[c.budget.Key()]:
 			v = Verdict{Why: c.budget.String() + " refused an eviction (429): waiting for its status to change"}
 		case c.budget != nil:

@@ -5,7 +5,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -153,6 +155,29 @@ func TestPick(t *testing.T) {
 			f.pods = append(f.pods, mkPod("ns", "web-0", "192.168.0.1", web), mkPod("ns", "web-1", "192.168.0.2", web, pending))
 		},
 		want: []string{"ns/web-1"},
+	}, {
+		name: "an eviction the API admitted but never carried out is finished, at no cost to the budget",
+		build: func(f *fakeStore, s *setup) {
+			// The run was killed mid-eviction: web-1 is in disruptedPods, not deleted,
+			// and the budget allows nothing until the disruption controller gives up on
+			// it (2 min). web-0 must still wait; web-1 goes now.
+			web := f.deployment("ns", "web", 6)
+			b := f.pdb("ns", "web", 0, 5, 5, 6)
+			b.Status.DisruptedPods = map[string]metav1.Time{"web-1": metav1.NewTime(t0.Add(-5 * time.Second))}
+			f.pods = append(f.pods, mkPod("ns", "web-0", "192.168.0.1", web), mkPod("ns", "web-1", "192.168.0.2", web))
+		},
+		want:  []string{"ns/web-1"},
+		waits: []string{"PodDisruptionBudget ns/web allows no disruption now"},
+	}, {
+		name: "a disruptedPods entry older than the pod is another pod's (a StatefulSet name reused)",
+		build: func(f *fakeStore, s *setup) {
+			db := f.statefulSet("ns", "db", 3)
+			b := f.pdb("ns", "db", 0, 2, 2, 3)
+			b.Status.DisruptedPods = map[string]metav1.Time{"db-2": metav1.NewTime(t0.Add(-2 * time.Hour))}
+			f.pods = append(f.pods, mkPod("ns", "db-2", "192.168.0.3", db))
+		},
+		want:  nil,
+		waits: []string{"PodDisruptionBudget ns/db allows no disruption now"},
 	}, {
 		name: "bare pods on request: no budget to respect",
 		build: func(f *fakeStore, s *setup) {

@@ -55,6 +55,10 @@ type candidate struct {
 	critical string // what it backs (webhook, APIService), or ""
 	action   Action
 	rank     int // position within its owner: owners advance side by side
+	// admitted: the eviction API already admitted this pod's eviction and counted it
+	// in the budget, but the pod was never deleted (see Budget.AdmittedEviction):
+	// the step finishes that eviction with a delete, at no cost to the budget.
+	admitted bool
 }
 
 // ownerState is an owner the step is moving pods of (touched), with its counts.
@@ -334,8 +338,11 @@ func observe(st Store, s *setup, mem *memory, now time.Time) *world {
 		}
 		if len(covering) > 0 {
 			c.budget = covering[0]
+			if c.action == ActEvict {
+				_, c.admitted = c.budget.AdmittedEviction(p)
+			}
 		}
-		if c.budget != nil && c.action != ActRestart && c.ready && c.budget.NeverAllows() {
+		if c.budget != nil && c.action != ActRestart && c.ready && !c.admitted && c.budget.NeverAllows() {
 			w.refused.add(c.budget.String()+" never allows an eviction as the workload stands ("+c.budget.State()+"): relax it or scale up first", key)
 			continue
 		}

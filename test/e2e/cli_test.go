@@ -1,11 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,39 +16,13 @@ import (
 	"github.com/runbookdev/runbook/test/testbin"
 )
 
-type cliResult struct {
-	code           int
-	stdout, stderr string
-}
+// cliResult is a finished run of the real binary.
+type cliResult = testbin.Result
 
+// runCLI runs the binary against c.
 func runCLI(t *testing.T, c *sandbox.Cluster, args ...string) cliResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, testbin.Runbook(t), append(args, "--kubeconfig", c.KubeconfigPath())...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return cliResult{code: code, stdout: out.String(), stderr: errOut.String()}
-}
-
-func (r cliResult) must(t *testing.T, code int, contains ...string) {
-	t.Helper()
-	if r.code != code {
-		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, code, r.stdout, r.stderr)
-	}
-	for _, s := range contains {
-		if !strings.Contains(r.stdout+r.stderr, s) {
-			t.Fatalf("output lacks %q\nstdout:\n%s\nstderr:\n%s", s, r.stdout, r.stderr)
-		}
-	}
+	return testbin.Run(t, testbin.Opts{Kubeconfig: c.KubeconfigPath()}, args...)
 }
 
 const gatedRunbook = `apiVersion: runbook/v1alpha1
@@ -80,23 +51,23 @@ func TestCLIPhasedRunLockAndAudit(t *testing.T) {
 	}
 	ns := "runbook-cli-e2e"
 
-	runCLI(t, c, "plan", rb, "-n", ns).must(t, 0, "gate: pause check")
+	runCLI(t, c, "plan", rb, "-n", ns).Must(t, 0, "gate: pause check")
 	r := runCLI(t, c, "apply", rb, "-n", ns)
-	r.must(t, 9, "waits for approval: runbook approve")
-	runID := between(r.stdout+r.stderr, "runbook approve ", "\n")
+	r.Must(t, 9, "waits for approval: runbook approve")
+	runID := between(r.Stdout+r.Stderr, "runbook approve ", "\n")
 	if runID == "" {
-		t.Fatalf("no run id in output:\n%s%s", r.stdout, r.stderr)
+		t.Fatalf("no run id in output:\n%s%s", r.Stdout, r.Stderr)
 	}
-	runCLI(t, c, "status", "-n", ns).must(t, 0, runID, "awaitingApproval")
-	runCLI(t, c, "approve", runID, "-n", ns, "--as", "alice").must(t, 0, "approved by alice")
+	runCLI(t, c, "status", "-n", ns).Must(t, 0, runID, "awaitingApproval")
+	runCLI(t, c, "approve", runID, "-n", ns, "--as", "alice").Must(t, 0, "approved by alice")
 
 	md := filepath.Join(dir, "report.md")
-	runCLI(t, c, "apply", rb, "-n", ns, "--report", md, "--report", filepath.Join(dir, "report.json")).must(t, 0, "resuming run "+runID, "run "+runID+": done")
+	runCLI(t, c, "apply", rb, "-n", ns, "--report", md, "--report", filepath.Join(dir, "report.json")).Must(t, 0, "resuming run "+runID, "run "+runID+": done")
 	if b, _ := os.ReadFile(md); !strings.Contains(string(b), "| gate | pause | done |") || !strings.Contains(string(b), "| extra | pause | skipped |") {
 		t.Fatalf("markdown report:\n%s", b)
 	}
-	runCLI(t, c, "history", "-n", ns).must(t, 0, runID, "done")
-	runCLI(t, c, "status", runID, "-n", ns, "-o", "json").must(t, 0, `"approvedBy": "alice"`)
+	runCLI(t, c, "history", "-n", ns).Must(t, 0, runID, "done")
+	runCLI(t, c, "status", runID, "-n", ns, "-o", "json").Must(t, 0, `"approvedBy": "alice"`)
 
 	// Kubernetes Events on the journal object.
 	cs := kubernetes.NewForConfigOrDie(c.RESTConfig())
@@ -119,17 +90,17 @@ func TestCLIPhasedRunLockAndAudit(t *testing.T) {
 	} else if _, err := cs.CoordinationV1().Leases(ns).Create(context.Background(), lease, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	runCLI(t, c, "apply", rb, "-n", ns).must(t, 3, `held by "bob@laptop pid 42"`)
-	runCLI(t, c, "unlock", "-n", ns).must(t, 2, "needs --yes")
-	runCLI(t, c, "unlock", "-n", ns, "--yes").must(t, 0, "broke the lock held by")
+	runCLI(t, c, "apply", rb, "-n", ns).Must(t, 3, `held by "bob@laptop pid 42"`)
+	runCLI(t, c, "unlock", "-n", ns).Must(t, 2, "needs --yes")
+	runCLI(t, c, "unlock", "-n", ns, "--yes").Must(t, 0, "broke the lock held by")
 	// A finished run is not resumed: a new run, and nothing changes.
 	r = runCLI(t, c, "apply", rb, "-n", ns, "--yes")
-	r.must(t, 9, "waits for approval")
-	if strings.Contains(r.stdout, runID) {
-		t.Fatalf("re-run reused the finished run id:\n%s", r.stdout)
+	r.Must(t, 9, "waits for approval")
+	if strings.Contains(r.Stdout, runID) {
+		t.Fatalf("re-run reused the finished run id:\n%s", r.Stdout)
 	}
 	// Bad input changes nothing and names the problem.
-	runCLI(t, c, "apply", rb, "-n", ns, "--set", "skipExtr=false").must(t, 2, `unknown param "skipExtr" (did you mean "skipExtra"?)`)
+	runCLI(t, c, "apply", rb, "-n", ns, "--set", "skipExtr=false").Must(t, 2, `unknown param "skipExtr" (did you mean "skipExtra"?)`)
 }
 
 func between(s, a, b string) string {

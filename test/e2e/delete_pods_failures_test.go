@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -216,9 +217,9 @@ workloads:
 		t.Fatal("killed after everything moved: nothing to resume")
 	}
 
-	runCLI(t, c, "unlock", "-n", "runbook-resume", "--yes").must(t, 0)
+	runCLI(t, c, "unlock", "-n", "runbook-resume", "--yes").Must(t, 0)
 	res := runCLI(t, c, "apply", rb, "--state", state, "-n", "runbook-resume")
-	res.must(t, 0, "resuming run")
+	res.Must(t, 0, "resuming run")
 	for _, p := range podsIn(ctx, t, cs, oldPool) {
 		if p.Namespace == "apps" {
 			t.Errorf("pod %s still in the old pool", p.Name)
@@ -261,4 +262,88 @@ func apiRequestsByVerb(ctx context.Context, cs kubernetes.Interface) (map[string
 		out[strings.ToLower(label("verb"))+" "+res] += v
 	}
 	return out, nil
+}
+
+// TestDeletePodsInPoolFinishesAdmittedEviction: an eviction the API admitted but
+// never carried out — the client vanished between the budget update and the
+// delete, as when a run is killed mid-request — leaves the pod listed in the
+// budget's status.disruptedPods and the budget at 0 allowed for two minutes (the
+// disruption controller's DeletionTimeout). The step recognises the pod, finishes
+// that eviction with a delete at no further cost to the budget, and moves on
+// instead of stalling: the step's 60 s timeout is shorter than the stall.
+func TestDeletePodsInPoolFinishesAdmittedEviction(t *testing.T) {
+	s, err := scenarios.Parse([]byte(`apiVersion: sandbox.runbook.dev/v1alpha1
+kind: Scenario
+name: admitted
+cluster: {podSubnet: 10.0.0.0/16}
+calico:
+  ipPools:
+  - {name: default-ipv4-ippool, cidr: 192.168.0.0/16, ipipMode: Always, natOutgoing: true}
+pods: {startDelay: 500ms}
+nodes:
+- {name: control-plane, controlPlane: true}
+- {name: worker, count: 2}
+workloads:
+- {name: a, namespace: apps, replicas: 6, pdb: {maxUnavailable: 1}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sandbox.StartForTest(t, sandbox.Options{Scenario: s})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	r := newPoolRig(ctx, t, c)
+	pods := podsOf(ctx, t, r, "apps", "")
+	if len(pods) != 6 {
+		t.Fatalf("%d pods in apps, want 6", len(pods))
+	}
+	victim := pods[0]
+	// What the eviction API writes before it deletes the pod.
+	waitFor(ctx, t, "budget apps/a lists "+victim.Name+" as disrupted, allowing nothing", func(ctx context.Context) (bool, error) {
+		b, err := r.kube.PolicyV1().PodDisruptionBudgets("apps").Get(ctx, "a", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		if _, ok := b.Status.DisruptedPods[victim.Name]; ok {
+			return b.Status.DisruptionsAllowed == 0 && b.Status.ObservedGeneration == b.Generation, nil
+		}
+		if b.Status.DisruptionsAllowed != 1 {
+			return false, nil
+		}
+		b.Status.DisruptionsAllowed = 0
+		b.Status.DisruptedPods = map[string]metav1.Time{victim.Name: metav1.Now()}
+		_, err = r.kube.PolicyV1().PodDisruptionBudgets("apps").UpdateStatus(ctx, b, metav1.UpdateOptions{})
+		if err != nil && !apierrors.IsConflict(err) {
+			return false, err
+		}
+		return false, nil
+	})
+	evictions := func() float64 {
+		m, err := apiRequestsByVerb(ctx, r.kube)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m["post pods/eviction"]
+	}
+	e0 := evictions()
+	var evs podEvents
+	rep, err := r.run(evs.ctx(ctx, t), t, movePodsRunbook("admitted", ", namespace: apps, timeout: 60s"), runOpts{})
+	if err != nil {
+		t.Fatalf("run: %v %+v", err, rep)
+	}
+	requireAllIn(t, "apps", podsOf(ctx, t, r, "apps", ""))
+	if n := evictions() - e0; n != 5 {
+		t.Errorf("%v evictions served, want 5 (the sixth pod's was admitted already)", n)
+	}
+	var finished []string
+	evs.mu.Lock()
+	for _, e := range evs.all {
+		if e.Type == "pod.deleted" {
+			finished = append(finished, e.Pod+": "+e.Message)
+		}
+	}
+	evs.mu.Unlock()
+	if len(finished) != 1 || !strings.HasPrefix(finished[0], "apps/"+victim.Name+": its eviction was admitted earlier") {
+		t.Errorf("deletes: %q, want one of apps/%s finishing its admitted eviction", finished, victim.Name)
+	}
 }

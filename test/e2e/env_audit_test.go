@@ -1,16 +1,13 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -23,22 +20,7 @@ import (
 // the connection.
 func runIn(t *testing.T, dir string, args ...string) cliResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, testbin.Runbook(t), args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "KUBECONFIG=/nonexistent") // nothing but the project file may connect
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return cliResult{code: code, stdout: out.String(), stderr: errOut.String()}
+	return testbin.Run(t, testbin.Opts{Dir: dir, Env: []string{"KUBECONFIG=/nonexistent"}}, args...) // nothing but the project file may connect
 }
 
 func gitIn(t *testing.T, dir string, args ...string) string {
@@ -116,18 +98,18 @@ func TestEnvironmentsAndAuditTrail(t *testing.T) {
 	reports := t.TempDir()
 
 	runIn(t, repo, "plan", rb, "--env", "sandbox", "--out", filepath.Join(reports, "plan.json")).
-		must(t, 0, "environment sandbox (.runbook.yaml): values runbooks/env-audit/values/sandbox.yaml", "Plan for env-audit in sandbox", "@"+head[:12])
+		Must(t, 0, "environment sandbox (.runbook.yaml): values runbooks/env-audit/values/sandbox.yaml", "Plan for env-audit in sandbox", "@"+head[:12])
 	// The guard sees the environment: elsewhere the precondition refuses.
-	runIn(t, repo, "plan", rb, "--env", "other").must(t, 11, `require: env == "sandbox"`)
+	runIn(t, repo, "plan", rb, "--env", "other").Must(t, 11, `require: env == "sandbox"`)
 	// A plan reviewed for one environment is not applied to another.
 	runIn(t, repo, "apply", rb, "--env", "other", "--plan", filepath.Join(reports, "plan.json"), "--yes").
-		must(t, 10, `the environment changed ("sandbox" → "other")`)
-	runIn(t, repo, "apply", rb, "--env", "sandbx").must(t, 2, `unknown environment "sandbx" (did you mean "sandbox"?)`, "declares other, sandbox")
+		Must(t, 10, `the environment changed ("sandbox" → "other")`)
+	runIn(t, repo, "apply", rb, "--env", "sandbx").Must(t, 2, `unknown environment "sandbx" (did you mean "sandbox"?)`, "declares other, sandbox")
 
 	r := runIn(t, repo, "apply", rb, "--env", "sandbox", "--plan", filepath.Join(reports, "plan.json"), "--yes",
 		"--report", filepath.Join(reports, "r.json"), "--report", filepath.Join(reports, "r.md"))
-	r.must(t, 0, "skipped prod-gate", "source runbooks/env-audit/runbook.yaml@"+head[:12])
-	runID := between(r.stdout, "run ", " of env-audit")
+	r.Must(t, 0, "skipped prod-gate", "source runbooks/env-audit/runbook.yaml@"+head[:12])
+	runID := between(r.Stdout, "run ", " of env-audit")
 	var rep struct {
 		RunID, Env, RunbookDigest, ParamsDigest string
 		Source                                  struct {
@@ -156,15 +138,15 @@ func TestEnvironmentsAndAuditTrail(t *testing.T) {
 	if _, err := cs.CoreV1().ConfigMaps(ns).Get(context.Background(), "runbook-env-audit", metav1.GetOptions{}); err != nil {
 		t.Fatalf("journal not in the environment's namespace: %v", err)
 	}
-	runIn(t, repo, "history", "--env", "sandbox").must(t, 0, runID, "sandbox", head[:12]+" ")
-	runIn(t, repo, "status", runID, "--env", "sandbox").must(t, 0, "env sandbox, source runbooks/env-audit/runbook.yaml@"+head[:12])
+	runIn(t, repo, "history", "--env", "sandbox").Must(t, 0, runID, "sandbox", head[:12]+" ")
+	runIn(t, repo, "status", runID, "--env", "sandbox").Must(t, 0, "env sandbox, source runbooks/env-audit/runbook.yaml@"+head[:12])
 
 	// Uncommitted values: the run says so, in the report and in history.
 	if err := os.WriteFile(filepath.Join(repo, "runbooks/env-audit/values/sandbox.yaml"), []byte("pool: absent-pool-env-e2e-2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r = runIn(t, repo, "apply", rb, "--env", "sandbox", "--yes", "-o", "json")
-	r.must(t, 0, `"dirty":true`, `"commit":"`+head+`"`)
-	runIn(t, repo, "history", "--env", "sandbox").must(t, 0, head[:12]+"*")
-	runIn(t, repo, "status", "--env", "sandbox", "-o", "json").must(t, 0)
+	r.Must(t, 0, `"dirty":true`, `"commit":"`+head+`"`)
+	runIn(t, repo, "history", "--env", "sandbox").Must(t, 0, head[:12]+"*")
+	runIn(t, repo, "status", "--env", "sandbox", "-o", "json").Must(t, 0)
 }

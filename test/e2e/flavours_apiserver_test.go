@@ -28,10 +28,10 @@ func TestFlavourAPIServer(t *testing.T) {
 	t.Run("strict fields through v3", func(t *testing.T) { testV3StrictFields(ctx, t, r) })
 
 	res, _ := r.cli(t, "plan", exampleRunbook, "-f", exampleValues)
-	res.must(t, 4, "create pool new-pool 10.0.0.0/16", "through projectcalico.org/v3 (Calico API server calico-apiserver/calico-api)")
+	res.Must(t, 4, "create pool new-pool 10.0.0.0/16", "through projectcalico.org/v3 (Calico API server calico-apiserver/calico-api)")
 
 	res, rep := r.cli(t, "apply", exampleRunbook, "-f", exampleValues, "--yes")
-	res.must(t, 0)
+	res.Must(t, 0)
 	for _, id := range []string{"add-new-pool", "disable-old-pool", "move-pods", "verify", "delete-old-pool"} {
 		if s := step(t, rep, id); s.Status != "done" {
 			t.Errorf("step %s: %s %s", id, s.Status, s.Error)
@@ -57,13 +57,13 @@ func TestFlavourAPIServer(t *testing.T) {
 	}
 
 	res, rep = r.cli(t, "apply", exampleRunbook, "-f", exampleValues, "--yes")
-	res.must(t, 0)
+	res.Must(t, 0)
 	requireAllUnchanged(t, rep)
 
 	// Forcing the v1 CRDs works on this cluster too (they are there); the plan
 	// says which API it used.
 	res, _ = r.cli(t, "plan", exampleRunbook, "-f", exampleValues, "--calico-api", "crd", "-o", "json")
-	res.must(t, 0, `"calico API: crd.projectcalico.org/v1 CRDs"`)
+	res.Must(t, 0, `"calico API: crd.projectcalico.org/v1 CRDs"`)
 
 	// With the Calico API server down, v3 cannot be served: explicit v3 is
 	// refused naming what was found, auto falls back to the v1 CRDs and says so.
@@ -71,11 +71,11 @@ func TestFlavourAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, _ = r.cli(t, "plan", exampleRunbook, "-f", exampleValues, "--calico-api", "v3")
-	res.must(t, 2, "--calico-api v3", "registered but unavailable", "crd.projectcalico.org/v1 (ippools, ipamblocks)")
+	res.Must(t, 2, "--calico-api v3", "registered but unavailable", "crd.projectcalico.org/v1 (ippools, ipamblocks)")
 	res, _ = r.cli(t, "plan", exampleRunbook, "-f", exampleValues, "-o", "json")
-	res.must(t, 0, "crd.projectcalico.org/v1 CRDs (projectcalico.org/v3 registered but unavailable")
+	res.Must(t, 0, "crd.projectcalico.org/v1 CRDs (projectcalico.org/v3 registered but unavailable")
 	res, _ = r.cli(t, "plan", exampleRunbook, "-f", exampleValues, "--calico-api", "v2")
-	res.must(t, 2, `--calico-api "v2": want one of auto, crd, v3`)
+	res.Must(t, 2, `--calico-api "v2": want one of auto, crd, v3`)
 	if err := r.c.Component(sandbox.CalicoAPIServer).Start(ctx); err != nil {
 		t.Fatal(err)
 	}

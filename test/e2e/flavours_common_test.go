@@ -1,14 +1,11 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -64,25 +61,12 @@ func newFlavourRig(t *testing.T, flavour string) *flavourRig {
 // machine) and, when report is set, returns the JSON report it wrote.
 func (r *flavourRig) cli(t *testing.T, args ...string) (cliResult, *engine.Report) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
-	defer cancel()
 	report := filepath.Join(r.dir, fmt.Sprintf("report-%d.json", time.Now().UnixNano()))
 	if args[0] == "apply" || args[0] == "rollback" {
 		args = append(args, "--report", report)
 	}
-	start := time.Now()
-	cmd := exec.CommandContext(ctx, testbin.Runbook(t), append(args, "--kubeconfig", r.c.KubeconfigPath())...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	res := cliResult{stdout: out.String(), stderr: errOut.String()}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		res.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("runbook %s: exit %d in %s", strings.Join(args[:1], " "), res.code, time.Since(start).Round(100*time.Millisecond))
+	res := testbin.Run(t, testbin.Opts{Kubeconfig: r.c.KubeconfigPath(), Timeout: 6 * time.Minute}, args...)
+	t.Logf("runbook %s: exit %d in %s", args[0], res.Code, res.Took.Round(100*time.Millisecond))
 	b, err := os.ReadFile(report)
 	if err != nil {
 		return res, nil

@@ -33,9 +33,9 @@ func TestFlavourOperator(t *testing.T) {
 	r.waitOperatorReady(ctx, t)
 
 	res, _ := r.cli(t, "plan", exampleRunbook, "-f", operatorValues)
-	res.must(t, 4, "add pool new-pool 10.0.0.0/16", "to Installation default spec.calicoNetwork.ipPools")
+	res.Must(t, 4, "add pool new-pool 10.0.0.0/16", "to Installation default spec.calicoNetwork.ipPools")
 	res, _ = r.cli(t, "plan", exampleRunbook, "-f", operatorValues, "-o", "json")
-	res.must(t, 4, "tigera-operator Installation API served")
+	res.Must(t, 4, "tigera-operator Installation API served")
 
 	t.Run("APIServer not Ready: refused, nothing changed", func(t *testing.T) {
 		if err := r.c.Component(sandbox.CalicoAPIServer).Stop(ctx); err != nil {
@@ -46,9 +46,9 @@ func TestFlavourOperator(t *testing.T) {
 		})
 		before := r.poolsState(ctx, t, true)
 		res, _ := r.cli(t, "plan", exampleRunbook, "-f", operatorValues)
-		res.must(t, 11, "APIServer default is not Ready", "the operator changes IP pools only while its Calico API server is Ready")
+		res.Must(t, 11, "APIServer default is not Ready", "the operator changes IP pools only while its Calico API server is Ready")
 		res, rep := r.cli(t, "apply", exampleRunbook, "-f", operatorValues, "--yes")
-		res.must(t, 6, "APIServer default is not Ready")
+		res.Must(t, 6, "APIServer default is not Ready")
 		if s := step(t, rep, "add-new-pool"); !strings.Contains(s.Error, "refused, nothing was changed") {
 			t.Errorf("add-new-pool: %+v", s)
 		}
@@ -63,12 +63,12 @@ func TestFlavourOperator(t *testing.T) {
 		before := r.poolsState(ctx, t, true)
 		r.applyInstallationPools(ctx, t, "argocd-controller", true)
 		res, _ := r.cli(t, "plan", exampleRunbook, "-f", operatorValues)
-		res.must(t, 11, `field manager "argocd-controller" (Argo CD, Apply)`, "which would revert runbook's edit")
+		res.Must(t, 11, `field manager "argocd-controller" (Argo CD, Apply)`, "which would revert runbook's edit")
 		requireUnchanged(t, before, r.poolsState(ctx, t, true))
 		r.applyInstallationPools(ctx, t, "argocd-controller", false) // Argo CD lets go of the field
 		requireUnchanged(t, before, r.poolsState(ctx, t, true))
 		res, _ = r.cli(t, "plan", exampleRunbook, "-f", operatorValues)
-		res.must(t, 4)
+		res.Must(t, 4)
 	})
 
 	t.Run("a failed run rolls back through the Installation", func(t *testing.T) {
@@ -78,7 +78,7 @@ func TestFlavourOperator(t *testing.T) {
 			t.Fatal(err)
 		}
 		res, rep := r.cli(t, "apply", rb, "--yes")
-		res.must(t, 6)
+		res.Must(t, 6)
 		mustContain(t, "deletePool error", step(t, rep, "delete-old-pool").Error, "refused, nothing was changed",
 			"pod(s) still have addresses in pool default-ipv4-ippool (192.168.0.0/16)")
 		mustContain(t, "disable rollback", step(t, rep, "disable-old-pool").Rollback, "re-enabled operator-managed pool default-ipv4-ippool through Installation default")
@@ -93,7 +93,7 @@ func TestFlavourOperator(t *testing.T) {
 
 	// Phase 1 of the migration: the new pool, created by the operator.
 	res, rep := r.cli(t, "apply", exampleRunbook, "-f", operatorValues, "--yes", "--stop-before", "disable-old-pool")
-	res.must(t, 8)
+	res.Must(t, 8)
 	mustContain(t, "add-new-pool", step(t, rep, "add-new-pool").Message, "added pool new-pool 10.0.0.0/16", "the tigera-operator created it in")
 	if lbl := r.v3Pool(ctx, t, "new-pool").GetLabels()[calico.LabelManagedBy]; lbl != calico.ManagedByOperator {
 		t.Errorf("new-pool managed-by %q: not the operator's", lbl)
@@ -106,7 +106,7 @@ func TestFlavourOperator(t *testing.T) {
 	// the list itself passes to the operator's manager when it writes defaults.
 	requireOwns(t, inst, "runbook", `"f:`+calico.AnnotationPoolsCreatedByRun+`"`)
 	res, _ = r.cli(t, "plan", exampleRunbook, "-f", operatorValues)
-	res.must(t, 4, "set disableNewAllocations: true on the entry of operator-managed pool default-ipv4-ippool")
+	res.Must(t, 4, "set disableNewAllocations: true on the entry of operator-managed pool default-ipv4-ippool")
 
 	t.Run("operator-managed pool edited behind the operator's back: detected", func(t *testing.T) {
 		// With the operator stopped nothing reverts the edit at once (it would in
@@ -121,7 +121,7 @@ func TestFlavourOperator(t *testing.T) {
 		}
 		before := r.poolsState(ctx, t, true)
 		res, _ := r.cli(t, "plan", exampleRunbook, "-f", operatorValues)
-		res.must(t, 11, "operator-managed pool default-ipv4-ippool differs from its entry in Installation default (natOutgoing: Installation true, pool false)",
+		res.Must(t, 11, "operator-managed pool default-ipv4-ippool differs from its entry in Installation default (natOutgoing: Installation true, pool false)",
 			"edited behind the operator's back")
 		requireUnchanged(t, before, r.poolsState(ctx, t, true))
 		if err := r.c.Component(sandbox.Operator).Start(ctx); err != nil {
@@ -137,7 +137,7 @@ func TestFlavourOperator(t *testing.T) {
 
 	// The rest of the migration (the stopped run resumes).
 	res, rep = r.cli(t, "apply", exampleRunbook, "-f", operatorValues, "--yes")
-	res.must(t, 0)
+	res.Must(t, 0)
 	for _, id := range []string{"disable-old-pool", "move-pods", "verify", "delete-old-pool"} {
 		if s := step(t, rep, id); s.Status != "done" || !s.Changed && id != "verify" {
 			t.Errorf("step %s: %s changed=%t %s %s", id, s.Status, s.Changed, s.Message, s.Error)
@@ -154,7 +154,7 @@ func TestFlavourOperator(t *testing.T) {
 	}
 
 	res, rep = r.cli(t, "apply", exampleRunbook, "-f", operatorValues, "--yes")
-	res.must(t, 0)
+	res.Must(t, 0)
 	requireAllUnchanged(t, rep)
 	t.Logf("operator stats %+v", r.c.OperatorStats())
 }

@@ -95,8 +95,8 @@ func planJSON(t *testing.T, c *sandbox.Cluster, file string, args ...string) (cl
 	t.Helper()
 	res := runCLI(t, c, append([]string{"plan", file, "-o", "json"}, args...)...)
 	var p engine.Plan
-	if err := json.Unmarshal([]byte(res.stdout), &p); err != nil {
-		t.Fatalf("plan output is not a plan (exit %d): %v\nstdout:\n%s\nstderr:\n%s", res.code, err, res.stdout, res.stderr)
+	if err := json.Unmarshal([]byte(res.Stdout), &p); err != nil {
+		t.Fatalf("plan output is not a plan (exit %d): %v\nstdout:\n%s\nstderr:\n%s", res.Code, err, res.Stdout, res.Stderr)
 	}
 	return res, &p
 }
@@ -291,14 +291,14 @@ func TestPreflightFindings(t *testing.T) {
 				t.Logf("%s: %s", f.Severity, f)
 			}
 			if !severe {
-				t.Fatalf("no %s finding %s in the plan (exit %d):\n%s", tc.severity, tc.id, res.code, res.stdout)
+				t.Fatalf("no %s finding %s in the plan (exit %d):\n%s", tc.severity, tc.id, res.Code, res.Stdout)
 			}
 			mustContain(t, "findings "+tc.id, strings.Join(texts, "\n"), tc.contains...)
 			if tc.severity == preflight.Block {
-				res.must(t, 11)
-				runCLI(t, c, append([]string{"apply", file, "--yes"}, sets...)...).must(t, 11, "preflight refused the run, nothing was changed", tc.id)
+				res.Must(t, 11)
+				runCLI(t, c, append([]string{"apply", file, "--yes"}, sets...)...).Must(t, 11, "preflight refused the run, nothing was changed", tc.id)
 			} else {
-				res.must(t, 4) // changes pending, not refused
+				res.Must(t, 4) // changes pending, not refused
 			}
 			if after := clusterState(ctx, t, r, true); after != before {
 				t.Fatalf("the cluster changed:\n--- before\n%s\n--- after\n%s", before, after)
@@ -307,12 +307,12 @@ func TestPreflightFindings(t *testing.T) {
 	}
 	// The plain runbook passes: nothing blocks, and the health report is clean.
 	res, p := planJSON(t, c, file)
-	res.must(t, 4)
+	res.Must(t, 4)
 	if b := preflight.Blocking(p.Preflight); len(b) > 0 {
 		t.Fatalf("blocking findings on a clean cluster: %v", b)
 	}
 	if findingOf(p, "ipam-health") == nil {
-		t.Fatalf("no IPAM health report in the plan:\n%s", res.stdout)
+		t.Fatalf("no IPAM health report in the plan:\n%s", res.Stdout)
 	}
 
 	t.Run("leaked address released, live pods untouched", func(t *testing.T) {
@@ -346,16 +346,16 @@ func TestPreflightFindings(t *testing.T) {
 		res, p := planJSON(t, c, file)
 		f := findingOf(p, "ipam-health.leaked")
 		if f == nil || f.Severity != preflight.Warn || !strings.Contains(f.Message, leaked.String()) || !strings.Contains(f.Message, "shop/ghost") {
-			t.Fatalf("the plan does not report the leaked %s:\n%s", leaked, res.stdout)
+			t.Fatalf("the plan does not report the leaked %s:\n%s", leaked, res.Stdout)
 		}
 
 		relFile := filepath.Join(r.dir, "release.yaml")
 		if err := os.WriteFile(relFile, []byte(releaseRunbook), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		runCLI(t, c, "plan", relFile).must(t, 4, "release 1 leaked address(es) in pool default-ipv4-ippool", leaked.String())
+		runCLI(t, c, "plan", relFile).Must(t, 4, "release 1 leaked address(es) in pool default-ipv4-ippool", leaked.String())
 		start := time.Now()
-		runCLI(t, c, "apply", relFile, "--yes").must(t, 0, "released 1 leaked address(es)", leaked.String())
+		runCLI(t, c, "apply", relFile, "--yes").Must(t, 0, "released 1 leaked address(es)", leaked.String())
 		if waited := time.Since(start); waited < 2*time.Second {
 			t.Errorf("released after %v, before the 2s grace period", waited)
 		}
@@ -376,7 +376,7 @@ func TestPreflightFindings(t *testing.T) {
 			t.Fatalf("Calico cannot release it again: %v", err)
 		}
 		// Nothing leaked now: a second run is unchanged.
-		runCLI(t, c, "apply", relFile, "--yes").must(t, 0, "no leaked address in pool default-ipv4-ippool")
+		runCLI(t, c, "apply", relFile, "--yes").Must(t, 0, "no leaked address in pool default-ipv4-ippool")
 	})
 }
 

@@ -48,7 +48,7 @@ func TestDualStackExample(t *testing.T) {
 	}
 
 	start = time.Now()
-	runCLI(t, c, "apply", dualstackRunbook, "-f", dualstackValues, "--yes").must(t, 0)
+	runCLI(t, c, "apply", dualstackRunbook, "-f", dualstackValues, "--yes").Must(t, 0)
 	t.Logf("dual-stack migration applied in %s", time.Since(start).Round(100*time.Millisecond))
 
 	new4, new6 := netip.MustParsePrefix("10.0.0.0/16"), netip.MustParsePrefix("fd00:10::/56")
@@ -84,7 +84,7 @@ func TestDualStackExample(t *testing.T) {
 
 	// Applying again: a new run, every step unchanged.
 	report := filepath.Join(t.TempDir(), "again.json")
-	runCLI(t, c, "apply", dualstackRunbook, "-f", dualstackValues, "--yes", "--report", report).must(t, 0)
+	runCLI(t, c, "apply", dualstackRunbook, "-f", dualstackValues, "--yes", "--report", report).Must(t, 0)
 	raw, err := os.ReadFile(report)
 	if err != nil {
 		t.Fatal(err)

@@ -27,6 +27,7 @@ import (
 	"github.com/runbookdev/runbook/engine"
 	"github.com/runbookdev/runbook/test/sandbox"
 	"github.com/runbookdev/runbook/test/scenarios"
+	"github.com/runbookdev/runbook/test/testbin"
 )
 
 const (
@@ -43,30 +44,11 @@ var (
 	ippools   = schema.GroupVersionResource{Group: "crd.projectcalico.org", Version: "v1", Resource: "ippools"}
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// runbookBinary builds the CLI once: the campaign drives the real binary.
+// runbookBinary is the CLI the campaign drives, built once for all test
+// packages (test/testbin).
 func runbookBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "runbook-faults-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "runbook")
-		if out, err := exec.Command("go", "build", "-o", binPath, "github.com/runbookdev/runbook/cmd/runbook").CombinedOutput(); err != nil {
-			buildErr = errors.New(string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build runbook: %v", buildErr)
-	}
-	return binPath
+	return testbin.Runbook(t)
 }
 
 // slowScenario is the doc's cluster with pods that take startDelay to become
@@ -204,22 +186,11 @@ func (a *apply) output() string {
 	return "stdout:\n" + a.out.String() + "\nstderr:\n" + a.errOut.String()
 }
 
-// cli runs the binary to completion.
+// cli runs the binary to completion and returns its exit code and output.
 func cli(t *testing.T, kubeconfig string, args ...string) (int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, runbookBinary(t), append(args, "--kubeconfig", kubeconfig)...)
-	cmd.Env = append(os.Environ(), "NO_COLOR=1")
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		return ee.ExitCode(), string(out)
-	case err != nil:
-		t.Fatal(err)
-	}
-	return 0, string(out)
+	r := testbin.Run(t, testbin.Opts{Kubeconfig: kubeconfig, Env: []string{"NO_COLOR=1"}, Timeout: 5 * time.Minute}, args...)
+	return r.Code, r.Stdout + r.Stderr
 }
 
 // loadJournal reads the run journal the way a resume does: Load verifies its
