@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/utils/clock"
 )
 
 // Lock is a coordination.k8s.io Lease held for the duration of a run, scoped to what
@@ -20,7 +21,10 @@ import (
 // It is renewed in the background; the moment a renewal fails or the lease could
 // have expired, the run's context is cancelled and Fence refuses journal writes, so a
 // holder that was paused (SIGSTOP) or partitioned past its lease cannot write after
-// another run took over.
+// another run took over. Cancelling the context alone is not enough: a holder that
+// wakes up from SIGSTOP runs on concurrently with its renewal loop, and its next
+// request may leave before the loop cancels anything; a WriteFence armed with Fence
+// refuses every write in the client's transport (see WriteFence).
 type Lock struct {
 	Client        kubernetes.Interface
 	Namespace     string
@@ -29,6 +33,7 @@ type Lock struct {
 	LeaseDuration time.Duration // default 30s
 	RenewEvery    time.Duration // default LeaseDuration/3
 
+	clock     clock.PassiveClock // the real clock; tests step a fake one
 	ll        *resourcelock.LeaseLock
 	mu        sync.Mutex
 	lastRenew time.Time // monotonic: local time of the last successful write
@@ -70,6 +75,9 @@ func (l *Lock) defaults() {
 	if l.RenewEvery == 0 {
 		l.RenewEvery = l.LeaseDuration / 3
 	}
+	if l.clock == nil {
+		l.clock = clock.RealClock{}
+	}
 	if l.ll == nil {
 		l.ll = &resourcelock.LeaseLock{
 			LeaseMeta:  metav1.ObjectMeta{Namespace: l.Namespace, Name: l.Name},
@@ -82,11 +90,20 @@ func (l *Lock) defaults() {
 
 func (l *Lock) describe() string { return l.Namespace + "/" + l.Name }
 
+// renewDeadline is how long after its last successful renewal the lock still
+// counts as ours: less than the lease by half a renewal period. Other runs take
+// over once the lease duration has passed since the renew time written in the
+// lease (read before the renewal's request was sent, so never later than ours);
+// the margin covers a write that passes the fence just before the deadline and
+// the clock skew between machines, as client-go leaderelection's RenewDeadline
+// does.
+func (l *Lock) renewDeadline() time.Duration { return l.LeaseDuration - l.RenewEvery/2 }
+
 // Acquire takes the lease, or takes over an expired one. A lease held by someone
 // else fails fast with a *HeldError naming the holder.
 func (l *Lock) Acquire(ctx context.Context) error {
 	l.defaults()
-	now := time.Now()
+	now, local := time.Now(), l.clock.Now()
 	rec := resourcelock.LeaderElectionRecord{HolderIdentity: l.Holder, LeaseDurationSeconds: int(l.LeaseDuration.Seconds()),
 		AcquireTime: metav1.NewTime(now), RenewTime: metav1.NewTime(now)}
 	cur, _, err := l.ll.Get(ctx)
@@ -116,7 +133,7 @@ func (l *Lock) Acquire(ctx context.Context) error {
 		}
 	}
 	l.mu.Lock()
-	l.lastRenew, l.lostErr = now, nil
+	l.lastRenew, l.lostErr = local, nil
 	l.mu.Unlock()
 	return nil
 }
@@ -147,15 +164,14 @@ func (l *Lock) Hold(ctx context.Context) context.Context {
 			case <-t.C:
 			}
 			if err := l.renew(rctx); err != nil {
-				l.mu.Lock()
-				expired := time.Since(l.lastRenew) >= l.LeaseDuration-l.RenewEvery/2
-				if errors.Is(err, ErrFenced) || expired {
-					l.lostErr = err
-					l.mu.Unlock()
-					cancel(fmt.Errorf("%w: %v", ErrFenced, err))
+				// A failed renewal is retried at the next tick until the renew
+				// deadline has passed; then (or when the lease was taken over)
+				// the lock is lost for good.
+				if ferr := l.Fence(); errors.Is(err, ErrFenced) || ferr != nil {
+					l.lose(err)
+					cancel(l.Fence())
 					return
 				}
-				l.mu.Unlock()
 			}
 		}
 	}()
@@ -163,6 +179,17 @@ func (l *Lock) Hold(ctx context.Context) context.Context {
 }
 
 func (l *Lock) renew(ctx context.Context) error {
+	// Past the renew deadline the lease may be someone else's even if it still
+	// names us (nobody took it over yet): a renewal then would make a holder that
+	// was paused past its lease, and was refused writes meanwhile, carry on as if
+	// nothing happened. client-go's leader election gives up the same way.
+	if err := l.Fence(); err != nil {
+		return err
+	}
+	// The renewal counts from before its request: the renew time written into the
+	// lease is never later than the one the fence counts from.
+	now := time.Now()
+	local := l.clock.Now()
 	ctx, cancel := context.WithTimeout(ctx, l.RenewEvery)
 	defer cancel()
 	cur, _, err := l.ll.Get(ctx)
@@ -172,7 +199,6 @@ func (l *Lock) renew(ctx context.Context) error {
 	if cur.HolderIdentity != l.Holder {
 		return fmt.Errorf("%w: lock %s was taken over by %q", ErrFenced, l.describe(), cur.HolderIdentity)
 	}
-	now := time.Now()
 	cur.RenewTime = metav1.NewTime(now)
 	if err := l.ll.Update(ctx, *cur); err != nil {
 		if apierrors.IsConflict(err) {
@@ -181,25 +207,43 @@ func (l *Lock) renew(ctx context.Context) error {
 		return fmt.Errorf("renew lock %s: %w", l.describe(), err)
 	}
 	l.mu.Lock()
-	l.lastRenew = now
+	if l.lostErr == nil {
+		l.lastRenew = local
+	}
 	l.mu.Unlock()
 	return nil
 }
 
+// lose records that the lock is lost; Fence fails from then on.
+func (l *Lock) lose(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lostErr == nil {
+		l.lostErr = err
+	}
+}
+
 // Fence returns an error unless the lock is certainly still ours: never lost, and
-// renewed less than a lease duration ago by the local monotonic clock (a process
-// resumed from SIGSTOP fails here before its renewal loop even wakes up).
+// renewed less than the renew deadline ago by the local monotonic clock (a process
+// resumed from SIGSTOP fails here before its renewal loop even wakes up). Once it
+// failed it keeps failing: a lock that may have been someone else's for a moment
+// is never trusted again by this process.
 func (l *Lock) Fence() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.lostErr != nil {
+		if errors.Is(l.lostErr, ErrFenced) {
+			return l.lostErr
+		}
 		return fmt.Errorf("%w: %v", ErrFenced, l.lostErr)
 	}
 	if l.lastRenew.IsZero() {
 		return fmt.Errorf("%w: lock %s was never acquired", ErrFenced, l.describe())
 	}
-	if age := time.Since(l.lastRenew); age >= l.LeaseDuration {
-		return fmt.Errorf("%w: last renewal of %s was %s ago (lease %s)", ErrFenced, l.describe(), age.Round(time.Millisecond), l.LeaseDuration)
+	if age := l.clock.Since(l.lastRenew); age >= l.renewDeadline() {
+		l.lostErr = fmt.Errorf("last renewal of %s was %s ago (lease %s, renew deadline %s)", l.describe(),
+			age.Round(time.Millisecond), l.LeaseDuration, l.renewDeadline())
+		return fmt.Errorf("%w: %v", ErrFenced, l.lostErr)
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/transport"
 
 	"github.com/runbookdev/runbook/actions"
 	"github.com/runbookdev/runbook/engine"
@@ -98,6 +99,9 @@ type session struct {
 	param  *runbooks.Params
 	source *engine.Source
 	p      *printer
+	// fence refuses writes in every client's transport once the run lock is lost
+	// (armed by lock).
+	fence *engine.WriteFence
 }
 
 // printer is the session's one renderer: events, live progress and the final report
@@ -128,6 +132,9 @@ func newSession(cmd *cobra.Command, g *globalOptions, f *runFlags, runbookFile s
 	if err != nil {
 		return nil, err
 	}
+	// Innermost, under kuberetry: every attempt of a write is checked.
+	s.fence = &engine.WriteFence{}
+	cfg.WrapTransport = transport.Wrappers(s.fence.Wrap, cfg.WrapTransport)
 	s.cfg = cfg
 	if s.kube, s.dyn, err = kubeclient.New(cfg); err != nil {
 		return nil, exitcode.Newf(exitcode.Invalid, "%v", err)
@@ -185,6 +192,7 @@ func (s *session) lock(ctx context.Context) (*engine.Lock, context.Context, erro
 		}
 		return nil, nil, err
 	}
+	s.fence.Arm(l.Fence)
 	return l, l.Hold(ctx), nil
 }
 
@@ -246,6 +254,13 @@ func (s *session) mutate(ctx context.Context, create bool, fn func(context.Conte
 	}
 	if cause := context.Cause(lctx); errors.Is(cause, engine.ErrFenced) {
 		return exitcode.New(exitcode.LockHeld, cause)
+	}
+	if err != nil {
+		// The run may have failed on a write the fence refused before the
+		// renewal loop cancelled lctx: the lock is the cause then too.
+		if ferr := lock.Fence(); ferr != nil {
+			return exitcode.New(exitcode.LockHeld, ferr)
+		}
 	}
 	return err
 }

@@ -331,8 +331,8 @@ func requireMigrated(ctx context.Context, t *testing.T, k *clients, state string
 	}
 }
 
-// requireEvictionCalls: the apiserver served exactly one successful eviction per
-// pod evicted (a second eviction of a terminating pod would be a needless call
+// requireEvictionCalls: the apiserver served one successful eviction per pod
+// evicted and no more (a second eviction of a terminating pod would be a needless call
 // even though the pod's condition cannot show it).
 func requireEvictionCalls(ctx context.Context, t *testing.T, k *clients, before map[string]float64, c counts) {
 	t.Helper()
@@ -340,9 +340,14 @@ func requireEvictionCalls(ctx context.Context, t *testing.T, k *clients, before 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok := after["201"] - before["201"]
-	if int(ok) != c.evicted {
-		t.Errorf("the apiserver accepted %v evictions for %d pods evicted (responses before %v, after %v)", ok, c.evicted, before, after)
+	// An eviction in flight when its process is killed, or its run cancelled, may
+	// still be carried out: the apiserver's timeout filter answers 504 (and counts
+	// it so) for a request whose client went away, and lets the handler finish.
+	// So the accepted evictions are at most the pods evicted, and with those 504s
+	// at least as many; the observer has already checked each pod was evicted once.
+	ok, cut := after["201"]-before["201"], after["504"]-before["504"]
+	if int(ok) > c.evicted || int(ok+cut) < c.evicted {
+		t.Errorf("the apiserver accepted %v evictions (and %v cut off) for %d pods evicted (responses before %v, after %v)", ok, cut, c.evicted, before, after)
 	}
 	var other []string
 	for code, n := range after {

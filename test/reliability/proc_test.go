@@ -125,14 +125,22 @@ func (p *proc) signalOrFail(t *testing.T, s syscall.Signal) {
 }
 
 // wait waits for the process to exit (fails the test after d) and returns its code.
+// A process still running after d is sent SIGQUIT first: the Go runtime prints
+// every goroutine's stack to stderr, which the failure message carries, so a hang
+// in CI says where it hangs.
 func (p *proc) wait(t *testing.T, d time.Duration) int {
 	t.Helper()
 	select {
 	case <-p.exited:
 	case <-time.After(d):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-		t.Fatalf("%s: still running after %v\n%s", p.name, d, p.output())
+		_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+		t.Fatalf("%s: still running after %v (stacks after SIGQUIT in its stderr)\n%s", p.name, d, p.output())
 	}
 	return p.code
 }
