@@ -364,7 +364,13 @@ func requireEvictionCalls(ctx context.Context, t *testing.T, k *clients, before 
 // points and applying again after each kill until it is done.
 func crashTrial(t *testing.T, scen *scenarios.Scenario, ref reference, plan planner, expiry bool) trialResult {
 	c := sandbox.StartForTest(t, sandbox.Options{Scenario: scen})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	// Waiting out the lease after each of some 35 kills takes about 20 minutes
+	// on its own.
+	bound := 20 * time.Minute
+	if expiry {
+		bound = 45 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
 	k := clientsFor(c)
 	obs := observe(ctx, t, k)
