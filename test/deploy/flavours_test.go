@@ -12,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -22,10 +21,8 @@ import (
 )
 
 var (
-	gvrV3Pools        = schema.GroupVersionResource{Group: "projectcalico.org", Version: "v3", Resource: "ippools"}
-	gvrInstallations  = schema.GroupVersionResource{Group: "operator.tigera.io", Version: "v1", Resource: "installations"}
-	gvrOpAPIServers   = schema.GroupVersionResource{Group: "operator.tigera.io", Version: "v1", Resource: "apiservers"}
-	gvrTigeraStatuses = schema.GroupVersionResource{Group: "operator.tigera.io", Version: "v1", Resource: "tigerastatuses"}
+	gvrV3Pools       = schema.GroupVersionResource{Group: "projectcalico.org", Version: "v3", Resource: "ippools"}
+	gvrInstallations = schema.GroupVersionResource{Group: "operator.tigera.io", Version: "v1", Resource: "installations"}
 )
 
 // TestLeastPrivilegePerFlavour is TestLeastPrivilegeThroughImpersonation on the
@@ -89,7 +86,9 @@ func TestLeastPrivilegePerFlavour(t *testing.T) {
 			defer cancel()
 			dyn := dynamic.NewForConfigOrDie(c.RESTConfig())
 			if tc.flavour == sandbox.FlavourOperator {
-				waitOperatorReady(ctx, t, dyn)
+				if err := c.WaitOperatorReady(ctx); err != nil { // before, a run is refused for the operator's state rather than for permissions
+					t.Fatal(err)
+				}
 			}
 			refused := "runbook-no-" + tc.drop.verb + "-" + strings.ReplaceAll(tc.drop.resource, "/", "-")
 			a := newApplier(t, c.RESTConfig())
@@ -147,23 +146,7 @@ func TestLeastPrivilegePerFlavour(t *testing.T) {
 			rules := loadRules(t, "../../deploy/rbac.yaml", "runbook-system", "runbook")
 			_, flavours := declaredNeeds()
 			calls := proxy.recorded()
-			var denied []string
-			used := map[ruleKey]bool{}
-			for _, call := range calls {
-				if grantedToEveryone[apiCall{Verb: call.Verb, Group: call.Group, Resource: call.Resource, Namespace: call.Namespace}] {
-					continue
-				}
-				keys := rules.allowing(call)
-				if len(keys) == 0 {
-					denied = append(denied, call.String())
-				}
-				for _, k := range keys {
-					used[k] = true
-				}
-			}
-			if len(denied) > 0 {
-				t.Errorf("requests the RBAC does not allow (refused, or tolerated as unknown):\n  %s", strings.Join(denied, "\n  "))
-			}
+			used := requireAllowed(t, rules, calls)
 			var unused, proved []string
 			for _, k := range rules.keys() {
 				if !exclusively(flavours[k], tc.proves) {
@@ -221,36 +204,6 @@ func flavourState(ctx context.Context, t *testing.T, dyn dynamic.Interface, flav
 		lines = append(lines, items...)
 	}
 	return strings.Join(lines, "\n")
-}
-
-// waitOperatorReady waits until the operator applies Installation changes (its
-// APIServer Ready, TigeraStatus ippools Available): before, a run is refused
-// for the operator's state rather than for permissions.
-func waitOperatorReady(ctx context.Context, t *testing.T, dyn dynamic.Interface) {
-	t.Helper()
-	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
-		as, err := dyn.Resource(gvrOpAPIServers).Get(ctx, "default", metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		if s, _, _ := unstructured.NestedString(as.Object, "status", "state"); s != "Ready" {
-			return false, nil
-		}
-		ts, err := dyn.Resource(gvrTigeraStatuses).Get(ctx, "ippools", metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		conds, _, _ := unstructured.NestedSlice(ts.Object, "status", "conditions")
-		for _, c := range conds {
-			if m, _ := c.(map[string]any); m["type"] == "Available" {
-				return m["status"] == "True", nil
-			}
-		}
-		return false, nil
-	})
-	if err != nil {
-		t.Fatalf("waiting for the operator (APIServer default Ready, TigeraStatus ippools Available): %v", err)
-	}
 }
 
 // proxyKubeconfig is a kubeconfig for the impersonating proxy: its CA, no

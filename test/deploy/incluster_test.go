@@ -112,6 +112,31 @@ func requireMountNamespaces(t *testing.T) {
 	t.Skipf("unshare -m: %v (needs root)", err)
 }
 
+// requireAllowed fails the test for every recorded call that no rule allows (the
+// bootstrap policy's grants to every user aside: those need no rule) and returns
+// the rules the calls used.
+func requireAllowed(t *testing.T, rules ruleSet, calls []apiCall) map[ruleKey]bool {
+	t.Helper()
+	var denied []string
+	used := map[ruleKey]bool{}
+	for _, call := range calls {
+		if grantedToEveryone[apiCall{Verb: call.Verb, Group: call.Group, Resource: call.Resource, Namespace: call.Namespace}] {
+			continue
+		}
+		keys := rules.allowing(call)
+		if len(keys) == 0 {
+			denied = append(denied, call.String())
+		}
+		for _, k := range keys {
+			used[k] = true
+		}
+	}
+	if len(denied) > 0 {
+		t.Errorf("requests the RBAC does not allow (the apiserver would have refused them):\n  %s", strings.Join(denied, "\n  "))
+	}
+	return used
+}
+
 // grantedToEveryone are calls the default bootstrap policy allows every
 // authenticated identity (ClusterRole system:basic-user), so deploy/rbac.yaml need
 // not grant them: the permissions preflight asks about itself with
@@ -165,23 +190,7 @@ func TestInClusterAsServiceAccount(t *testing.T) {
 
 	rules := loadRules(t, "../../deploy/rbac.yaml", "runbook-system", "runbook")
 	calls := proxy.recorded()
-	var denied []string
-	used := map[ruleKey]bool{}
-	for _, call := range calls {
-		if grantedToEveryone[call] {
-			continue
-		}
-		keys := rules.allowing(call)
-		if len(keys) == 0 {
-			denied = append(denied, call.String())
-		}
-		for _, k := range keys {
-			used[k] = true
-		}
-	}
-	if len(denied) > 0 {
-		t.Errorf("requests the RBAC does not allow (the apiserver would have refused them):\n  %s", strings.Join(denied, "\n  "))
-	}
+	used := requireAllowed(t, rules, calls)
 	_, flavours := declaredNeeds()
 	var unused []string
 	for _, k := range rules.keys() {

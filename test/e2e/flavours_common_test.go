@@ -33,11 +33,10 @@ var (
 )
 
 var (
-	gvrV1Pools        = schema.GroupVersionResource{Group: "crd.projectcalico.org", Version: "v1", Resource: "ippools"}
-	gvrV3Pools        = schema.GroupVersionResource{Group: "projectcalico.org", Version: "v3", Resource: "ippools"}
-	gvrInstallations  = schema.GroupVersionResource{Group: "operator.tigera.io", Version: "v1", Resource: "installations"}
-	gvrOpAPIServers   = schema.GroupVersionResource{Group: "operator.tigera.io", Version: "v1", Resource: "apiservers"}
-	gvrTigeraStatuses = schema.GroupVersionResource{Group: "operator.tigera.io", Version: "v1", Resource: "tigerastatuses"}
+	gvrV1Pools       = schema.GroupVersionResource{Group: "crd.projectcalico.org", Version: "v1", Resource: "ippools"}
+	gvrV3Pools       = schema.GroupVersionResource{Group: "projectcalico.org", Version: "v3", Resource: "ippools"}
+	gvrInstallations = schema.GroupVersionResource{Group: "operator.tigera.io", Version: "v1", Resource: "installations"}
+	gvrOpAPIServers  = schema.GroupVersionResource{Group: "operator.tigera.io", Version: "v1", Resource: "apiservers"}
 )
 
 // flavourRig is a sandbox of one flavour driven through the CLI binary.

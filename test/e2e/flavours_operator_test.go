@@ -169,25 +169,14 @@ func (r *flavourRig) apiServerState(ctx context.Context) string {
 }
 
 // waitOperatorReady waits until the operator changes pools again: APIServer
-// Ready and its pool controller not Degraded.
+// Ready and its pool controller Available.
 func (r *flavourRig) waitOperatorReady(ctx context.Context, t *testing.T) {
 	t.Helper()
-	waitCond(ctx, t, "the operator ready", 3*time.Minute, func(ctx context.Context) (bool, error) {
-		if r.apiServerState(ctx) != "Ready" {
-			return false, nil
-		}
-		ts, err := r.dyn.Resource(gvrTigeraStatuses).Get(ctx, "ippools", metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		conds, _, _ := unstructured.NestedSlice(ts.Object, "status", "conditions")
-		for _, c := range conds {
-			if m, _ := c.(map[string]any); m["type"] == "Available" {
-				return m["status"] == "True", nil
-			}
-		}
-		return false, nil
-	})
+	start := time.Now()
+	if err := r.c.WaitOperatorReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the operator ready after %v", time.Since(start).Round(100*time.Millisecond))
 }
 
 func (r *flavourRig) installation(ctx context.Context, t *testing.T) *unstructured.Unstructured {

@@ -290,3 +290,31 @@ func tigeraStatus(ctx context.Context, dyn dynamic.Interface) string {
 	}
 	return summary
 }
+
+// WaitOperatorReady waits until the operator applies Installation changes again:
+// APIServer "default" Ready and TigeraStatus "ippools" Available. Tests that stop
+// and start the Calico API server or the operator wait on it before the next run.
+func (c *Cluster) WaitOperatorReady(ctx context.Context) error {
+	dyn, err := dynamic.NewForConfig(c.admin)
+	if err != nil {
+		return fmt.Errorf("dynamic client: %w", err)
+	}
+	var pending string
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		api, err := dyn.Resource(operator.APIServers).Get(ctx, operator.DefaultName, metav1.GetOptions{})
+		if err != nil {
+			pending = err.Error()
+			return false, nil
+		}
+		if state, _, _ := unstructured.NestedString(api.Object, "status", "state"); state != operator.StateReady {
+			pending = "APIServer default not Ready"
+			return false, nil
+		}
+		pending = "TigeraStatus " + operator.StatusName + ": " + tigeraStatus(ctx, dyn)
+		return tigeraStatus(ctx, dyn) == "Available", nil
+	})
+	if err != nil {
+		return fmt.Errorf("the operator is not ready (%s): %w", pending, err)
+	}
+	return nil
+}
