@@ -63,6 +63,16 @@ func run(args []string) int {
 			defer pprof.StopCPUProfile()
 		}
 	}
+	if p := os.Getenv("PODMOVE_HEAPPROFILE"); p != "" {
+		// The heap at the end of the run: what the caches keep, and (alloc_space)
+		// everything the run allocated on the way.
+		defer func() {
+			if f, err := os.Create(p + "." + *mode); err == nil {
+				_ = pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
