@@ -134,35 +134,44 @@ func Detect(ctx context.Context, disc discovery.DiscoveryInterface, dyn dynamic.
 	if d.Operator, err = servesResources(disc, "operator.tigera.io/v1", "installations"); err != nil {
 		return d, err
 	}
-	v3Served, v3Err := servesResources(disc, "projectcalico.org/v3", "ippools")
-	if v3Err != nil {
-		// An aggregated API whose server is down fails discovery of its group only.
-		d.V3Unavailable = v3Err.Error()
-	}
 	// The APIService tells a Calico API server (service-backed) from native v3
-	// CRDs (Local). Reading it needs RBAC a least-privilege deployment may lack;
-	// then discovery alone decides.
-	if dyn != nil && (v3Served || v3Err != nil) {
-		u, err := dyn.Resource(gvrAPIServices).Get(ctx, v3APIServiceName, metav1.GetOptions{})
-		switch {
-		case err == nil:
-			svcNS, _, _ := unstructured.NestedString(u.Object, "spec", "service", "namespace")
-			svcName, _, _ := unstructured.NestedString(u.Object, "spec", "service", "name")
-			if svcName == "" {
-				d.V3 = V3CRDs
-			} else {
-				d.V3, d.V3Service = V3APIServer, svcNS+"/"+svcName
-				if msg := apiServiceUnavailable(u.Object); msg != "" {
-					d.V3Unavailable = msg
-				}
-			}
-		case apierrors.IsNotFound(err) || apierrors.IsForbidden(err):
-			if v3Served {
-				d.V3 = V3Unknown
-			}
-		default:
-			return d, fmt.Errorf("calico: read APIService %s: %w", v3APIServiceName, err)
+	// CRDs (Local), and whether its server is up. It is read before discovery:
+	// discovery of an aggregated group whose server is down answers 503, which the
+	// client's retries would wait out (~12 s) only to learn what the APIService's
+	// Available condition already says. Reading it needs RBAC a least-privilege
+	// deployment may lack; then discovery alone decides.
+	var svc *unstructured.Unstructured
+	var svcErr error
+	if dyn != nil {
+		svc, svcErr = dyn.Resource(gvrAPIServices).Get(ctx, v3APIServiceName, metav1.GetOptions{})
+		if apierrors.IsNotFound(svcErr) || apierrors.IsForbidden(svcErr) {
+			svc, svcErr = nil, nil
 		}
+	}
+	var v3Served bool
+	var v3Err error
+	if svc != nil {
+		svcNS, _, _ := unstructured.NestedString(svc.Object, "spec", "service", "namespace")
+		svcName, _, _ := unstructured.NestedString(svc.Object, "spec", "service", "name")
+		if svcName == "" {
+			d.V3 = V3CRDs
+		} else {
+			d.V3, d.V3Service = V3APIServer, svcNS+"/"+svcName
+			d.V3Unavailable = apiServiceUnavailable(svc.Object)
+		}
+	}
+	if d.V3Unavailable == "" {
+		v3Served, v3Err = servesResources(disc, "projectcalico.org/v3", "ippools")
+		if v3Err != nil {
+			// An aggregated API whose server is down fails discovery of its group only.
+			d.V3Unavailable = v3Err.Error()
+		}
+	}
+	if svcErr != nil && (v3Served || v3Err != nil) {
+		return d, fmt.Errorf("calico: read APIService %s: %w", v3APIServiceName, svcErr)
+	}
+	if svc == nil && v3Served {
+		d.V3 = V3Unknown
 	}
 	if d.V3Unavailable != "" && d.V3 == V3None {
 		d.V3 = V3Unknown

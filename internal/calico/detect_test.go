@@ -20,9 +20,11 @@ import (
 type stubDiscovery struct {
 	*fakediscovery.FakeDiscovery
 	broken map[string]bool
+	asked  map[string]int // group versions discovered, and how often
 }
 
 func (d stubDiscovery) ServerResourcesForGroupVersion(gv string) (*metav1.APIResourceList, error) {
+	d.asked[gv]++
 	if d.broken[gv] {
 		return nil, errors.New("the server is currently unable to handle the request")
 	}
@@ -38,7 +40,7 @@ func newDiscovery(broken []string, gvs map[string][]string) stubDiscovery {
 		}
 		f.Resources = append(f.Resources, l)
 	}
-	d := stubDiscovery{FakeDiscovery: f, broken: map[string]bool{}}
+	d := stubDiscovery{FakeDiscovery: f, broken: map[string]bool{}, asked: map[string]int{}}
 	for _, b := range broken {
 		d.broken[b] = true
 	}
@@ -125,6 +127,26 @@ func TestDetect(t *testing.T) {
 				t.Error("empty description")
 			}
 		})
+	}
+}
+
+// TestDetectSkipsDiscoveryOfADownAPIServer: an APIService that reports its server
+// unavailable is believed; its group's discovery, which would answer 503 after the
+// client's retries (~12 s per command), is not asked.
+func TestDetectSkipsDiscoveryOfADownAPIServer(t *testing.T) {
+	disc := newDiscovery([]string{"projectcalico.org/v3"}, map[string][]string{
+		"crd.projectcalico.org/v1": {"ippools", "ipamblocks", "blockaffinities"}, "projectcalico.org/v3": {"ippools"}})
+	dyn := dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{gvrAPIServices: "APIServiceList"}, apiService(true, false))
+	d, err := Detect(context.Background(), disc, dyn, APIAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Flavour != FlavourCRD || !strings.Contains(d.V3Unavailable, "no response") {
+		t.Errorf("got %s (v3 unavailable: %q), want the crd flavour and the APIService's reason", d, d.V3Unavailable)
+	}
+	if n := disc.asked["projectcalico.org/v3"]; n != 0 {
+		t.Errorf("discovery of projectcalico.org/v3 asked %d time(s) though its APIService says it is down", n)
 	}
 }
 
