@@ -10,7 +10,7 @@ import (
 )
 
 func init() {
-	Register(Check{ID: "old-pool", Actions: []string{"ensurePool"}, Run: checkOldPool})
+	Register(Check{ID: "old-pool", Actions: []string{"ensurePool"}, Run: onMigration(checkOldPool)})
 }
 
 // checkOldPool: the pool actions treat an absent old pool as already handled, so
@@ -18,14 +18,7 @@ func init() {
 // is not created yet either, nothing was migrated: the old pool's name is wrong (a
 // typo, another cluster's values), and the run would create the new pool, move
 // nothing and leave every pod where it is, reporting success.
-func checkOldPool(ctx context.Context, in *Input) ([]Finding, error) {
-	m, err := in.Migration(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if m.Incomplete != "" {
-		return incomplete(m), nil
-	}
+func checkOldPool(ctx context.Context, in *Input, m *Migration) ([]Finding, error) {
 	var planned []string
 	for _, n := range m.New {
 		if n.Planned {

@@ -17,9 +17,9 @@ import (
 
 func init() {
 	Register(Check{ID: "cluster-cidr", Actions: []string{"ensurePool"}, Run: checkClusterCIDR})
-	Register(Check{ID: "capacity", Actions: []string{"ensurePool", "disablePool", "deletePodsInPool"}, Run: checkCapacity})
-	Register(Check{ID: "coverage", Actions: []string{"ensurePool", "disablePool", "deletePodsInPool"}, Run: checkCoverage})
-	Register(Check{ID: "tunnel", Actions: []string{"ensurePool", "disablePool"}, Run: checkTunnel})
+	Register(Check{ID: "capacity", Actions: []string{"ensurePool", "disablePool", "deletePodsInPool"}, Run: onMigration(checkCapacity)})
+	Register(Check{ID: "coverage", Actions: []string{"ensurePool", "disablePool", "deletePodsInPool"}, Run: onMigration(checkCoverage)})
+	Register(Check{ID: "tunnel", Actions: []string{"ensurePool", "disablePool"}, Run: onMigration(checkTunnel)})
 	Register(Check{ID: "bgp-export", Actions: []string{"ensurePool", "disablePool", "deletePodsInPool"}, Run: checkBGPExport})
 }
 
@@ -28,6 +28,22 @@ func init() {
 func incomplete(m *Migration) []Finding {
 	return []Finding{{Severity: Info, Step: m.Incomplete,
 		Message: "step " + m.Incomplete + "'s parameters are known only after apply: not checked here (the actions check what they can at apply)"}}
+}
+
+// onMigration adapts a check of the migration the runbook describes: it reads the
+// migration and, while a pool step's parameters are known only after apply, says
+// so instead of judging.
+func onMigration(check func(context.Context, *Input, *Migration) ([]Finding, error)) func(context.Context, *Input) ([]Finding, error) {
+	return func(ctx context.Context, in *Input) ([]Finding, error) {
+		m, err := in.Migration(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if m.Incomplete != "" {
+			return incomplete(m), nil
+		}
+		return check(ctx, in, m)
+	}
 }
 
 // headroom is the share of a new pool kept free after the move: pods surge during
@@ -122,14 +138,7 @@ func loads(ctx context.Context, in *Input, m *Migration) (map[calico.Family]*fam
 
 // checkCapacity: the new pools of a family must hold every pod that moves (plus
 // headroom), and give every node that allocates from them a block of its own.
-func checkCapacity(ctx context.Context, in *Input) ([]Finding, error) {
-	m, err := in.Migration(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if m.Incomplete != "" {
-		return incomplete(m), nil
-	}
+func checkCapacity(ctx context.Context, in *Input, m *Migration) ([]Finding, error) {
 	ls, nodes, err := loads(ctx, in, m)
 	if err != nil {
 		return nil, err
@@ -218,14 +227,7 @@ func families(ls map[calico.Family]*familyLoad) []calico.Family {
 // checkCoverage: every node with a pod in an old pool must be selected by a new
 // pool of the same family, in each family that moves (dual-stack pods need both):
 // otherwise its replacement pods get no address of that family and never start.
-func checkCoverage(ctx context.Context, in *Input) ([]Finding, error) {
-	m, err := in.Migration(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if m.Incomplete != "" {
-		return incomplete(m), nil
-	}
+func checkCoverage(ctx context.Context, in *Input, m *Migration) ([]Finding, error) {
 	ls, nodes, err := loads(ctx, in, m)
 	if err != nil {
 		return nil, err
@@ -284,14 +286,7 @@ func checkCoverage(ctx context.Context, in *Input) ([]Finding, error) {
 // itself, but only against pools that exist: here the new pools are counted as the
 // runbook will create them, so a new pool without the old one's encapsulation is
 // found before anything is created.
-func checkTunnel(ctx context.Context, in *Input) ([]Finding, error) {
-	m, err := in.Migration(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if m.Incomplete != "" {
-		return incomplete(m), nil
-	}
+func checkTunnel(ctx context.Context, in *Input, m *Migration) ([]Finding, error) {
 	if len(m.Old) == 0 || !in.HasAction("disablePool") {
 		return nil, nil
 	}
