@@ -341,6 +341,21 @@ func TestObserve(t *testing.T) {
 			}
 		},
 	}, {
+		name: "a minAvailable budget whose expectedPods dips while a pod is replaced is not refused",
+		build: func(f *fakeStore, s *setup) {
+			// frontend wants 3 pods, minAvailable 2; one went and its ReplicaSet has
+			// not created the replacement yet (it lagged behind an API server
+			// restart): the disruption controller counts the 2 pods that exist.
+			web := f.deployment("ns", "web", 3)
+			f.pdb("ns", "web", 0, 2, 2, 2)
+			f.pods = []*corev1.Pod{mkPod("ns", "web-a", "192.168.0.1", web), mkPod("ns", "web-b", "192.168.0.2", web)}
+		},
+		check: func(t *testing.T, w *world) {
+			if len(w.refused) > 0 || len(w.cands) != 2 {
+				t.Fatalf("refused %q, candidates %d: the budget allows evictions again once the replacement is Ready", w.refused.Problems(0), len(w.cands))
+			}
+		},
+	}, {
 		name: "pinned to the old pool by the pod's or the namespace's annotation: refused",
 		build: func(f *fakeStore, s *setup) {
 			a, b, c := f.deployment("legacy", "a", 1), f.deployment("shop", "b", 1), f.deployment("shop", "c", 1)

@@ -1,6 +1,7 @@
 package podmove
 
 import (
+	"slices"
 	"sort"
 	"time"
 
@@ -270,6 +271,32 @@ func observe(st Store, s *setup, mem *memory, now time.Time) *world {
 	for _, o := range remembered {
 		touch(o)
 	}
+	// workload is how many pods a budget's owners want: the disruption controller's
+	// expectedPods counts the pods that exist when minAvailable is a number, and
+	// that dips while a pod is replaced (its ReplicaSet lagging, say after an API
+	// server restart), which must not pass for a budget that never allows anything.
+	// Worked out only for a budget that looks like one.
+	sizes := map[*Budget]int{}
+	workload := func(b *Budget) int {
+		if n, ok := sizes[b]; ok {
+			return n
+		}
+		pods, want := map[Owner]int{}, 0
+		for _, pi := range infos {
+			if !isFinished(pi.pod) && slices.Contains(pi.covers, b) {
+				pods[pi.owner]++
+			}
+		}
+		for o, n := range pods {
+			if d := desired(o, st); !o.IsZero() && d >= 0 {
+				want += d
+			} else {
+				want += n
+			}
+		}
+		sizes[b] = max(want, int(b.ExpectedPods))
+		return sizes[b]
+	}
 	for _, pi := range infos {
 		p := pi.pod
 		if !s.scope.contains(p) {
@@ -342,7 +369,8 @@ func observe(st Store, s *setup, mem *memory, now time.Time) *world {
 				_, c.admitted = c.budget.AdmittedEviction(p)
 			}
 		}
-		if c.budget != nil && c.action != ActRestart && c.ready && !c.admitted && c.budget.NeverAllows() {
+		if c.budget != nil && c.action != ActRestart && c.ready && !c.admitted && c.budget.NeverAllows() &&
+			workload(c.budget) <= int(c.budget.DesiredHealthy) {
 			w.refused.add(c.budget.String()+" never allows an eviction as the workload stands ("+c.budget.State()+"): relax it or scale up first", key)
 			continue
 		}
