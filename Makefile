@@ -48,9 +48,13 @@ sandbox-status:
 # clusters (e2e, the reliability and fault campaigns, deploy, sandbox...), one package
 # at a time (-p 1): two control planes side by side on a 2-core CI machine starve each
 # other (a sandbox whose scheduler is not Ready within 2 min), which is a flake, not a
-# finding. RUNBOOK_FAULTS=1 runs the control-plane and workload fault campaign.
+# finding.
+# The reliability and fault campaigns run last, verbose, through hack/test-campaign.sh,
+# which prints their numbers (crashes injected/survived, restarts survived, scenarios).
 test: vet tools unit
-	RUNBOOK_FAULTS=1 RUNBOOK_TOOLS_DIR=$$(bash hack/build-tools.sh --print-dir) $(GO) test -count=1 -p 1 -timeout 30m ./test/...
+	RUNBOOK_TOOLS_DIR=$$(bash hack/build-tools.sh --print-dir) $(GO) test -count=1 -p 1 -timeout 30m \
+		$$($(GO) list ./test/... | grep -v -e '/test/reliability$$' -e '/test/faults$$')
+	RUNBOOK_TOOLS_DIR=$$(bash hack/build-tools.sh --print-dir) bash hack/test-campaign.sh
 	$(MAKE) fuzz FUZZTIME=10s
 
 # The reliability campaign's full set (test/reliability): SIGKILL at every step boundary and
