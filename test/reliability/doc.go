@@ -15,9 +15,8 @@
 //
 // `go test ./test/reliability` (part of `make test`) runs the reduced set:
 // TestCrashAnywhere (one uninterrupted and one batched migration with 35 kills,
-// about a minute) and TestWrongForTheCluster. RELIABILITY=long (or `make
-// reliability`) runs the full set; TestLockWithProcesses runs only with
-// RELIABILITY set (reduced or long) until it has been proven on the sandbox.
-// RELIABILITY_SEED fixes the random kill instants (the seed in use is always
-// logged).
+// about a minute), TestLockWithProcesses (about two minutes, most of
+// it three leases waited out) and TestWrongForTheCluster. RELIABILITY=long (or
+// `make reliability`) runs the full set. RELIABILITY_SEED fixes the random kill
+// instants (the seed in use is always logged).
 package reliability

@@ -34,18 +34,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// campaign skips a cluster test unless RELIABILITY asks for it: tests that have
-// not been proven against the sandbox yet must not gate `make test`
-// (TestLockWithProcesses, written while a benchmark owned the machine).
-func campaign(t *testing.T) {
-	t.Helper()
-	switch os.Getenv("RELIABILITY") {
-	case "reduced", "long":
-	default:
-		t.Skip("reliability campaign: set RELIABILITY=reduced (the CI set) or RELIABILITY=long (make reliability)")
-	}
-}
-
 // longRun reports whether the full campaign was asked for (RELIABILITY=long):
 // more trials, each boundary crash in a migration of its own, lease expiry waited
 // out instead of `runbook unlock`.
