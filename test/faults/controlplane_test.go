@@ -145,7 +145,7 @@ func TestTransientFaultsThroughProxy(t *testing.T) {
 	sd := seed(t)
 	t.Logf("FAULTS: seed %d (FAULT_SEED=%d replays the schedule)", sd, sd)
 	r := rand.New(rand.NewPCG(sd, sd^0x9e3779b97f4a7c15))
-	c := sandbox.StartForTest(t, sandbox.Options{Scenario: slowScenario(t, time.Second)})
+	c := sandbox.StartForTest(t, sandbox.Options{Scenario: slowScenario(t, 3*time.Second)})
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	p, err := c.StartFaultProxy()
@@ -156,13 +156,17 @@ func TestTransientFaultsThroughProxy(t *testing.T) {
 	if err := p.WriteKubeconfig(kubeconfig); err != nil {
 		t.Fatal(err)
 	}
-	// One fault at a time, a seeded pause apart: transient means the next try
-	// may pass. (Queued all at once, consecutive faults hit every retry of one
-	// request, which is an outage, not a blip: TestPersistentFaultStopsResumable.)
+	// One fault at a time, and the next one only a seeded pause after the last
+	// was used up: transient means a retry soon passes. A request retries for
+	// ~12 s (internal/kuberetry: after 0.25, 0.5, 1, 2, 4, 4 s); a fault fails at
+	// most 3 tries in a row, and a pause of at least 2 s keeps the next fault off
+	// the same request's following tries. Queued faster than requests use them (a
+	// quiet step sends few), consecutive faults would hit every retry of one
+	// request: an outage, not a blip (TestPersistentFaultStopsResumable).
 	faults := append(transientFaults(r), transientFaults(r)...)
 	gaps := make([]time.Duration, len(faults))
 	for i := range gaps {
-		gaps[i] = time.Duration(300+r.IntN(900)) * time.Millisecond
+		gaps[i] = time.Duration(2000+r.IntN(1000)) * time.Millisecond
 	}
 	t.Logf("schedule: %s", describe(faults))
 	start := time.Now()
@@ -170,6 +174,20 @@ func TestTransientFaultsThroughProxy(t *testing.T) {
 	go func() {
 		for i, f := range faults {
 			p.Add(f)
+			// A fault no request matches (a watch reset while no watch starts) is
+			// dropped after a while rather than stopping the schedule.
+			unused := time.Now().Add(10 * time.Second)
+			for p.Pending() > 0 {
+				if time.Now().After(unused) {
+					p.Set()
+					break
+				}
+				select {
+				case <-a.done:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
 			select {
 			case <-a.done:
 				return

@@ -141,6 +141,14 @@ func (p *Proxy) Set(faults ...Fault) { p.faults.set(faults) }
 // Add adds a fault after the active ones (the first matching fault applies).
 func (p *Proxy) Add(f Fault) { p.faults.add(f) }
 
+// Pending is how many faults are active: limited ones not used up yet, and
+// unlimited ones.
+func (p *Proxy) Pending() int {
+	p.faults.mu.Lock()
+	defer p.faults.mu.Unlock()
+	return len(p.faults.faults)
+}
+
 // DropConnections resets every open client connection, idle ones and open
 // watches included, as a restarting load balancer would.
 func (p *Proxy) DropConnections() int {
