@@ -3,6 +3,7 @@ package reliability
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"sort"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -83,26 +85,49 @@ type observer struct {
 	probePods  map[types.UID]string // pods ever created in the verification namespace
 	evicted    map[types.UID]eviction
 	oldAtStart map[types.UID]string // pods with an old-pool address when the observer started
-	stop       context.CancelFunc
+	// An eviction the API admitted (the budget lists the pod in
+	// status.disruptedPods) whose client vanished before the pod got its
+	// DisruptionTarget condition and was deleted is finished by the next run with a
+	// plain delete (deletePodsInPool). admitted: every disruptedPods entry seen,
+	// namespace/name -> times; deleted: pods deleted without the condition.
+	admitted map[string][]time.Time
+	deleted  map[types.UID]deletion
+	// ips: each pod's last IPv4 address; a terminating pod may lose it before its
+	// final state.
+	ips  map[types.UID]string
+	stop context.CancelFunc
+}
+
+// deletion is a pod deleted without the eviction API's DisruptionTarget condition.
+type deletion struct {
+	key     string // namespace/name
+	ip      string
+	created time.Time
 }
 
 func observe(ctx context.Context, t *testing.T, k *clients) *observer {
 	t.Helper()
 	o := &observer{poolAdds: map[string]int{}, poolDels: map[string]int{}, disables: map[string]int{}, enables: map[string]int{},
-		nsAdds: map[string]int{}, probePods: map[types.UID]string{}, evicted: map[types.UID]eviction{}, oldAtStart: map[types.UID]string{}}
+		nsAdds: map[string]int{}, probePods: map[types.UID]string{}, evicted: map[types.UID]eviction{}, oldAtStart: map[types.UID]string{},
+		admitted: map[string][]time.Time{}, deleted: map[types.UID]deletion{}, ips: map[types.UID]string{}}
 	ctx, o.stop = context.WithCancel(ctx)
 	t.Cleanup(o.stop)
 
 	kf := informers.NewSharedInformerFactory(k.kube, 0)
 	pods := kf.Core().V1().Pods().Informer()
 	nss := kf.Core().V1().Namespaces().Informer()
+	pdbs := kf.Policy().V1().PodDisruptionBudgets().Informer()
 	df := dynamicinformer.NewDynamicSharedInformerFactory(k.dyn, 0)
 	pools := df.ForResource(ippools).Informer()
 
 	_, _ = pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { o.pod(obj) },
 		UpdateFunc: func(_, obj any) { o.pod(obj) },
-		DeleteFunc: func(obj any) { o.pod(obj) },
+		DeleteFunc: func(obj any) { o.pod(obj); o.podGone(obj) },
+	})
+	_, _ = pdbs.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { o.pdb(obj) },
+		UpdateFunc: func(_, obj any) { o.pdb(obj) },
 	})
 	_, _ = nss.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(obj any) {
 		if ns, ok := obj.(*corev1.Namespace); ok {
@@ -189,6 +214,9 @@ func (o *observer) pod(obj any) {
 	if p.Namespace == probeNS {
 		o.probePods[p.UID] = p.Name
 	}
+	if a := podIP(p); a.IsValid() {
+		o.ips[p.UID] = a.String()
+	}
 	if _, done := o.evicted[p.UID]; done {
 		return
 	}
@@ -201,6 +229,48 @@ func (o *observer) pod(obj any) {
 			o.evicted[p.UID] = eviction{pod: p.Namespace + "/" + p.Name, ip: ip}
 		}
 	}
+}
+
+// podGone records a pod deleted without having been evicted.
+func (o *observer) podGone(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, done := o.evicted[p.UID]; done {
+		return
+	}
+	o.deleted[p.UID] = deletion{key: p.Namespace + "/" + p.Name, ip: o.ips[p.UID], created: p.CreationTimestamp.Time}
+}
+
+func (o *observer) pdb(obj any) {
+	b, ok := obj.(*policyv1.PodDisruptionBudget)
+	if !ok {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for name, at := range b.Status.DisruptedPods {
+		key := b.Namespace + "/" + name
+		o.admitted[key] = append(o.admitted[key], at.Time)
+	}
+}
+
+// admittedEviction: the pod was deleted without the condition, after a budget
+// listed it in status.disruptedPods (an entry no older than the pod: a
+// StatefulSet pod recreated under the same name is another pod).
+func (o *observer) admittedEviction(d deletion) bool {
+	for _, at := range o.admitted[d.key] {
+		if !at.Before(d.created) {
+			return true
+		}
+	}
+	return false
 }
 
 func podIP(p *corev1.Pod) netip.Addr {
@@ -220,6 +290,11 @@ type counts struct {
 	newPoolAdds, oldPoolDisables, oldPoolEnables, oldPoolDeletes, newPoolDeletes int
 	probeNSAdds, probePods                                                       int
 	oldPods, evicted                                                             int
+	// finished: of evicted, admitted evictions finished by a plain delete.
+	finished int
+	// otherDeletes: pods deleted without an eviction that were not old-pool pods
+	// (replacements deleted by their controllers, or by someone else).
+	otherDeletes []string
 	// needless: evictions of pods that were not in the old pool when evicted, or
 	// were not among the old pool's pods at the start.
 	needless []string
@@ -232,8 +307,26 @@ func (o *observer) counts() counts {
 	defer o.mu.Unlock()
 	c := counts{newPoolAdds: o.poolAdds[newPoolName], oldPoolDisables: o.disables[oldPoolName], oldPoolEnables: o.enables[oldPoolName],
 		oldPoolDeletes: o.poolDels[oldPoolName], newPoolDeletes: o.poolDels[newPoolName], probeNSAdds: o.nsAdds[probeNS],
-		probePods: len(o.probePods), oldPods: len(o.oldAtStart), evicted: len(o.evicted)}
-	for uid, e := range o.evicted {
+		probePods: len(o.probePods), oldPods: len(o.oldAtStart)}
+	evicted := maps.Clone(o.evicted)
+	for uid, d := range o.deleted {
+		if _, ok := evicted[uid]; ok {
+			continue
+		}
+		// Only an old-pool pod's delete is taken for a finished eviction: the
+		// budget's entry and the pod's creation have whole-second times, so a
+		// replacement created in the second its predecessor's eviction was
+		// admitted would match too. Other deletes are reported, not judged.
+		if _, old := o.oldAtStart[uid]; old && o.admittedEviction(d) {
+			evicted[uid] = eviction{pod: d.key, ip: d.ip}
+			c.finished++
+		} else if _, probe := o.probePods[uid]; !probe {
+			c.otherDeletes = append(c.otherDeletes, d.key)
+		}
+	}
+	sort.Strings(c.otherDeletes)
+	c.evicted = len(evicted)
+	for uid, e := range evicted {
 		ip, _ := netip.ParseAddr(e.ip)
 		_, wasOld := o.oldAtStart[uid]
 		if !wasOld || !ip.IsValid() || !oldCIDR.Contains(ip) {
@@ -241,7 +334,7 @@ func (o *observer) counts() counts {
 		}
 	}
 	for uid, name := range o.oldAtStart {
-		if _, ok := o.evicted[uid]; !ok {
+		if _, ok := evicted[uid]; !ok {
 			c.missed = append(c.missed, name)
 		}
 	}
@@ -277,8 +370,9 @@ func (c counts) requireOnce(t *testing.T, what string, nodes, verifications int)
 }
 
 func (c counts) String() string {
-	return fmt.Sprintf("new-pool created %d, old pool disabled %d / re-enabled %d / deleted %d, verification namespace created %d with %d pods, %d of %d old-pool pods evicted, %d needless",
-		c.newPoolAdds, c.oldPoolDisables, c.oldPoolEnables, c.oldPoolDeletes, c.probeNSAdds, c.probePods, c.evicted, c.oldPods, len(c.needless))
+	return fmt.Sprintf("new-pool created %d, old pool disabled %d / re-enabled %d / deleted %d, verification namespace created %d with %d pods, %d of %d old-pool pods evicted (%d of them admitted evictions finished by a delete), %d needless",
+		c.newPoolAdds, c.oldPoolDisables, c.oldPoolEnables, c.oldPoolDeletes, c.probeNSAdds, c.probePods, c.evicted, c.oldPods, c.finished, len(c.needless)) +
+		fmt.Sprintf(", other pods deleted without an eviction: %v", c.otherDeletes)
 }
 
 // evictionResponses reads apiserver_request_total for POST pods/eviction by
