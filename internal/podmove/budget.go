@@ -75,14 +75,17 @@ func newBudget(pdb *policyv1.PodDisruptionBudget) *Budget {
 
 // AdmittedEviction reports whether the budget's status already counts an eviction
 // of this very pod that the API admitted but whose delete did not happen: the pod
-// is listed in status.disruptedPods, with a time no earlier than the pod's
-// creation (a StatefulSet pod recreated under the same name is another pod), and
+// is listed in status.disruptedPods, with a time after the pod's creation (a
+// StatefulSet pod recreated under the same name is another pod), and
 // is not terminating. Deleting such a pod takes nothing more from the budget: the
 // disruption it stands for has been granted and counted. Waiting instead blocks
 // the budget until the disruption controller gives up on the entry.
 func (b *Budget) AdmittedEviction(p *corev1.Pod) (time.Time, bool) {
 	at, ok := b.admitted[p.Name]
-	if !ok || p.DeletionTimestamp != nil || at.Before(p.CreationTimestamp.Time) || !b.Matches(p) {
+	// Both times are whole seconds: an entry from the very second the pod was
+	// created may be its predecessor's (a StatefulSet pod recreated at once), so
+	// only a strictly later one counts.
+	if !ok || p.DeletionTimestamp != nil || !at.After(p.CreationTimestamp.Time) || !b.Matches(p) {
 		return time.Time{}, false
 	}
 	return at, true

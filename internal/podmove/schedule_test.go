@@ -179,6 +179,16 @@ func TestPick(t *testing.T) {
 		want:  nil,
 		waits: []string{"PodDisruptionBudget ns/db allows no disruption now"},
 	}, {
+		name: "a disruptedPods entry from the second the pod was created may be its predecessor's",
+		build: func(f *fakeStore, s *setup) {
+			db := f.statefulSet("ns", "db", 3)
+			b := f.pdb("ns", "db", 0, 2, 2, 3)
+			b.Status.DisruptedPods = map[string]metav1.Time{"db-2": metav1.NewTime(t0.Add(-time.Hour))}
+			f.pods = append(f.pods, mkPod("ns", "db-2", "192.168.0.3", db))
+		},
+		want:  nil,
+		waits: []string{"PodDisruptionBudget ns/db allows no disruption now"},
+	}, {
 		name: "bare pods on request: no budget to respect",
 		build: func(f *fakeStore, s *setup) {
 			s.filters.Unmanaged = UnmanagedDelete
