@@ -245,13 +245,7 @@ func waitOperatorPools(ctx context.Context, dyn dynamic.Interface, s *scenarios.
 func waitOperatorAvailable(ctx context.Context, dyn dynamic.Interface, s *scenarios.Scenario) error {
 	var pending string
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, operatorReadyTimeout, true, func(ctx context.Context) (bool, error) {
-		api, err := dyn.Resource(operator.APIServers).Get(ctx, operator.DefaultName, metav1.GetOptions{})
-		if err != nil {
-			pending = err.Error()
-			return false, nil
-		}
-		if state, _, _ := unstructured.NestedString(api.Object, "status", "state"); state != operator.StateReady {
-			pending = "APIServer default not Ready"
+		if pending = apiServerNotReady(ctx, dyn); pending != "" {
 			return false, nil
 		}
 		for _, p := range s.Calico.IPPools {
@@ -268,6 +262,19 @@ func waitOperatorAvailable(ctx context.Context, dyn dynamic.Interface, s *scenar
 		return fmt.Errorf("operator not done (%s): %w", pending, err)
 	}
 	return nil
+}
+
+// apiServerNotReady says why APIServer "default" is not Ready, or "" when it is:
+// the operator changes pools only then.
+func apiServerNotReady(ctx context.Context, dyn dynamic.Interface) string {
+	api, err := dyn.Resource(operator.APIServers).Get(ctx, operator.DefaultName, metav1.GetOptions{})
+	if err != nil {
+		return err.Error()
+	}
+	if state, _, _ := unstructured.NestedString(api.Object, "status", "state"); state != operator.StateReady {
+		return "APIServer default not Ready"
+	}
+	return ""
 }
 
 // tigeraStatus summarises TigeraStatus "ippools": "Available", or the Degraded
@@ -301,13 +308,7 @@ func (c *Cluster) WaitOperatorReady(ctx context.Context) error {
 	}
 	var pending string
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
-		api, err := dyn.Resource(operator.APIServers).Get(ctx, operator.DefaultName, metav1.GetOptions{})
-		if err != nil {
-			pending = err.Error()
-			return false, nil
-		}
-		if state, _, _ := unstructured.NestedString(api.Object, "status", "state"); state != operator.StateReady {
-			pending = "APIServer default not Ready"
+		if pending = apiServerNotReady(ctx, dyn); pending != "" {
 			return false, nil
 		}
 		pending = "TigeraStatus " + operator.StatusName + ": " + tigeraStatus(ctx, dyn)
