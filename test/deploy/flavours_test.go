@@ -117,13 +117,13 @@ func TestLeastPrivilegePerFlavour(t *testing.T) {
 							args = append(args, "--yes")
 						}
 						r := cli(t, c, args...)
-						r.must(t, 11, rc.named...)
+						r.Must(t, 11, rc.named...)
 						for _, s := range rc.notNamed {
-							if strings.Contains(r.stderr, s) {
-								t.Errorf("%s as %s names %q, which this flavour does not use:\n%s", cmd, rc.as, s, r.stderr)
+							if strings.Contains(r.Stderr, s) {
+								t.Errorf("%s as %s names %q, which this flavour does not use:\n%s", cmd, rc.as, s, r.Stderr)
 							}
 						}
-						t.Logf("%s as %s: exit %d\n%s", cmd, rc.as, r.code, r.stderr)
+						t.Logf("%s as %s: exit %d\n%s", cmd, rc.as, r.Code, r.Stderr)
 					}
 					if after := flavourState(ctx, t, dyn, tc.flavour); after != before {
 						t.Fatalf("a refused run changed the cluster:\nbefore:\n%s\nafter:\n%s", before, after)
@@ -138,8 +138,8 @@ func TestLeastPrivilegePerFlavour(t *testing.T) {
 			proxy := startImpersonatingProxy(t, c.RESTConfig())
 			kubeconfig := proxyKubeconfig(t, proxy)
 			start = time.Now()
-			cliAt(t, kubeconfig, "plan", rb, "-f", values, "-n", "runbook-system", "--as", sa("runbook")).must(t, 4, "Plan for migrate-ippool")
-			cliAt(t, kubeconfig, "apply", rb, "-f", values, "-n", "runbook-system", "--yes", "--as", sa("runbook")).must(t, 0, ": done")
+			cliAt(t, kubeconfig, "plan", rb, "-f", values, "-n", "runbook-system", "--as", sa("runbook")).Must(t, 4, "Plan for migrate-ippool")
+			cliAt(t, kubeconfig, "apply", rb, "-f", values, "-n", "runbook-system", "--yes", "--as", sa("runbook")).Must(t, 0, ": done")
 			t.Logf("the example migration as %s on %s took %v", sa("runbook"), tc.flavour, time.Since(start).Round(time.Millisecond))
 			requireMigrated(ctx, t, c)
 

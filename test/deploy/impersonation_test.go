@@ -1,12 +1,9 @@
 package deploy
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -34,22 +31,7 @@ func cli(t *testing.T, c *sandbox.Cluster, args ...string) result {
 // cliAt runs the binary with the given kubeconfig.
 func cliAt(t *testing.T, kubeconfig string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, testbin.Runbook(t), append(args, "--kubeconfig", kubeconfig)...)
-	cmd.Env = append(cmd.Environ(), "NO_COLOR=1")
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errOut.String()}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	case err != nil:
-		t.Fatal(err)
-	}
-	return r
+	return testbin.Run(t, testbin.Opts{Kubeconfig: kubeconfig, Env: []string{"NO_COLOR=1"}, Timeout: 5 * time.Minute}, args...)
 }
 
 // withoutOneVerb copies deploy/rbac.yaml's grants for a second ServiceAccount,
@@ -189,13 +171,13 @@ func TestLeastPrivilegeThroughImpersonation(t *testing.T) {
 					args = append(args, "--yes")
 				}
 				r := cli(t, c, args...)
-				r.must(t, 11, tc.named...)
+				r.Must(t, 11, tc.named...)
 				for _, s := range notNamed {
-					if strings.Contains(r.stderr, s) {
-						t.Errorf("%s as %s on a manifest install names %q:\n%s", cmd, tc.as, s, r.stderr)
+					if strings.Contains(r.Stderr, s) {
+						t.Errorf("%s as %s on a manifest install names %q:\n%s", cmd, tc.as, s, r.Stderr)
 					}
 				}
-				t.Logf("%s as %s: exit %d\n%s", cmd, tc.as, r.code, r.stderr)
+				t.Logf("%s as %s: exit %d\n%s", cmd, tc.as, r.Code, r.Stderr)
 			}
 			if after := clusterState(ctx, t, dyn); after != before {
 				t.Fatalf("a refused run changed the cluster:\nbefore:\n%s\nafter:\n%s", before, after)
@@ -207,8 +189,8 @@ func TestLeastPrivilegeThroughImpersonation(t *testing.T) {
 	}
 
 	start := time.Now()
-	cli(t, c, "plan", rb, "-f", values, "-n", "runbook-system", "--as", sa("runbook")).must(t, 4, "Plan for migrate-ippool")
-	cli(t, c, "apply", rb, "-f", values, "-n", "runbook-system", "--yes", "--as", sa("runbook")).must(t, 0, ": done")
+	cli(t, c, "plan", rb, "-f", values, "-n", "runbook-system", "--as", sa("runbook")).Must(t, 4, "Plan for migrate-ippool")
+	cli(t, c, "apply", rb, "-f", values, "-n", "runbook-system", "--yes", "--as", sa("runbook")).Must(t, 0, ": done")
 	t.Logf("the example migration as %s took %v", sa("runbook"), time.Since(start).Round(time.Millisecond))
 	requireMigrated(ctx, t, c)
 }

@@ -57,10 +57,8 @@ mkdir -p "$run/secrets/kubernetes.io/serviceaccount"
 mount --bind "$SECRETS_DIR" "$run/secrets/kubernetes.io/serviceaccount"
 exec "$@"`
 
-type result struct {
-	code           int
-	stdout, stderr string
-}
+// result is a finished run of the binary (testbin's, whichever way it ran).
+type result = testbin.Result
 
 // run runs the binary as in the pod.
 func (p podEnv) run(t *testing.T, dir string, args ...string) result {
@@ -75,27 +73,15 @@ func (p podEnv) run(t *testing.T, dir string, args ...string) result {
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errOut.String()}
+	r := result{Args: args, Stdout: out.String(), Stderr: errOut.String()}
 	var ee *exec.ExitError
 	switch {
 	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
+		r.Code = ee.ExitCode()
 	case err != nil:
 		t.Fatal(err)
 	}
 	return r
-}
-
-func (r result) must(t *testing.T, code int, contains ...string) {
-	t.Helper()
-	if r.code != code {
-		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, code, r.stdout, r.stderr)
-	}
-	for _, s := range contains {
-		if !strings.Contains(r.stdout+r.stderr, s) {
-			t.Fatalf("output lacks %q\nstdout:\n%s\nstderr:\n%s", s, r.stdout, r.stderr)
-		}
-	}
 }
 
 // requireMountNamespaces skips where a private mount namespace cannot be made
@@ -170,12 +156,12 @@ func TestInClusterAsServiceAccount(t *testing.T) {
 		t.Fatal(err)
 	}
 	direct := newPodEnv(t, cs, apiserver.Host, c.RESTConfig().CAData)
-	direct.run(t, ".", "plan", rb, "-f", values, "-n", "runbook-system").must(t, 4, "Plan for migrate-ippool")
+	direct.run(t, ".", "plan", rb, "-f", values, "-n", "runbook-system").Must(t, 4, "Plan for migrate-ippool")
 	noToken := direct
 	noToken.secretsDir = t.TempDir()
 	r := noToken.run(t, ".", "history", "-n", "runbook-system")
-	if r.code == 0 {
-		t.Fatalf("without a token file the in-cluster configuration still connected:\n%s%s", r.stdout, r.stderr)
+	if r.Code == 0 {
+		t.Fatalf("without a token file the in-cluster configuration still connected:\n%s%s", r.Stdout, r.Stderr)
 	}
 
 	// The full migration through the recording proxy.
@@ -183,10 +169,10 @@ func TestInClusterAsServiceAccount(t *testing.T) {
 	pod := newPodEnv(t, cs, proxy.addr, proxy.caPEM)
 	report := filepath.Join(t.TempDir(), "report.md")
 	pod.run(t, ".", "apply", rb, "-f", values, "-n", "runbook-system", "--yes", "--report", report).
-		must(t, 0, "run ", ": done")
-	pod.run(t, ".", "history", "-n", "runbook-system").must(t, 0, "migrate-ippool", "done")
+		Must(t, 0, "run ", ": done")
+	pod.run(t, ".", "history", "-n", "runbook-system").Must(t, 0, "migrate-ippool", "done")
 	// A second apply changes nothing (and exercises the archive of a finished run).
-	pod.run(t, ".", "apply", rb, "-f", values, "-n", "runbook-system", "--yes").must(t, 0, "✓ unchanged move-pods")
+	pod.run(t, ".", "apply", rb, "-f", values, "-n", "runbook-system", "--yes").Must(t, 0, "✓ unchanged move-pods")
 
 	rules := loadRules(t, "../../deploy/rbac.yaml", "runbook-system", "runbook")
 	calls := proxy.recorded()

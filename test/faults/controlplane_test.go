@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -46,14 +45,8 @@ func TestControlPlaneRestartsMidRun(t *testing.T) {
 			defer cancel()
 			kubeconfig := c.KubeconfigPath()
 			if tc.viaProxy {
-				p, err := c.StartFaultProxy()
-				if err != nil {
-					t.Fatal(err)
-				}
-				kubeconfig = filepath.Join(t.TempDir(), "proxy.kubeconfig")
-				if err := p.WriteKubeconfig(kubeconfig); err != nil {
-					t.Fatal(err)
-				}
+				var p *faultproxy.Proxy
+				p, kubeconfig = startProxy(t, c)
 				p.Set(faultproxy.Fault{Methods: []string{"POST", "PATCH"}, Path: regexp.MustCompile(`/ippools`), Latency: 2 * time.Second, Times: 1})
 			}
 			start := time.Now()
@@ -148,14 +141,7 @@ func TestTransientFaultsThroughProxy(t *testing.T) {
 	c := sandbox.StartForTest(t, sandbox.Options{Scenario: slowScenario(t, 3*time.Second)})
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	p, err := c.StartFaultProxy()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig := filepath.Join(t.TempDir(), "proxy.kubeconfig")
-	if err := p.WriteKubeconfig(kubeconfig); err != nil {
-		t.Fatal(err)
-	}
+	p, kubeconfig := startProxy(t, c)
 	// One fault at a time, and the next one only a seeded pause after the last
 	// was used up: transient means a retry soon passes. A request retries for
 	// ~12 s (internal/kuberetry: after 0.25, 0.5, 1, 2, 4, 4 s); a fault fails at
@@ -226,14 +212,7 @@ func TestPersistentFaultStopsResumable(t *testing.T) {
 			c := sandbox.StartForTest(t, sandbox.Options{Scenario: slowScenario(t, 2*time.Second)})
 			ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 			defer cancel()
-			p, err := c.StartFaultProxy()
-			if err != nil {
-				t.Fatal(err)
-			}
-			kubeconfig := filepath.Join(t.TempDir(), "proxy.kubeconfig")
-			if err := p.WriteKubeconfig(kubeconfig); err != nil {
-				t.Fatal(err)
-			}
+			p, kubeconfig := startProxy(t, c)
 			start := time.Now()
 			a := startApply(t, kubeconfig, "--set", "moveTimeout=20s")
 			if _, ok := a.until(func(e event) bool { return e.Type == "pod.evicted" }); !ok {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/runbookdev/runbook/engine"
 	"github.com/runbookdev/runbook/test/sandbox"
+	"github.com/runbookdev/runbook/test/sandbox/faultproxy"
 	"github.com/runbookdev/runbook/test/scenarios"
 	"github.com/runbookdev/runbook/test/testbin"
 )
@@ -49,6 +50,21 @@ var (
 func runbookBinary(t *testing.T) string {
 	t.Helper()
 	return testbin.Runbook(t)
+}
+
+// startProxy puts the sandbox's fault proxy between the CLI and the apiserver and
+// returns it with a kubeconfig that goes through it.
+func startProxy(t *testing.T, c *sandbox.Cluster) (*faultproxy.Proxy, string) {
+	t.Helper()
+	p, err := c.StartFaultProxy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "proxy.kubeconfig")
+	if err := p.WriteKubeconfig(kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	return p, kubeconfig
 }
 
 // slowScenario is the doc's cluster with pods that take startDelay to become
