@@ -99,13 +99,14 @@ func runContender(ctx context.Context, o options, name string) (*result, error) 
 	if childErr != nil {
 		return nil, fmt.Errorf("contender failed: %w", childErr)
 	}
+	r.peakRSS = r.child.PeakRSSKiB
 	r.below, r.worstReady = c.tracker.below(maxUnavailable(o.replicas))
 	r.stages = c.tracker.latencies()
 	if err := json.Unmarshal(lastLine(stdout.Bytes()), &r.child); err != nil {
 		return nil, fmt.Errorf("contender report %q: %w", stdout.String(), err)
 	}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.peakRSS = ru.Maxrss
+		// Not ru.Maxrss: with vfork, it includes this process's own peak RSS.
 		r.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	after, err := apiRequests(ctx, c.kube)
@@ -127,6 +128,8 @@ type childReport struct {
 	Requests int64 `json:"requests"`
 	Moved    int64 `json:"moved"`
 	Retries  int64 `json:"retries"`
+	// PeakRSSKiB is the contender's own VmHWM (see the contender's report).
+	PeakRSSKiB int64 `json:"peakRSSKiB"`
 }
 
 // buildContender compiles the contender command: a process of its own, linked

@@ -39,6 +39,11 @@ type report struct {
 	Requests int64 `json:"requests"` // every request this process sent
 	Moved    int64 `json:"moved"`    // pods evicted or deleted
 	Retries  int64 `json:"retries"`  // 429s answered
+	// PeakRSSKiB is this process's own high-water RSS (VmHWM). The parent's
+	// wait4 Maxrss cannot be used: Go starts children with vfork, and Linux
+	// folds the parent's peak RSS into the child's at exec, so every
+	// contender would report at least the benchmark process's own peak.
+	PeakRSSKiB int64 `json:"peakRSSKiB"`
 }
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -98,9 +103,31 @@ func run(args []string) int {
 		return 1
 	}
 	rep.Requests = n.Load()
+	if rep.PeakRSSKiB, err = peakRSSKiB(); err != nil {
+		fmt.Fprintln(os.Stderr, *mode+":", err)
+		return 1
+	}
 	b, _ := json.Marshal(rep)
 	fmt.Println(string(b))
 	return 0
+}
+
+// peakRSSKiB reads this process's VmHWM from /proc/self/status.
+func peakRSSKiB() (int64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, fmt.Errorf("peak RSS: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kib int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kib); err != nil {
+				return 0, fmt.Errorf("peak RSS: %q: %w", line, err)
+			}
+			return kib, nil
+		}
+	}
+	return 0, fmt.Errorf("peak RSS: no VmHWM in /proc/self/status")
 }
 
 const benchRunbook = `apiVersion: runbook/v1alpha1
