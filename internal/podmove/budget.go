@@ -3,7 +3,6 @@ package podmove
 import (
 	"fmt"
 	"sort"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -42,7 +41,9 @@ type Budget struct {
 	// happens (the client vanished mid-request: a killed run, a dropped connection),
 	// the disruption controller keeps counting the pod as disrupted for two minutes
 	// (its DeletionTimeout) and the budget allows nothing else meanwhile.
-	admitted map[string]time.Time
+	// The informer's own map, read-only: copying it every round would allocate
+	// for nothing.
+	admitted map[string]metav1.Time
 
 	// From the step's own view.
 	Healthy     int // matched pods Ready and not terminating
@@ -64,12 +65,7 @@ func newBudget(pdb *policyv1.PodDisruptionBudget) *Budget {
 	if p := pdb.Spec.UnhealthyPodEvictionPolicy; p != nil && *p == policyv1.AlwaysAllow {
 		b.AlwaysAllow = true
 	}
-	for name, at := range pdb.Status.DisruptedPods {
-		if b.admitted == nil {
-			b.admitted = map[string]time.Time{}
-		}
-		b.admitted[name] = at.Time
-	}
+	b.admitted = pdb.Status.DisruptedPods
 	return b
 }
 
@@ -80,15 +76,12 @@ func newBudget(pdb *policyv1.PodDisruptionBudget) *Budget {
 // is not terminating. Deleting such a pod takes nothing more from the budget: the
 // disruption it stands for has been granted and counted. Waiting instead blocks
 // the budget until the disruption controller gives up on the entry.
-func (b *Budget) AdmittedEviction(p *corev1.Pod) (time.Time, bool) {
+func (b *Budget) AdmittedEviction(p *corev1.Pod) bool {
 	at, ok := b.admitted[p.Name]
 	// Both times are whole seconds: an entry from the very second the pod was
 	// created may be its predecessor's (a StatefulSet pod recreated at once), so
 	// only a strictly later one counts.
-	if !ok || p.DeletionTimestamp != nil || !at.After(p.CreationTimestamp.Time) || !b.Matches(p) {
-		return time.Time{}, false
-	}
-	return at, true
+	return ok && p.DeletionTimestamp == nil && at.After(p.CreationTimestamp.Time) && b.Matches(p)
 }
 
 // Key is namespace/name.

@@ -366,7 +366,7 @@ func observe(st Store, s *setup, mem *memory, now time.Time) *world {
 		if len(covering) > 0 {
 			c.budget = covering[0]
 			if c.action == ActEvict {
-				_, c.admitted = c.budget.AdmittedEviction(p)
+				c.admitted = c.budget.AdmittedEviction(p)
 			}
 		}
 		if c.budget != nil && c.action != ActRestart && c.ready && !c.admitted && c.budget.NeverAllows() &&
