@@ -18,20 +18,35 @@ func init() {
 }
 
 // referenceKinds are the objects that can name pod CIDRs, and the fields that do:
-// a string at one of these keys, or a list of strings under one.
+// a string at one of these keys, or a list of strings under one. What a stale
+// reference does differs by kind, and so does its fix.
 var referenceKinds = []struct {
 	kind   string
 	gvr    schema.GroupVersionResource
 	fields []string
+	effect string // what the reference does once the pods have moved
+	fix    string
 }{
-	{"NetworkPolicy", schema.GroupVersionResource{Group: "networking.k8s.io", Version: "v1", Resource: "networkpolicies"}, []string{"cidr", "except"}},
-	{"NetworkPolicy.crd.projectcalico.org", crdGVR("networkpolicies"), []string{"nets", "notNets"}},
-	{"GlobalNetworkPolicy", crdGVR("globalnetworkpolicies"), []string{"nets", "notNets"}},
-	{"NetworkSet", crdGVR("networksets"), []string{"nets"}},
-	{"GlobalNetworkSet", crdGVR("globalnetworksets"), []string{"nets"}},
-	{"BGPFilter", crdGVR("bgpfilters"), []string{"cidr"}},
-	{"IPReservation", crdGVR("ipreservations"), []string{"reservedCIDRs"}},
+	{"NetworkPolicy", schema.GroupVersionResource{Group: "networking.k8s.io", Version: "v1", Resource: "networkpolicies"}, []string{"cidr", "except"},
+		policyEffect, policyFix},
+	{"NetworkPolicy.crd.projectcalico.org", crdGVR("networkpolicies"), []string{"nets", "notNets"}, policyEffect, policyFix},
+	{"GlobalNetworkPolicy", crdGVR("globalnetworkpolicies"), []string{"nets", "notNets"}, policyEffect, policyFix},
+	{"NetworkSet", crdGVR("networksets"), []string{"nets"}, setEffect, setFix},
+	{"GlobalNetworkSet", crdGVR("globalnetworksets"), []string{"nets"}, setEffect, setFix},
+	{"BGPFilter", crdGVR("bgpfilters"), []string{"cidr"},
+		"the filter's rule no longer applies to the moved pods' routes: the rules after it (or the default) decide whether peers get them",
+		"add a rule for the new pool's CIDR with the same action before the pods move"},
+	{"IPReservation", crdGVR("ipreservations"), []string{"reservedCIDRs"},
+		"it reserves addresses of the old pool only: whatever they were kept out of pod use for, no range of the new pool is",
+		"reserve the corresponding range of the new pool too, or delete the reservation along with the old pool if nothing needs it"},
 }
+
+const (
+	policyEffect = "pods moved to the new pool no longer match it"
+	policyFix    = "add the new pool's CIDR (or replace the old one) before the pods move; prefer label selectors over pod CIDRs"
+	setEffect    = "policies selecting this set no longer match the moved pods"
+	setFix       = "add the new pool's CIDR to the set before the pods move"
+)
 
 func crdGVR(resource string) schema.GroupVersionResource {
 	return schema.GroupVersionResource{Group: "crd.projectcalico.org", Version: "v1", Resource: resource}
@@ -74,8 +89,8 @@ func checkReferences(ctx context.Context, in *Input) ([]Finding, error) {
 						continue
 					}
 					out = append(out, Finding{Severity: Warn, Subject: fmt.Sprintf("%s %s %s", k.kind, name, path),
-						Message: fmt.Sprintf("%s names %s inside the old pool %s (%s): pods moved to the new pool no longer match it", k.kind, value, old.Name, old.CIDR),
-						Fix:     "add the new pool's CIDR (or replace the old one) before the pods move; prefer label selectors over pod CIDRs"})
+						Message: fmt.Sprintf("%s names %s inside the old pool %s (%s): %s", k.kind, value, old.Name, old.CIDR, k.effect),
+						Fix:     k.fix})
 				}
 			})
 		}

@@ -251,15 +251,45 @@ func TestPreflightFindings(t *testing.T) {
 			setup: func(t *testing.T) func() {
 				return editCNI(t, `"type": "calico-ipam"`, `"type": "calico-ipam", "ipv4_pools": ["default-ipv4-ippool"]`)
 			}},
-		{name: "policies naming the old CIDR", id: "references", severity: preflight.Warn,
-			contains: []string{"NetworkPolicy shop/allow-old spec.ingress[0].from[0].ipBlock.cidr", "GlobalNetworkSet old-pods spec.nets[0]"},
+		{name: "policies, sets, filters and reservations naming the old CIDR", id: "references", severity: preflight.Warn,
+			contains: []string{"NetworkPolicy shop/allow-old spec.ingress[0].from[0].ipBlock.cidr",
+				"NetworkPolicy.crd.projectcalico.org shop/calico-allow-old spec.ingress[0].source.nets[0]",
+				"GlobalNetworkPolicy deny-old spec.egress[0].destination.notNets[0]",
+				"NetworkSet shop/old-pods spec.nets[0]", "GlobalNetworkSet old-pods spec.nets[0]",
+				"BGPFilter export-old spec.exportV4[0].cidr", "IPReservation keep-old spec.reservedCIDRs[0]",
+				// What each stale reference does, by kind.
+				"pods moved to the new pool no longer match it", "policies selecting this set no longer match the moved pods",
+				"the rules after it (or the default) decide", "reserves addresses of the old pool only"},
 			setup: func(t *testing.T) func() {
-				a := create(t, gvrNetPols, map[string]any{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-					"metadata": map[string]any{"name": "allow-old", "namespace": "shop"},
-					"spec":     map[string]any{"podSelector": map[string]any{}, "ingress": []any{map[string]any{"from": []any{map[string]any{"ipBlock": map[string]any{"cidr": "192.168.0.0/24"}}}}}}})
-				b := create(t, gvrGlobalSets, map[string]any{"apiVersion": "crd.projectcalico.org/v1", "kind": "GlobalNetworkSet",
-					"metadata": map[string]any{"name": "old-pods"}, "spec": map[string]any{"nets": []any{"192.168.0.0/16"}}})
-				return func() { a(); b() }
+				calicoObj := func(kind, namespace, name string, spec map[string]any) map[string]any {
+					meta := map[string]any{"name": name}
+					if namespace != "" {
+						meta["namespace"] = namespace
+					}
+					return map[string]any{"apiVersion": "crd.projectcalico.org/v1", "kind": kind, "metadata": meta, "spec": spec}
+				}
+				crd := func(resource string) schema.GroupVersionResource {
+					return schema.GroupVersionResource{Group: "crd.projectcalico.org", Version: "v1", Resource: resource}
+				}
+				undo := []func(){
+					create(t, gvrNetPols, map[string]any{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+						"metadata": map[string]any{"name": "allow-old", "namespace": "shop"},
+						"spec":     map[string]any{"podSelector": map[string]any{}, "ingress": []any{map[string]any{"from": []any{map[string]any{"ipBlock": map[string]any{"cidr": "192.168.0.0/24"}}}}}}}),
+					create(t, crd("networkpolicies"), calicoObj("NetworkPolicy", "shop", "calico-allow-old",
+						map[string]any{"ingress": []any{map[string]any{"action": "Allow", "source": map[string]any{"nets": []any{"192.168.3.0/24"}}}}})),
+					create(t, crd("globalnetworkpolicies"), calicoObj("GlobalNetworkPolicy", "", "deny-old",
+						map[string]any{"egress": []any{map[string]any{"action": "Deny", "destination": map[string]any{"notNets": []any{"192.168.0.0/16"}}}}})),
+					create(t, crd("networksets"), calicoObj("NetworkSet", "shop", "old-pods", map[string]any{"nets": []any{"192.168.7.7"}})),
+					create(t, gvrGlobalSets, calicoObj("GlobalNetworkSet", "", "old-pods", map[string]any{"nets": []any{"192.168.0.0/16"}})),
+					create(t, crd("bgpfilters"), calicoObj("BGPFilter", "", "export-old",
+						map[string]any{"exportV4": []any{map[string]any{"action": "Accept", "matchOperator": "In", "cidr": "192.168.0.0/16"}}})),
+					create(t, crd("ipreservations"), calicoObj("IPReservation", "", "keep-old", map[string]any{"reservedCIDRs": []any{"192.168.1.0/28"}})),
+				}
+				return func() {
+					for _, u := range undo {
+						u()
+					}
+				}
 			}},
 		{name: "new pool not exported over BGP", id: "bgp-export", severity: preflight.Warn, sets: []string{"disableBGPExport=true"},
 			contains: []string{"BGP is in use", "calico_backend is bird"}},
