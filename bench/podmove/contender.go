@@ -99,12 +99,12 @@ func runContender(ctx context.Context, o options, name string) (*result, error) 
 	if childErr != nil {
 		return nil, fmt.Errorf("contender failed: %w", childErr)
 	}
-	r.peakRSS = r.child.PeakRSSKiB
 	r.below, r.worstReady = c.tracker.below(maxUnavailable(o.replicas))
 	r.stages = c.tracker.latencies()
 	if err := json.Unmarshal(lastLine(stdout.Bytes()), &r.child); err != nil {
 		return nil, fmt.Errorf("contender report %q: %w", stdout.String(), err)
 	}
+	r.peakRSS = r.child.PeakRSSKiB
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		// Not ru.Maxrss: with vfork, it includes this process's own peak RSS.
 		r.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
