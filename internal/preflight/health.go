@@ -208,7 +208,7 @@ func checkIPAMHealth(ctx context.Context, in *Input) ([]Finding, error) {
 	if len(h.Unaffine) > 0 {
 		names := make([]string, len(h.Unaffine))
 		for i, b := range h.Unaffine {
-			names[i] = fmt.Sprintf("%s (%s, %d addresses)", b.Name, b.CIDR, len(b.Allocations))
+			names[i] = fmt.Sprintf("%s (%s, %d address(es))", b.Name, b.CIDR, len(b.Allocations))
 		}
 		out = append(out, Finding{ID: "ipam-health.unaffine-blocks", Severity: Info, Subject: "IPAMBlock",
 			Message: fmt.Sprintf("%d block(s) have no affinity: %s", len(names), firstN(names, listLimit))})

@@ -345,9 +345,9 @@ func TestPreflightFindings(t *testing.T) {
 		t.Fatalf("no IPAM health report in the plan:\n%s", res.Stdout)
 	}
 
-	t.Run("leaked address released, live pods untouched", func(t *testing.T) {
-		// calico-kube-controllers would release the leak after its own grace period;
-		// stopped, so what releases it below is releaseLeakedAddresses.
+	// stopKubeControllers stops calico-kube-controllers, which would otherwise
+	// clean up the IPAM damage a scenario makes (after its own grace period).
+	stopKubeControllers := func(t *testing.T) (restart func()) {
 		kc := c.Component(sandbox.KubeControllers)
 		if kc == nil {
 			t.Fatal("the sandbox has no kube-controllers stand-in")
@@ -355,11 +355,118 @@ func TestPreflightFindings(t *testing.T) {
 		if err := kc.Stop(ctx); err != nil {
 			t.Fatal(err)
 		}
-		defer func() {
+		return func() {
 			if err := kc.Start(ctx); err != nil {
 				t.Errorf("restart kube-controllers: %v", err)
 			}
+		}
+	}
+
+	t.Run("IPAM health: a deleted node's addresses and affinity, a stuck affinity, a block without affinity, an empty handle", func(t *testing.T) {
+		defer stopKubeControllers(t)()
+		block := func(s string) cnet.IPNet { _, n, _ := cnet.ParseCIDR(s); return *n }
+		gone, orphan, stuck := block("192.168.250.0/26"), block("192.168.251.0/26"), block("192.168.252.0/26")
+		goneHandle, orphanHandle, emptyHandle := "k8s-pod-network.gone-node-pod", "k8s-pod-network.orphan-block-pod", "k8s-pod-network.empty"
+		ic := r.calico.IPAM()
+		defer func() {
+			// Undo it all, as calico-kube-controllers would.
+			for _, h := range []string{goneHandle, orphanHandle} {
+				if err := ic.ReleaseByHandle(ctx, h); err != nil {
+					t.Errorf("release %s: %v", h, err)
+				}
+			}
+			for _, b := range []struct {
+				cidr cnet.IPNet
+				host string
+			}{{gone, "gone-node"}, {orphan, "worker-1"}, {stuck, "worker-1"}} {
+				_ = ic.ReleaseAffinity(ctx, b.cidr, b.host, false)
+			}
+			for _, gvr := range []schema.GroupVersionResource{ipamblocks, blockaffinities} {
+				l, err := r.dyn.Resource(gvr).List(ctx, metav1.ListOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, o := range l.Items {
+					if c, _, _ := unstructured.NestedString(o.Object, "spec", "cidr"); c == gone.String() || c == orphan.String() || c == stuck.String() {
+						if err := r.dyn.Resource(gvr).Delete(ctx, o.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+							t.Errorf("delete %s %s: %v", gvr.Resource, o.GetName(), err)
+						}
+					}
+				}
+			}
+			if err := r.dyn.Resource(ipamhandles).Delete(ctx, emptyHandle, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				t.Errorf("delete handle %s: %v", emptyHandle, err)
+			}
 		}()
+		assign := func(cidr cnet.IPNet, host, handle, pod string) netip.Addr {
+			t.Helper()
+			if _, _, err := ic.ClaimAffinity(ctx, cidr, host); err != nil {
+				t.Fatalf("claim %s for %s: %v", cidr, host, err)
+			}
+			ip, _ := netip.ParsePrefix(cidr.String())
+			addr := ip.Addr().Next()
+			if err := ic.AssignIP(ctx, ipam.AssignIPArgs{IP: cnet.IP{IP: addr.AsSlice()}, HandleID: &handle, Hostname: host,
+				Attrs: map[string]string{ipam.AttributeNode: host, ipam.AttributeNamespace: "shop", ipam.AttributePod: pod}}); err != nil {
+				t.Fatalf("assign %s on %s: %v", addr, host, err)
+			}
+			return addr
+		}
+		// A node deleted without Calico cleaning up after it: its block affinity
+		// and a pod address remain.
+		goneAddr := assign(gone, "gone-node", goneHandle, "was-on-gone-node")
+		// A block whose affinity was released while it still held an address.
+		orphanAddr := assign(orphan, "worker-1", orphanHandle, "ghost-in-orphan-block")
+		if err := ic.ReleaseAffinity(ctx, orphan, "worker-1", false); err != nil {
+			t.Fatal(err)
+		}
+		// An affinity whose release was interrupted.
+		if _, _, err := ic.ClaimAffinity(ctx, stuck, "worker-1"); err != nil {
+			t.Fatal(err)
+		}
+		affs, err := r.dyn.Resource(blockaffinities).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stuckName := ""
+		for _, a := range affs.Items {
+			if c, _, _ := unstructured.NestedString(a.Object, "spec", "cidr"); c == stuck.String() {
+				stuckName = a.GetName()
+			}
+		}
+		if _, err := r.dyn.Resource(blockaffinities).Patch(ctx, stuckName, types.MergePatchType,
+			[]byte(`{"spec":{"state":"pendingDeletion"}}`), metav1.PatchOptions{}); err != nil {
+			t.Fatalf("mark affinity %q pendingDeletion: %v", stuckName, err)
+		}
+		// A handle left behind with no address.
+		create(t, ipamhandles, map[string]any{"apiVersion": "crd.projectcalico.org/v1", "kind": "IPAMHandle",
+			"metadata": map[string]any{"name": emptyHandle}, "spec": map[string]any{"handleID": emptyHandle, "block": map[string]any{}}})
+
+		before := clusterState(ctx, t, r, true)
+		res, p := planJSON(t, c, file)
+		res.Must(t, 4) // information and a warning: nothing blocks the migration
+		for id, says := range map[string][]string{
+			"ipam-health.node-gone":       {goneAddr.String(), "nodes that no longer exist"},
+			"ipam-health.affinities":      {stuckName + " (" + stuck.String() + ", pendingDeletion)", "(node gone-node gone)"},
+			"ipam-health.unaffine-blocks": {orphan.String() + ", 1 address(es)"},
+			"ipam-health.handles":         {emptyHandle},
+			"ipam-health.leaked":          {orphanAddr.String(), "shop/ghost-in-orphan-block"},
+		} {
+			f := findingOf(p, id)
+			if f == nil {
+				t.Errorf("no %s finding:\n%s", id, res.Stdout)
+				continue
+			}
+			mustContain(t, id, f.Message, says...)
+		}
+		if after := clusterState(ctx, t, r, true); after != before {
+			t.Fatalf("plan changed the cluster:\n--- before\n%s\n--- after\n%s", before, after)
+		}
+	})
+
+	t.Run("leaked address released, live pods untouched", func(t *testing.T) {
+		// calico-kube-controllers would release the leak after its own grace period;
+		// stopped, so what releases it below is releaseLeakedAddresses.
+		defer stopKubeControllers(t)()
 		// A leak as a pod deleted without a CNI DEL leaves it: an address whose
 		// handle and attributes name a pod that does not exist.
 		handle := "k8s-pod-network.0123456789abcdef"
