@@ -16,6 +16,7 @@ import (
 
 	"github.com/runbookdev/runbook/internal/exitcode"
 	"github.com/runbookdev/runbook/test/sandbox"
+	"github.com/runbookdev/runbook/test/testbin"
 )
 
 // badInputScenario is the doc's cluster plus a disabled pool inside the cluster
@@ -111,24 +112,24 @@ func TestWrongForTheCluster(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			v := runLocal(t, append([]string{"validate"}, args...)...)
-			p := run(t, kc, append(append([]string{"plan"}, args...), "-n", journalNS)...)
-			a := run(t, kc, append(append([]string{"apply"}, args...), "-n", journalNS, "--yes")...)
+			v := testbin.Run(t, testbin.Opts{}, append([]string{"validate"}, args...)...)
+			p := testbin.Run(t, testbin.Opts{Kubeconfig: kc}, append(append([]string{"plan"}, args...), "-n", journalNS)...)
+			a := testbin.Run(t, testbin.Opts{Kubeconfig: kc}, append(append([]string{"apply"}, args...), "-n", journalNS, "--yes")...)
 			after := snapshot(ctx, t, k)
 			for _, r := range []struct {
 				what string
-				res  cliResult
+				res  testbin.Result
 				want exitcode.Code
 			}{{"validate", v, tc.validate}, {"plan", p, tc.plan}, {"apply", a, tc.apply}} {
-				if r.res.code != int(r.want) {
-					t.Errorf("%s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", r.what, r.res.code, r.want, r.res.stdout, r.res.stderr)
+				if r.res.Code != int(r.want) {
+					t.Errorf("%s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", r.what, r.res.Code, r.want, r.res.Stdout, r.res.Stderr)
 				}
 				if r.want == exitcode.OK || (r.what == "validate" && r.want != exitcode.Invalid) {
 					continue
 				}
 				for _, s := range tc.says {
-					if !strings.Contains(r.res.stdout+r.res.stderr, s) {
-						t.Errorf("%s does not say %q:\n%s%s", r.what, s, r.res.stdout, r.res.stderr)
+					if !strings.Contains(r.res.Stdout+r.res.Stderr, s) {
+						t.Errorf("%s does not say %q:\n%s%s", r.what, s, r.res.Stdout, r.res.Stderr)
 					}
 				}
 			}
@@ -139,7 +140,7 @@ func TestWrongForTheCluster(t *testing.T) {
 			if j, _, err := k.store().Load(ctx); tc.apply != exitcode.RolledBack && (err != nil || (j != nil && (j0 == nil || j.RunID != j0.RunID))) {
 				t.Errorf("journal after a refused apply: %+v, %v", j, err)
 			}
-			t.Logf("validate %d, plan %d, apply %d: %s", v.code, p.code, a.code, firstLine(a.stderr))
+			t.Logf("validate %d, plan %d, apply %d: %s", v.Code, p.Code, a.Code, firstLine(a.Stderr))
 		})
 	}
 }

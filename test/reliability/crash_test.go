@@ -12,6 +12,7 @@ import (
 	"github.com/runbookdev/runbook/engine"
 	"github.com/runbookdev/runbook/test/sandbox"
 	"github.com/runbookdev/runbook/test/scenarios"
+	"github.com/runbookdev/runbook/test/testbin"
 )
 
 // crashScenario is the Calico doc's cluster with enough pods behind tight budgets
@@ -462,10 +463,10 @@ func crashTrial(t *testing.T, scen *scenarios.Scenario, ref reference, plan plan
 		// lease out (the next apply takes over) or breaks it with unlock.
 		holder := fmt.Sprintf("pid %d\"", p.pid())
 		if expiry {
-			run(t, c.KubeconfigPath(), applyArgs()...).must(t, 3, "held by", holder)
+			testbin.Run(t, testbin.Opts{Kubeconfig: c.KubeconfigPath()}, applyArgs()...).Must(t, 3, "held by", holder)
 			waitLockFree(ctx, t, k)
 		} else {
-			run(t, c.KubeconfigPath(), "unlock", "-n", journalNS, "--yes").must(t, 0, "broke the lock held by", holder)
+			testbin.Run(t, testbin.Opts{Kubeconfig: c.KubeconfigPath()}, "unlock", "-n", journalNS, "--yes").Must(t, 0, "broke the lock held by", holder)
 		}
 		if finished {
 			// Applying again starts a new run that changes nothing (and archives

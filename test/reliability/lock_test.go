@@ -14,6 +14,7 @@ import (
 	"github.com/runbookdev/runbook/engine"
 	"github.com/runbookdev/runbook/internal/exitcode"
 	"github.com/runbookdev/runbook/test/sandbox"
+	"github.com/runbookdev/runbook/test/testbin"
 )
 
 // lockScenario moves slowly (2 s start delay, one pod per workload at a time) so
@@ -83,7 +84,7 @@ func TestLockWithProcesses(t *testing.T) {
 	winner.waitFor(t, "an eviction", 2*time.Minute, isType("pod.evicted"))
 	winner.kill(t)
 	killed := time.Now()
-	run(t, c.KubeconfigPath(), applyArgs()...).must(t, int(exitcode.LockHeld), "held by", fmt.Sprintf("pid %d\"", winner.pid()))
+	testbin.Run(t, testbin.Opts{Kubeconfig: c.KubeconfigPath()}, applyArgs()...).Must(t, int(exitcode.LockHeld), "held by", fmt.Sprintf("pid %d\"", winner.pid()))
 	d, refusals := takeOver(ctx, t, launch, "apply D", runID)
 	t.Logf("SIGKILL of %s mid-move: %d applies refused (exit %d), %s took over and resumed run %s %v after the kill",
 		winner.name, refusals, exitcode.LockHeld, d.name, runID, time.Since(killed).Round(time.Millisecond))
@@ -116,7 +117,7 @@ func TestLockWithProcesses(t *testing.T) {
 	if j, _, err := k.store().Load(ctx); err != nil || j == nil || j.RunID != runID || j.Status != engine.StatusDone {
 		t.Errorf("journal after the contention: %+v, %v; want run %s done", j, err, runID)
 	}
-	run(t, c.KubeconfigPath(), "status", runID, "-n", journalNS, "-o", "json").must(t, 0, runID, `"done"`)
+	testbin.Run(t, testbin.Opts{Kubeconfig: c.KubeconfigPath()}, "status", runID, "-n", journalNS, "-o", "json").Must(t, 0, runID, `"done"`)
 	t.Logf("after the contention: %v", cs)
 }
 

@@ -1,38 +1,18 @@
 package reliability
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 )
 
-// binPath is the runbook binary under test, built once by TestMain: the campaign
-// drives the real command, its flags, signals and exit codes, as a pipeline would.
-var binPath string
-
-// Every test starts clusters of its own (sandbox.StartForTest), one at a time: a
-// shared package cluster would sit beside them and double the memory.
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "runbook-reliability-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binPath = filepath.Join(dir, "runbook")
-	out, err := exec.Command("go", "build", "-o", binPath, "github.com/runbookdev/runbook/cmd/runbook").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build runbook: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+// The campaign drives the real command (testbin.Runbook builds it once), its
+// flags, signals and exit codes, as a pipeline would. Every test starts clusters
+// of its own (sandbox.StartForTest), one at a time: a shared package cluster
+// would sit beside them and double the memory.
 
 // longRun reports whether the full campaign was asked for (RELIABILITY=long):
 // more trials, each boundary crash in a migration of its own, lease expiry waited

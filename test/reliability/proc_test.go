@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/runbookdev/runbook/engine"
+	"github.com/runbookdev/runbook/test/testbin"
 )
 
 // event is one JSON line of `runbook apply -o json`: an engine event (run.start,
@@ -54,7 +55,7 @@ type proc struct {
 // start runs the binary with args (the caller adds -o json where it wants events).
 func start(ctx context.Context, t *testing.T, name, kubeconfig string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, binPath, append(args, "--kubeconfig", kubeconfig)...)
+	cmd := exec.CommandContext(ctx, testbin.Runbook(t), append(args, "--kubeconfig", kubeconfig)...)
 	p := &proc{name: name, cmd: cmd, events: make(chan event, 4096), exited: make(chan struct{})}
 	cmd.Stderr = lockedWriter{&p.mu, &p.stderr}
 	out, err := cmd.StdoutPipe()
@@ -203,49 +204,6 @@ func (p *proc) drain() []event {
 		out = append(out, e)
 	}
 	return out
-}
-
-// cliResult is the outcome of a command run to completion.
-type cliResult struct {
-	code           int
-	stdout, stderr string
-}
-
-// run runs the binary against a cluster to completion (within two minutes).
-func run(t *testing.T, kubeconfig string, args ...string) cliResult {
-	t.Helper()
-	return runLocal(t, append(args, "--kubeconfig", kubeconfig)...)
-}
-
-// runLocal runs a command that needs no cluster (validate).
-func runLocal(t *testing.T, args ...string) cliResult {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binPath, args...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return cliResult{code: code, stdout: out.String(), stderr: errOut.String()}
-}
-
-func (r cliResult) must(t *testing.T, code int, contains ...string) {
-	t.Helper()
-	if r.code != code {
-		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, code, r.stdout, r.stderr)
-	}
-	for _, s := range contains {
-		if !strings.Contains(r.stdout+r.stderr, s) {
-			t.Fatalf("output lacks %q\nstdout:\n%s\nstderr:\n%s", s, r.stdout, r.stderr)
-		}
-	}
 }
 
 // applyArgs are the arguments of the example migration as a pipeline runs it.
