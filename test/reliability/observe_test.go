@@ -88,9 +88,10 @@ type observer struct {
 	// An eviction the API admitted (the budget lists the pod in
 	// status.disruptedPods) whose client vanished before the pod got its
 	// DisruptionTarget condition and was deleted is finished by the next run with a
-	// plain delete (deletePodsInPool). admitted: every disruptedPods entry seen,
-	// namespace/name -> times; deleted: pods deleted without the condition.
-	admitted map[string][]time.Time
+	// plain delete (deletePodsInPool). admitted: the latest disruptedPods entry
+	// seen for each namespace/name (only whether one is no older than the pod
+	// matters); deleted: pods deleted without the condition.
+	admitted map[string]time.Time
 	deleted  map[types.UID]deletion
 	// ips: each pod's last IPv4 address; a terminating pod may lose it before its
 	// final state.
@@ -109,7 +110,7 @@ func observe(ctx context.Context, t *testing.T, k *clients) *observer {
 	t.Helper()
 	o := &observer{poolAdds: map[string]int{}, poolDels: map[string]int{}, disables: map[string]int{}, enables: map[string]int{},
 		nsAdds: map[string]int{}, probePods: map[types.UID]string{}, evicted: map[types.UID]eviction{}, oldAtStart: map[types.UID]string{},
-		admitted: map[string][]time.Time{}, deleted: map[types.UID]deletion{}, ips: map[types.UID]string{}}
+		admitted: map[string]time.Time{}, deleted: map[types.UID]deletion{}, ips: map[types.UID]string{}}
 	ctx, o.stop = context.WithCancel(ctx)
 	t.Cleanup(o.stop)
 
@@ -201,11 +202,17 @@ func (o *observer) count(m map[string]int, key string) {
 	m[key]++
 }
 
-func (o *observer) pod(obj any) {
+// podOf is the pod of an informer event, a deletion's tombstone included.
+func podOf(obj any) (*corev1.Pod, bool) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
 	p, ok := obj.(*corev1.Pod)
+	return p, ok
+}
+
+func (o *observer) pod(obj any) {
+	p, ok := podOf(obj)
 	if !ok {
 		return
 	}
@@ -233,10 +240,7 @@ func (o *observer) pod(obj any) {
 
 // podGone records a pod deleted without having been evicted.
 func (o *observer) podGone(obj any) {
-	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = d.Obj
-	}
-	p, ok := obj.(*corev1.Pod)
+	p, ok := podOf(obj)
 	if !ok {
 		return
 	}
@@ -256,8 +260,9 @@ func (o *observer) pdb(obj any) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for name, at := range b.Status.DisruptedPods {
-		key := b.Namespace + "/" + name
-		o.admitted[key] = append(o.admitted[key], at.Time)
+		if key := b.Namespace + "/" + name; at.After(o.admitted[key]) {
+			o.admitted[key] = at.Time
+		}
 	}
 }
 
@@ -265,12 +270,8 @@ func (o *observer) pdb(obj any) {
 // listed it in status.disruptedPods (an entry no older than the pod: a
 // StatefulSet pod recreated under the same name is another pod).
 func (o *observer) admittedEviction(d deletion) bool {
-	for _, at := range o.admitted[d.key] {
-		if !at.Before(d.created) {
-			return true
-		}
-	}
-	return false
+	at, ok := o.admitted[d.key]
+	return ok && !at.Before(d.created)
 }
 
 func podIP(p *corev1.Pod) netip.Addr {
