@@ -454,13 +454,33 @@ func (r *runner) waitUntil(ctx context.Context, st *runbooks.Step) error {
 			}
 			return ctx.Err()
 		case <-r.Changes:
-			// Debounce: a burst of cache events costs one evaluation.
-			time.Sleep(100 * time.Millisecond)
+			// Debounce: a burst of cache events costs one evaluation. The pause
+			// watches the context like every other wait: a signal or a lost lock
+			// ends the step now, not after it.
+			if sleepCtx(ctx, untilDebounce) != nil {
+				continue // the select above reports the context's end
+			}
 			for len(r.Changes) > 0 {
 				<-r.Changes
 			}
 		case <-tick.C:
 		}
+	}
+}
+
+// untilDebounce is how long a change to the cache waits for the rest of its burst
+// before the until guard is evaluated again.
+const untilDebounce = 100 * time.Millisecond
+
+// sleepCtx waits d, or until ctx ends (returning its error).
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 

@@ -176,7 +176,11 @@ func (c *benchCluster) waitBudgetsSettled(ctx context.Context, o options) error 
 		if time.Now().After(deadline) {
 			return fmt.Errorf("only %d of %d budgets settled", settled, o.pods/o.replicas)
 		}
-		time.Sleep(500 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 }
 

@@ -18,8 +18,12 @@ const (
 	// Small next to any pod's start time, large enough that recomputing over
 	// thousands of pods stays a few percent of a core.
 	minRound = 50 * time.Millisecond
-	// roundCostFactor: a round that took t waits at least this many t for the next.
+	// roundCostFactor: a round whose decisions took t waits at least this many t
+	// for the next, so deciding never takes more than a small share of a core.
 	roundCostFactor = 8
+	// maxRound caps the spacing: however slow one decision was (a loaded machine,
+	// a huge cluster), a freed budget slot is acted on within this long.
+	maxRound = 250 * time.Millisecond
 	// tick re-evaluates without events (fallbacks, back-offs, progress).
 	tick = 500 * time.Millisecond
 	// apiParallelism bounds concurrent eviction/delete requests.
@@ -117,8 +121,16 @@ func (m *mover) loop(ctx, callCtx context.Context) (Result, error) {
 	for round := 0; ; round++ {
 		began := time.Now()
 		m.drainAnswers()
+		// decided is the cost of deciding alone (observe, settle, pick: in-memory
+		// work over the cache). Everything else a round does — answers and events
+		// handed to the caller, owner restarts sent — is I/O and may block on a
+		// slow API server or a full pipe; counting it would multiply a stall.
+		var decided time.Duration
+		decide := time.Now()
 		w = observe(m.cache, m.s, m.mem, began)
-		for _, e := range settle(m.led, w, m.mem, m.cache, m.cfg.Strategy) {
+		replaced := settle(m.led, w, m.mem, m.cache, m.cfg.Strategy)
+		decided += time.Since(decide)
+		for _, e := range replaced {
 			m.replacedEvent(e)
 		}
 		m.res.Skipped = w.skipped
@@ -133,33 +145,64 @@ func (m *mover) loop(ctx, callCtx context.Context) (Result, error) {
 			return m.result(), fmt.Errorf("%w: stopped with %d pod(s) left in pool %s (%d moved in this run); apply again to continue",
 				ErrDeadline, len(w.cands)+len(w.waits), m.cfg.Pool.Name, m.res.Moved)
 		}
+		decide = time.Now()
 		picks, waits := pick(w, m.lim, m.load(began, w))
+		decided += time.Since(decide)
 		for _, ch := range picks {
 			m.send(callCtx, ch, began)
 		}
 		m.restartDue(callCtx, w, waits)
 		m.lastWaits = waits
 		m.progress(w, false)
-		// Rounds are spaced by at least minRound and by several times their own
-		// cost, so that deciding never takes more than a small share of a core.
-		spacing := max(minRound, roundCostFactor*time.Since(began))
+		if err := m.wait(ctx, timeout.C, ticker.C, w, began.Add(roundSpacing(decided))); err != nil {
+			return m.result(), err
+		}
+	}
+}
 
+// roundSpacing is how long after a round began the next may begin, given what
+// its decisions cost: at least minRound, several times the cost, at most maxRound.
+func roundSpacing(decided time.Duration) time.Duration {
+	return min(maxRound, max(minRound, roundCostFactor*decided))
+}
+
+// wait returns when something worth a new round happened (the cache changed, an
+// answer came, the tick) and the round's spacing has passed (notBefore). It never
+// sleeps past the run's context or the step's timeout: a signal, a lost lock or
+// the deadline end the step at once.
+func (m *mover) wait(ctx context.Context, timeout, tick <-chan time.Time, w *world, notBefore time.Time) error {
+	var spaced <-chan time.Time // nil (never ready) until something happened
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) { // the step's timeout, set by the engine
-				return m.result(), m.timeoutError(w)
+				return m.timeoutError(w)
 			}
-			return m.result(), fmt.Errorf("interrupted with %d pod(s) left in pool %s: %w", len(w.cands)+len(w.waits), m.cfg.Pool.Name, ctx.Err())
-		case <-timeout.C:
-			return m.result(), m.timeoutError(w)
+			return fmt.Errorf("interrupted with %d pod(s) left in pool %s: %w", len(w.cands)+len(w.waits), m.cfg.Pool.Name, ctx.Err())
+		case <-timeout:
+			return m.timeoutError(w)
+		case <-spaced:
+			return nil
 		case <-m.cache.Changed():
 		case a := <-m.answers:
 			m.handle(a)
-		case <-ticker.C:
+		case <-tick:
 		}
-		if d := spacing - time.Since(began); d > 0 {
-			time.Sleep(d)
+		if spaced != nil {
+			continue // more happened while spacing: the next round sees it all
 		}
+		d := time.Until(notBefore)
+		if d <= 0 {
+			return nil
+		}
+		timer = time.NewTimer(d)
+		spaced = timer.C
 	}
 }
 
