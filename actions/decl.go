@@ -130,8 +130,15 @@ var operatorNeeds = []Permission{
 		Why: "whether this operator's Installation has ipPools[].disableNewAllocations, else pools are disabled by nodeSelector (internal/calico/operator.go SupportsDisableNewAllocations)"},
 }
 
-// JournalNamespace stands for the namespace of the run journal and lock (-n).
+// JournalNamespace stands for the namespace of the run journal (-n).
 const JournalNamespace = "$journal"
+
+// The run lock: one Lease per cluster (its Calico IPAM), in a fixed namespace
+// whatever -n, --state or the environment say (engine.Lock, cmd/runbook).
+const (
+	LockNamespace = "runbook-system"
+	LockName      = "runbook-lock-calico-ipam"
+)
 
 // FrameNeeds are what the tool needs around the actions, by command.
 var FrameNeeds = struct {
@@ -181,14 +188,16 @@ var FrameNeeds = struct {
 	Run: []Permission{
 		{Resource: "namespaces", Verbs: []string{"get"}, Why: "whether the journal namespace exists (cmd/runbook ensureNamespace)"},
 		{Resource: "configmaps", Namespace: JournalNamespace, Verbs: []string{"get", "list", "create", "update"}, Why: "the run journal and its archive (engine/store.go)"},
-		{Group: "coordination.k8s.io", Resource: "leases", Namespace: JournalNamespace, Verbs: []string{"get", "create", "update"}, Why: "the run lock (engine/lock.go)"},
+		{Resource: "namespaces", Names: []string{LockNamespace}, Verbs: []string{"get"}, Why: "whether the lock namespace exists (cmd/runbook ensureNamespaces)"},
+		{Group: "coordination.k8s.io", Resource: "leases", Namespace: LockNamespace, Verbs: []string{"create"}, Why: "the run lock, one per cluster (engine/lock.go)"},
+		{Group: "coordination.k8s.io", Resource: "leases", Namespace: LockNamespace, Names: []string{LockName}, Verbs: []string{"get", "update", "watch"}, Why: "the run lock: renewed, and watched so that a deleted lock stops the run at once (engine/lock.go; a watch selecting metadata.name is authorized by resourceName)"},
 		{Resource: "events", Namespace: JournalNamespace, Verbs: []string{"create"}, Why: "the Kubernetes Events of each step on the journal (cmd/runbook/kube_events.go)"},
 	},
 	Runs: []Permission{
 		{Resource: "configmaps", Namespace: JournalNamespace, Verbs: []string{"get", "list", "update"}, Why: "status, history and approve read journals; approve records the approval (engine/approve.go)"},
 	},
 	Unlock: []Permission{
-		{Group: "coordination.k8s.io", Resource: "leases", Namespace: JournalNamespace, Verbs: []string{"get", "delete"}, Why: "runbook unlock (engine/lock.go Unlock)"},
+		{Group: "coordination.k8s.io", Resource: "leases", Namespace: LockNamespace, Names: []string{LockName}, Verbs: []string{"get", "delete"}, Why: "runbook unlock (engine/lock.go Unlock)"},
 	},
 }
 

@@ -34,6 +34,8 @@ type Plan struct {
 	Steps         []PlannedStep  `json:"steps"`
 	// Resumes names the unfinished run apply would continue, if any.
 	Resumes string `json:"resumes,omitempty"`
+	// Lock is the Lease apply will hold (namespace/name): one per cluster.
+	Lock string `json:"lock,omitempty"`
 	// Preflight are the findings of the preflight checks (Options.Preflight) and of
 	// the actions' planners over the steps still to run; a blocking one refuses
 	// the plan.

@@ -37,6 +37,7 @@ func newPlanCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			p.Lock = lockRef()
 			if f.planFile != "" {
 				if err := engine.SavePlan(f.planFile, p); err != nil {
 					return fmt.Errorf("save plan: %w", err)
@@ -105,6 +106,7 @@ func newApplyCmd(g *globalOptions) *cobra.Command {
 	cmd.Flags().StringVar(&f.stopBefore, "stop-before", "", "Stop cleanly before this step (phased runs)")
 	_ = cmd.RegisterFlagCompletionFunc("stop-before", completeSteps(g))
 	cmd.Flags().DurationVar(&f.deadline, "deadline", 0, "Stop cleanly between steps after this long")
+	bindLockTimeout(cmd, f)
 	cmd.Flags().BoolVar(&f.allowChanged, "allow-changed", false, "Resume even though the runbook file changed since the run started")
 	cmd.Flags().StringVar(&f.planFile, "plan", "", "Apply a plan saved by plan --out; refused when anything it depends on drifted")
 	cmd.Flags().StringArrayVar(&f.reports, "report", nil, "Write the final report to this file: .md for Markdown, anything else JSON (repeatable)")
@@ -132,6 +134,7 @@ func newRollbackCmd(g *globalOptions) *cobra.Command {
 	}
 	bindRunbookFlags(cmd, f)
 	cmd.Flags().BoolVar(&f.allowChanged, "allow-changed", false, "Roll back with a runbook that changed since the run started")
+	bindLockTimeout(cmd, f)
 	cmd.Flags().StringArrayVar(&f.reports, "report", nil, "Write the final report to this file: .md for Markdown, anything else JSON")
 	return cmd
 }

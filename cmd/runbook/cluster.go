@@ -30,8 +30,20 @@ import (
 	"github.com/runbookdev/runbook/runbooks"
 )
 
-// lockName is the Lease serialising runs that mutate this cluster's Calico IPAM.
-const lockName = "runbook-lock-calico-ipam"
+// The Lease serialising runs that mutate this cluster's Calico IPAM. It lives in
+// one fixed namespace whatever -n, --state or the environment say: two runs with
+// their journals in different namespaces (or files) still mutate one IPAM.
+const (
+	lockNamespace = actions.LockNamespace
+	lockName      = actions.LockName
+)
+
+func lockRef() string { return lockNamespace + "/" + lockName }
+
+// bindLockTimeout adds --lock-timeout to a command that takes the run lock.
+func bindLockTimeout(cmd *cobra.Command, f *runFlags) {
+	cmd.Flags().DurationVar(&f.lockTimeout, "lock-timeout", 0, "Wait up to this long for the run lock held by another run (default: refuse at once)")
+}
 
 // kubeFlags are kubectl's connection flags plus client tuning.
 type kubeFlags struct {
@@ -86,6 +98,7 @@ type runFlags struct {
 	planFile     string
 	reports      []string
 	calicoAPI    string
+	lockTimeout  time.Duration
 }
 
 // session is a connection to the cluster for one command.
@@ -149,19 +162,23 @@ func (s *session) store(runbookName string) engine.Store {
 	return &engine.ConfigMapStore{Client: s.kube, Namespace: s.f.namespace, Name: "runbook-" + runbookName}
 }
 
-// ensureNamespace creates the journal namespace on first use; plan never calls it.
-func (s *session) ensureNamespace(ctx context.Context) error {
-	_, err := s.kube.CoreV1().Namespaces().Get(ctx, s.f.namespace, metav1.GetOptions{})
+// ensureNamespace creates a namespace of the tool's (the lock's, the journal's) on
+// first use; plan never calls it.
+func (s *session) ensureNamespace(ctx context.Context, name, what string) error {
+	_, err := s.kube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		_, err = s.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.f.namespace,
+		_, err = s.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name,
 			Labels: map[string]string{"app.kubernetes.io/managed-by": "runbook"}}}, metav1.CreateOptions{})
-		if err == nil || apierrors.IsAlreadyExists(err) {
-			fprintf(s.g.errOut, "created namespace %s for the run journal and lock\n", s.f.namespace)
+		if err == nil {
+			fprintf(s.g.errOut, "created namespace %s for %s\n", name, what)
+			return nil
+		}
+		if apierrors.IsAlreadyExists(err) {
 			return nil
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("namespace %s: %w", s.f.namespace, err)
+		return fmt.Errorf("namespace %s (%s): %w", name, what, err)
 	}
 	return nil
 }
@@ -184,8 +201,9 @@ func (s *session) bind(ctx context.Context) (*actions.Bound, error) {
 
 // lock acquires the run lock and returns a context cancelled if it is lost.
 func (s *session) lock(ctx context.Context) (*engine.Lock, context.Context, error) {
-	l := &engine.Lock{Client: s.kube, Namespace: s.f.namespace, Name: lockName, Holder: engine.DefaultHolder()}
-	if err := l.Acquire(ctx); err != nil {
+	l := &engine.Lock{Client: s.kube, Namespace: lockNamespace, Name: lockName, Holder: engine.DefaultHolder(),
+		Notify: func(msg string) { fprintf(s.g.errOut, "%s\n", msg) }}
+	if err := l.AcquireWithin(ctx, s.f.lockTimeout); err != nil {
 		var held *engine.HeldError
 		if errors.As(err, &held) {
 			return nil, nil, exitcode.New(exitcode.LockHeld, err)
@@ -228,16 +246,21 @@ func confirm(out io.Writer, in io.Reader) func(*runbooks.Step, string) (bool, er
 // common frame of every command that changes the cluster. create makes the journal
 // namespace on first use.
 func (s *session) mutate(ctx context.Context, create bool, fn func(context.Context, engine.Options) (*engine.Report, error)) error {
-	if create {
-		if err := s.ensureNamespace(ctx); err != nil {
-			return err
-		}
+	// The lock first: a refused run creates nothing, not even its journal's
+	// namespace.
+	if err := s.ensureNamespace(ctx, lockNamespace, "the run lock"); err != nil {
+		return err
 	}
 	lock, lctx, err := s.lock(ctx)
 	if err != nil {
 		return err
 	}
 	defer lock.Release(context.WithoutCancel(ctx))
+	if create && s.f.state == "" {
+		if err := s.ensureNamespace(lctx, s.f.namespace, "the run journal"); err != nil {
+			return err
+		}
+	}
 	b, err := s.bind(lctx)
 	if err != nil {
 		return err

@@ -2,19 +2,16 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/runbookdev/runbook/internal/exitcode"
 )
 
 func main() {
 	// The first SIGINT/SIGTERM cancels the context so a run stops cleanly between
-	// operations with its journal written; a second one kills the process.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// operations with its journal written; a second one exits at once.
+	ctx, stop := interruptible(os.Stderr)
 	defer stop()
 	cmd := newRootCmd(os.Stdout, os.Stderr)
 	err := cmd.ExecuteContext(ctx)

@@ -180,6 +180,9 @@ func printPlan(w io.Writer, st style, p *engine.Plan) {
 	}
 	printFindings(w, st, p.Preflight)
 	fprintf(w, "%d step(s) would change the cluster.\n", p.Changes())
+	if p.Lock != "" {
+		fprintf(w, "%s\n", st.dim("apply holds the run lock "+p.Lock+" (one per cluster)"))
+	}
 	fprintf(w, "%s\n", st.dim(auditLine(p.RunbookDigest, p.ParamsDigest, "", p.Source)))
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -157,13 +158,15 @@ func newApproveCmd(g *globalOptions) *cobra.Command {
 
 func newUnlockCmd(g *globalOptions) *cobra.Command {
 	f := &runFlags{}
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "unlock",
 		Short: "Break the run lock of a run that is gone (never while it is still running)",
-		Long: `Deletes the run lock. Only do this when the holder is certainly gone: a live
-holder loses its lock at its next renewal and stops, but two runs mutating Calico IPAM
-at once is exactly what the lock prevents. Expired locks are taken over automatically;
-unlock is for not waiting out the lease.`,
+		Long: `Deletes the run lock (` + lockRef() + `, one per cluster). A lock whose lease has
+not expired is refused unless --force: its holder may still be running. Expired locks
+are taken over automatically; unlock is for not waiting out the lease. A live holder
+whose lock is deleted stops writing at once, leaving its step half-done for the next
+apply to resume.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := newSession(cmd, g, f, "")
@@ -174,25 +177,29 @@ unlock is for not waiting out the lease.`,
 				if !isTTY(os.Stdin) {
 					return exitcode.Newf(exitcode.Invalid, "unlock needs --yes when not run from a terminal")
 				}
-				ok, err := confirm(g.out, os.Stdin)(nil, "Break the run lock "+f.namespace+"/"+lockName+"?")
+				ok, err := confirm(g.out, os.Stdin)(nil, "Break the run lock "+lockRef()+"?")
 				if err != nil || !ok {
 					return exitcode.Newf(exitcode.Invalid, "not unlocked")
 				}
 			}
-			holder, err := engine.Unlock(cmd.Context(), s.kube, f.namespace, lockName)
+			holder, err := engine.Unlock(cmd.Context(), s.kube, lockNamespace, lockName, force)
+			if errors.Is(err, engine.ErrLockLive) {
+				return exitcode.New(exitcode.LockHeld, err)
+			}
 			if err != nil {
 				return err
 			}
 			if holder == "" {
-				fprintf(g.out, "no lock held in %s\n", f.namespace)
+				fprintf(g.out, "no lock held (%s)\n", lockRef())
 				return nil
 			}
-			fprintf(g.errOut, "WARNING: broke the lock held by %q; if that run is still alive it stops at its next renewal\n", holder)
+			fprintf(g.errOut, "WARNING: broke the lock %s held by %q; if that run is still alive it stops writing at once\n", lockRef(), holder)
 			return nil
 		},
 	}
 	f.kubeFlags.bind(cmd)
 	f.envFlags.bind(cmd)
 	cmd.Flags().BoolVar(&f.yes, "yes", false, "Do not ask for confirmation")
+	cmd.Flags().BoolVar(&force, "force", false, "Break a lock whose lease has not expired (its holder may still be running)")
 	return cmd
 }

@@ -95,7 +95,7 @@ func Needs(rb *runbooks.Runbook, o Options) []Need {
 			}
 			ns := p.Namespace
 			if ns == actions.JournalNamespace {
-				if o.FileJournal && p.Resource != "leases" {
+				if o.FileJournal {
 					continue // the journal and its Events live in a local file then
 				}
 				ns = o.JournalNamespace

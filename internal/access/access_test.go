@@ -77,15 +77,16 @@ func TestNeeds(t *testing.T) {
 			name: "example migration", rb: example, o: Options{JournalNamespace: "rb-ns", Flavours: crd},
 			want: []string{"create pods/eviction cluster-wide", "create crd.projectcalico.org/ippools cluster-wide",
 				"delete crd.projectcalico.org/ipamblocks cluster-wide", "update configmaps in namespace rb-ns",
-				"update coordination.k8s.io/leases in namespace rb-ns", "watch configmaps in namespace kube-system",
+				"update coordination.k8s.io/leases named runbook-lock-calico-ipam in namespace runbook-system", "watch configmaps in namespace kube-system",
 				"create namespaces cluster-wide"},
 			// unlock's verb is not a run's
-			absent:      []string{"delete coordination.k8s.io/leases in namespace rb-ns"},
+			absent: []string{"delete coordination.k8s.io/leases named runbook-lock-calico-ipam in namespace runbook-system",
+				"update coordination.k8s.io/leases in namespace rb-ns"}, // the lock is per cluster, not per journal namespace
 			whoContains: map[string]string{"create pods/eviction cluster-wide": "step move-pods (deletePodsInPool)"},
 		},
 		{
 			name: "file journal keeps only the lock in the cluster", rb: example, o: Options{JournalNamespace: "rb-ns", FileJournal: true, Flavours: crd},
-			want:   []string{"update coordination.k8s.io/leases in namespace rb-ns"},
+			want:   []string{"update coordination.k8s.io/leases named runbook-lock-calico-ipam in namespace runbook-system"},
 			absent: []string{"update configmaps in namespace rb-ns", "create events in namespace rb-ns"},
 		},
 		{

@@ -76,23 +76,30 @@ func TestCLIPhasedRunLockAndAudit(t *testing.T) {
 		t.Fatalf("no events on the journal: %v", err)
 	}
 
-	// Another operator holds the lock: refused fast, naming the holder.
+	// Another operator holds the lock: refused fast, naming the holder and where
+	// the lock is. The lock is per cluster, in runbook-system whatever -n says.
+	lockNS := "runbook-system"
 	now := metav1.NewMicroTime(time.Now())
 	holder, secs := "bob@laptop pid 42", int32(300)
-	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "runbook-lock-calico-ipam", Namespace: ns},
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "runbook-lock-calico-ipam", Namespace: lockNS},
 		Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, RenewTime: &now, AcquireTime: &now}}
-	if cur, err := cs.CoordinationV1().Leases(ns).Get(context.Background(), lease.Name, metav1.GetOptions{}); err == nil {
+	if cur, err := cs.CoordinationV1().Leases(lockNS).Get(context.Background(), lease.Name, metav1.GetOptions{}); err == nil {
 		cur.Spec = lease.Spec
-		_, err = cs.CoordinationV1().Leases(ns).Update(context.Background(), cur, metav1.UpdateOptions{})
+		_, err = cs.CoordinationV1().Leases(lockNS).Update(context.Background(), cur, metav1.UpdateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-	} else if _, err := cs.CoordinationV1().Leases(ns).Create(context.Background(), lease, metav1.CreateOptions{}); err != nil {
+	} else if _, err := cs.CoordinationV1().Leases(lockNS).Create(context.Background(), lease, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	runCLI(t, c, "apply", rb, "-n", ns).Must(t, 3, `held by "bob@laptop pid 42"`)
+	runCLI(t, c, "apply", rb, "-n", ns).Must(t, 3, `held by "bob@laptop pid 42"`, "runbook-system/runbook-lock-calico-ipam")
+	// Whatever the journal: another namespace, a local file (issue #15 item 1).
+	runCLI(t, c, "apply", rb, "-n", "team-b", "--yes").Must(t, 3, `held by "bob@laptop pid 42"`, "runbook-system/runbook-lock-calico-ipam")
+	runCLI(t, c, "apply", rb, "--state", filepath.Join(dir, "team-c.json"), "--yes").Must(t, 3, `held by "bob@laptop pid 42"`)
 	runCLI(t, c, "unlock", "-n", ns).Must(t, 2, "needs --yes")
-	runCLI(t, c, "unlock", "-n", ns, "--yes").Must(t, 0, "broke the lock held by")
+	// Bob's lease is live: unlock refuses without --force.
+	runCLI(t, c, "unlock", "-n", ns, "--yes").Must(t, 3, "has not expired", "bob@laptop pid 42", "--force")
+	runCLI(t, c, "unlock", "-n", ns, "--yes", "--force").Must(t, 0, "broke the lock runbook-system/runbook-lock-calico-ipam held by")
 	// A finished run is not resumed: a new run, and nothing changes.
 	r = runCLI(t, c, "apply", rb, "-n", ns, "--yes")
 	r.Must(t, 9, "waits for approval")

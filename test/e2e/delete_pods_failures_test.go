@@ -217,7 +217,7 @@ workloads:
 		t.Fatal("killed after everything moved: nothing to resume")
 	}
 
-	runCLI(t, c, "unlock", "-n", "runbook-resume", "--yes").Must(t, 0)
+	runCLI(t, c, "unlock", "--yes", "--force").Must(t, 0) // the killed run's lease has not expired
 	res := runCLI(t, c, "apply", rb, "--state", state, "-n", "runbook-resume")
 	res.Must(t, 0, "resuming run")
 	for _, p := range podsIn(ctx, t, cs, oldPool) {

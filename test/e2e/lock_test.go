@@ -80,9 +80,9 @@ func TestLockContentionTakeoverAndFencing(t *testing.T) {
 		t.Fatalf("the old holder's stale write must conflict: %v", err)
 	}
 
-	// A holder whose lease is taken from under it notices at its next renewal and
-	// its context is cancelled, so mutation stops.
-	if _, err := engine.Unlock(ctx, cs, ns, "runbook-lock-calico-ipam"); err != nil {
+	// A holder whose lease is deleted from under it (unlock --force) notices at
+	// once (it watches its Lease) and its context is cancelled, so mutation stops.
+	if _, err := engine.Unlock(ctx, cs, ns, "runbook-lock-calico-ipam", true); err != nil {
 		t.Fatal(err)
 	}
 	dave := newLock("dave@ci pid 4")

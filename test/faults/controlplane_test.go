@@ -233,8 +233,9 @@ func TestPersistentFaultStopsResumable(t *testing.T) {
 				t.Fatal("the old pool was deleted although moving pods failed")
 			}
 			// The stopped run may still hold the lock (its release failed with
-			// the faults on): break it as an operator would, the holder being gone.
-			if code, out := cli(t, c.KubeconfigPath(), "unlock", "-n", journalNS, "--yes"); code != 0 {
+			// the faults on): break it as an operator would, the holder being gone
+			// (--force: its lease has not expired yet).
+			if code, out := cli(t, c.KubeconfigPath(), "unlock", "--yes", "--force"); code != 0 {
 				t.Fatalf("unlock: exit %d\n%s", code, out)
 			}
 			// Same params as the stopped run: a resume, not a new run.

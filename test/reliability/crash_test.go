@@ -466,7 +466,10 @@ func crashTrial(t *testing.T, scen *scenarios.Scenario, ref reference, plan plan
 			testbin.Run(t, testbin.Opts{Kubeconfig: c.KubeconfigPath()}, applyArgs()...).Must(t, 3, "held by", holder)
 			waitLockFree(ctx, t, k)
 		} else {
-			testbin.Run(t, testbin.Opts{Kubeconfig: c.KubeconfigPath()}, "unlock", "-n", journalNS, "--yes").Must(t, 0, "broke the lock held by", holder)
+			// Not expired yet: unlock refuses without --force (the holder might
+			// be alive), and breaks it with.
+			testbin.Run(t, testbin.Opts{Kubeconfig: c.KubeconfigPath()}, "unlock", "--yes").Must(t, 3, "has not expired", holder)
+			testbin.Run(t, testbin.Opts{Kubeconfig: c.KubeconfigPath()}, "unlock", "--yes", "--force").Must(t, 0, "broke the lock", holder)
 		}
 		if finished {
 			// Applying again starts a new run that changes nothing (and archives
