@@ -3,11 +3,17 @@ package sandbox
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/runbookdev/runbook/test/scenarios"
 )
@@ -94,11 +100,60 @@ func installKubeadmObjects(ctx context.Context, cs kubernetes.Interface, c scena
 			return err
 		}
 	}
+	if err := waitNodeManaged(ctx, cs, controlPlaneNode); err != nil {
+		return err
+	}
 	for component, command := range mirrors {
 		pod := mirrorPod(component, controlPlaneNode, command)
 		if err := createOrKeep(ctx, cs.CoreV1().Pods(pod.Namespace).Create, pod, "mirror pod "+pod.Name); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// nodeManagedTimeout bounds the wait for kwok to take a node on.
+const nodeManagedTimeout = time.Minute
+
+// waitNodeManaged waits until kwok has played the node's stages (it has a Ready
+// condition), which it does only once its own cache shows it holding the node's
+// Lease. Pods bound to the node before that may never be played: kwok v0.8.0
+// re-lists a node's pods as soon as it has *created* the Lease
+// (pkg/kwok/controllers/node_lease_controller.go, sync → onNodeManaged), but
+// decides per pod with readOnly(), which reads the Lease from its informer cache
+// (controller.go, readOnlyFunc → NodeLeaseController.Held). When that cache lags
+// the create, the re-list and the pods' watch events are all skipped as "read
+// only", and a pod nothing modifies later — the mirror pods — stays Pending for
+// ever (issue #24: a sandbox start that timed out with both mirror pods Pending).
+// Pods the scheduler binds later are not affected: the binding is a new event.
+func waitNodeManaged(ctx context.Context, cs kubernetes.Interface, node string) error {
+	ctx, cancel := context.WithTimeout(ctx, nodeManagedTimeout)
+	defer cancel()
+	sel := fields.OneTermEqualSelector("metadata.name", node).String()
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = sel
+			return cs.CoreV1().Nodes().List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = sel
+			return cs.CoreV1().Nodes().Watch(ctx, o)
+		},
+	}
+	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Node{}, nil, func(ev watch.Event) (bool, error) {
+		n, ok := ev.Object.(*corev1.Node)
+		if !ok {
+			return false, nil
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("node %s: kwok did not take it on (no Ready condition) within %v: %w", node, nodeManagedTimeout, err)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -76,7 +77,20 @@ func StartForTest(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	requireTools(t, opts)
 	if opts.WorkDir == "" {
-		opts.WorkDir = t.TempDir()
+		// Not t.TempDir, which goes whatever the outcome: a failed test keeps
+		// its cluster's logs, and says where.
+		dir, err := os.MkdirTemp("", "sandbox-"+strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())+"-")
+		if err != nil {
+			t.Fatalf("sandbox: %v", err)
+		}
+		opts.WorkDir = dir
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("sandbox: test failed; cluster logs kept in %s", logDir(dir))
+				return
+			}
+			_ = os.RemoveAll(dir)
+		})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout(opts))
 	defer cancel()
