@@ -186,9 +186,8 @@ var FrameNeeds = struct {
 		{Resource: "configmaps", Namespace: JournalNamespace, Verbs: []string{"get"}, Why: "the run journal, to tell a resumed run (engine/store.go)"},
 	},
 	Run: []Permission{
-		{Resource: "namespaces", Verbs: []string{"get"}, Why: "whether the journal namespace exists (cmd/runbook ensureNamespace)"},
+		{Resource: "namespaces", Verbs: []string{"get"}, Why: "whether the journal and lock namespaces exist (cmd/runbook ensureNamespace)"},
 		{Resource: "configmaps", Namespace: JournalNamespace, Verbs: []string{"get", "list", "create", "update"}, Why: "the run journal and its archive (engine/store.go)"},
-		{Resource: "namespaces", Names: []string{LockNamespace}, Verbs: []string{"get"}, Why: "whether the lock namespace exists (cmd/runbook ensureNamespaces)"},
 		{Group: "coordination.k8s.io", Resource: "leases", Namespace: LockNamespace, Verbs: []string{"create"}, Why: "the run lock, one per cluster (engine/lock.go)"},
 		{Group: "coordination.k8s.io", Resource: "leases", Namespace: LockNamespace, Names: []string{LockName}, Verbs: []string{"get", "update", "watch"}, Why: "the run lock: renewed, and watched so that a deleted lock stops the run at once (engine/lock.go; a watch selecting metadata.name is authorized by resourceName)"},
 		{Resource: "events", Namespace: JournalNamespace, Verbs: []string{"create"}, Why: "the Kubernetes Events of each step on the journal (cmd/runbook/kube_events.go)"},

@@ -158,7 +158,7 @@ func TestLeastPrivilegeThroughImpersonation(t *testing.T) {
 		{"one verb missing", sa("runbook-noevict"), []string{"missing 1 permission(s); nothing was changed",
 			"create pods/eviction cluster-wide — needed by step move-pods (deletePodsInPool)"}},
 		{"no grants", sa("nobody"), []string{"create crd.projectcalico.org/ippools cluster-wide — needed by step add-new-pool (ensurePool)",
-			"update coordination.k8s.io/leases in namespace runbook-system — needed by the run journal and lock",
+			"update coordination.k8s.io/leases named runbook-lock-calico-ipam in namespace runbook-system — needed by the run journal and lock",
 			"create pods/eviction cluster-wide"}},
 	} {
 		// A manifest install is not asked about the APIs of the other flavours.

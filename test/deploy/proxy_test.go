@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/rest"
 )
 
@@ -169,6 +170,16 @@ func classify(r *http.Request) (apiCall, bool) {
 		}
 	default:
 		return c, false
+	}
+	// A list or watch that selects metadata.name is authorized by that name
+	// (RBAC resourceNames), as the apiserver's RequestInfoFactory does
+	// (k8s.io/apiserver/pkg/endpoints/request/requestinfo.go).
+	if c.Verb == "list" || c.Verb == "watch" {
+		if sel, err := fields.ParseSelector(r.URL.Query().Get("fieldSelector")); err == nil {
+			if n, ok := sel.RequiresExactMatch("metadata.name"); ok {
+				c.Name = n
+			}
+		}
 	}
 	return c, true
 }
