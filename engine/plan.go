@@ -99,11 +99,14 @@ func MakePlan(ctx context.Context, o Options) (*Plan, error) {
 		return nil, err
 	}
 	steps := map[string]runbooks.StepResult{}
+	started := map[string]bool{} // in flight in the run apply resumes: its guards are not decided again
 	if j != nil && !j.Finished() && j.ParamsDigest == p.ParamsDigest && j.Runbook == rb.Name {
 		p.Resumes = j.RunID
 		for id, rec := range j.Steps {
 			if rec.Status == StatusDone || rec.Status == StatusSkipped {
 				steps[id] = runbooks.StepResult{Status: rec.Status, Changed: rec.Changed, Outputs: typedOutputs(rb.StepByID(id), rec.Outputs)}
+			} else if rec.StartedAt != nil {
+				started[id] = true
 			}
 		}
 	}
@@ -133,7 +136,10 @@ func MakePlan(ctx context.Context, o Options) (*Plan, error) {
 			}
 			return false
 		}
-		if st.When != nil {
+		if started[st.ID] {
+			ps.Details = append(ps.Details, "resumes: started in run "+j.RunID+", so its when/require are not decided again")
+		}
+		if st.When != nil && !started[st.ID] {
 			if dependsOnApply(st.When) {
 				ps.KnownAfterApply = true
 				ps.Details = append(ps.Details, "runs if, after the earlier steps: "+st.When.Source)
@@ -148,7 +154,7 @@ func MakePlan(ctx context.Context, o Options) (*Plan, error) {
 				continue
 			}
 		}
-		if st.Require != nil {
+		if st.Require != nil && !started[st.ID] {
 			if after || dependsOnApply(st.Require) {
 				ps.Details = append(ps.Details, "precondition checked at apply, after the earlier steps: "+st.Require.Source)
 			} else if ok, err := st.Require.Eval(env); err != nil || !ok {
@@ -283,7 +289,7 @@ func SavePlan(path string, p *Plan) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
+	return WritePrivateFile(path, append(b, '\n'))
 }
 
 // LoadPlan reads a saved plan.

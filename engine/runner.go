@@ -340,7 +340,13 @@ func (r *runner) step(ctx context.Context, st *runbooks.Step, rec *StepRecord) e
 	if err != nil {
 		return err
 	}
-	if st.When != nil {
+	// A step the journal shows started has acted, or may have (its intents and
+	// created objects are journalled as it goes): its guards were decided when it
+	// began. Deciding them again against today's cluster — which the step itself
+	// may have changed — could skip it, and its rollback and cleanup with it,
+	// leaving what it created. It resumes instead, and its action converges.
+	started := rec.StartedAt != nil
+	if st.When != nil && !started {
 		ok, err := st.When.Eval(env)
 		if err != nil {
 			return err
@@ -351,7 +357,7 @@ func (r *runner) step(ctx context.Context, st *runbooks.Step, rec *StepRecord) e
 			return r.save(ctx)
 		}
 	}
-	if st.Require != nil {
+	if st.Require != nil && !started {
 		ok, err := st.Require.Eval(env)
 		if err != nil {
 			return err
