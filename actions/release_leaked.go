@@ -112,9 +112,9 @@ func (a *releaseLeakedImpl) leaks(ctx context.Context, cal calico.Client, name s
 	return out, p, nil
 }
 
-// leakKey is the journal intent recording when the run first saw a leak: the
-// handle is part of it, so an address released and allocated again is a new leak.
-func leakKey(l calico.Allocation) string { return "leakSeen/" + l.IP.String() + "/" + l.Handle }
+// leakKey names a leak within one step invocation (the handle is part of it: an
+// address released and allocated again is a new leak); leaksSeenKey journals them.
+func leakKey(l calico.Allocation) string { return legacyLeakPrefix + l.IP.String() + "/" + l.Handle }
 
 func (a *releaseLeakedImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 	in, cal, err := a.start(c)
@@ -154,11 +154,13 @@ func (a *releaseLeakedImpl) Apply(ctx context.Context, c *Call) (Outcome, error)
 	fail := func(err error) (Outcome, error) {
 		return Outcome{}, fmt.Errorf("releaseLeakedAddresses %q: %w", in.pool, err)
 	}
-	seen := map[string]time.Time{}
-	for k, v := range c.Prior.Intent {
-		if t, err := time.Parse(time.RFC3339Nano, v); err == nil && strings.HasPrefix(k, "leakSeen/") {
-			seen[k] = t
-		}
+	seen := readSightings(c.Prior.Intent)
+	written, err := seen.encode()
+	if err != nil {
+		return fail(err)
+	}
+	if c.Prior.Intent[leaksSeenKey] == "" {
+		written = "" // legacy sightings only: write them in the new form
 	}
 	var released []string
 	// skipped are leaks the re-check found in use (or changed): never retried in
@@ -179,17 +181,33 @@ func (a *releaseLeakedImpl) Apply(ctx context.Context, c *Call) (Outcome, error)
 			break
 		}
 		now := a.clock()
+		// This round's sightings: the leaks seen now, first-seen times kept,
+		// the rest (released, or no longer leaks) pruned. Journalled before
+		// anything is released, in one write.
+		round := make(sightings, len(all))
+		for _, l := range all {
+			d := digestOf(l)
+			if first, ok := seen[d]; ok {
+				round[d] = first
+			} else {
+				round[d] = now.Truncate(time.Millisecond) // as journalled
+			}
+		}
+		seen = round
+		enc, err := seen.encode()
+		if err != nil {
+			return fail(err)
+		}
+		if enc != written {
+			if err := c.Recorder.Intent(ctx, leaksSeenKey, enc); err != nil {
+				return fail(err)
+			}
+			written = enc
+		}
 		var next time.Time
 		for _, l := range leaks {
 			k := leakKey(l)
-			first, ok := seen[k]
-			if !ok {
-				first = now
-				seen[k] = now
-				if err := c.Recorder.Intent(ctx, k, now.Format(time.RFC3339Nano)); err != nil {
-					return fail(err)
-				}
-			}
+			first := seen[digestOf(l)]
 			due := first.Add(in.grace)
 			if now.Before(due) {
 				if next.IsZero() || due.Before(next) {

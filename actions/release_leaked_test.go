@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/netip"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,7 +173,7 @@ func TestReleaseLeakedApply(t *testing.T) {
 			if out.Outputs["released"] != c.wantRelease || out.Changed != (c.wantRelease > 0) {
 				t.Fatalf("outcome %+v", out)
 			}
-			if c.prior == nil && rec.intents[leakKey(leak)] == "" {
+			if c.prior == nil && readSightings(rec.intents)[digestOf(leak)].IsZero() {
 				t.Error("the first sighting was not recorded before releasing")
 			}
 			b, err := dyn.Resource(gvrIPAMBlocks).Get(context.Background(), "10-0-0-0-30", metav1.GetOptions{})
@@ -188,5 +190,57 @@ func TestReleaseLeakedApply(t *testing.T) {
 				t.Fatalf("an address whose pod exists was released: allocations %v, handle %v", allocs, herr)
 			}
 		})
+	}
+}
+
+// countingRecorder counts journal writes.
+type countingRecorder struct {
+	memRecorder
+	writes int
+}
+
+func (c *countingRecorder) Intent(ctx context.Context, k, v string) error {
+	c.writes++
+	return c.memRecorder.Intent(ctx, k, v)
+}
+
+// Issue #15 item 12: sightings cost one journal write per observation round,
+// not one per leak, and stay well inside the journal's bound at 2,000 leaks.
+func TestReleaseLeakedJournalsOncePerRound(t *testing.T) {
+	const n = 2000
+	block := calico.Block{Name: "10-0-0-0-21", CIDR: netip.MustParsePrefix("10.0.0.0/21"), Affinity: "host:w1"}
+	for i := range n {
+		ip := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
+		block.Allocations = append(block.Allocations, calico.Allocation{IP: ip, Kind: calico.OwnerPod, Namespace: "shop",
+			Pod: "ghost-" + strconv.Itoa(i), Node: "w1", Handle: "k8s-pod-network." + strings.Repeat("f", 56) + strconv.Itoa(i)})
+	}
+	reader := &staticReader{pools: []calico.Pool{{Name: "old", CIDR: netip.MustParsePrefix("10.0.0.0/16")}},
+		blocks: []calico.Block{block}, nodes: []calico.Node{{Name: "w1"}}}
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{gvrIPAMBlocks: "IPAMBlockList", gvrIPAMHandles: "IPAMHandleList"})
+	a := &releaseLeakedImpl{env: &poolEnv{cal: &fakeCalico{live: reader}, kube: fake.NewClientset()}, dyn: dyn}
+	rec := &countingRecorder{memRecorder: memRecorder{intents: map[string]string{}}}
+	// The grace period outlasts the step: it observes a few rounds, releases nothing.
+	_, err := a.Apply(context.Background(), &Call{StepID: "s", With: map[string]any{"pool": "old", "gracePeriod": time.Hour, "timeout": 300 * time.Millisecond},
+		Recorder: rec})
+	if err == nil || !strings.Contains(err.Error(), "not yet past the grace period") {
+		t.Fatalf("Apply = %v, want the timeout naming the grace period", err)
+	}
+	if rec.writes != 1 {
+		t.Errorf("%d journal writes for %d leaks seen in unchanged rounds, want 1", rec.writes, n)
+	}
+	seen := readSightings(rec.intents)
+	if len(seen) != n {
+		t.Errorf("%d sightings journalled, want %d", len(seen), n)
+	}
+	if size := len(rec.intents[leaksSeenKey]); size > 48<<10 {
+		t.Errorf("sightings of %d leaks take %d bytes of journal", n, size)
+	}
+	// Resumed: the journalled sightings are kept, not renewed.
+	rec2 := &countingRecorder{memRecorder: memRecorder{intents: map[string]string{}}}
+	_, _ = a.Apply(context.Background(), &Call{StepID: "s", With: map[string]any{"pool": "old", "gracePeriod": time.Hour, "timeout": 200 * time.Millisecond},
+		Prior: Record{Intent: rec.intents}, Recorder: rec2})
+	if rec2.writes != 0 {
+		t.Errorf("a resumed step rewrote unchanged sightings %d times", rec2.writes)
 	}
 }
