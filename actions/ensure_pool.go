@@ -22,9 +22,14 @@ import (
 var ensurePoolDecl = &Decl{
 	Name:    "ensurePool",
 	Summary: "Create a Calico IP pool, or converge an existing one to the given spec.",
-	Description: `Creates the pool when it is absent; when it exists, patches only the fields given here
-that differ (never a round-trip of the whole object). Satisfied (unchanged) when the pool
-exists with every given field equal.
+	Description: `Creates the pool when it is absent (defaults apply only then); when it exists,
+patches only the fields this step writes that differ (never a round-trip of the whole object,
+never a default imposed on a live pool). Satisfied (unchanged) when the pool exists with every
+written field equal.
+
+Changing ipipMode, vxlanMode, natOutgoing, nodeSelector, allowedUses or disabled on a pool
+that holds addresses changes the network of the pods and nodes in it (cross-node traffic,
+egress, which nodes allocate): refused, naming them, unless the step sets allowLiveChange.
 
 Refused before anything changes: a different cidr or blockSize on an existing pool (both are
 immutable in Calico; the action never deletes and recreates), a CIDR overlapping another pool,
@@ -43,6 +48,7 @@ pool smaller than one block, and fields this Calico version does not know.`,
 		p("disableBGPExport", value.Bool, false, false, "Do not advertise the pool's routes over BGP."),
 		p("disabled", value.Bool, false, false, "Create the pool disabled."),
 		p("clusterCIDR", value.CIDR, false, nil, "Override the cluster pod CIDR the pool must lie in, when it cannot be discovered."),
+		p("allowLiveChange", value.Bool, false, false, "Allow changing encapsulation, natOutgoing, nodeSelector, allowedUses or disabled on a pool that holds addresses."),
 	},
 	Outputs: []Output{
 		{Name: "name", Type: value.String, Description: "Name of the pool."},
@@ -58,7 +64,19 @@ type ensureInput struct {
 	cidr        netip.Prefix
 	spec        v3.IPPoolSpec
 	clusterCIDR netip.Prefix // zero: discover
+	// given: the spec fields (JSON names) the step writes; an existing pool
+	// converges on these only.
+	given     map[string]bool
+	allowLive bool
 }
+
+// convergedFields are the fields an existing pool is converged on (cidr and
+// blockSize are immutable: checked, never patched).
+var convergedFields = []string{"ipipMode", "vxlanMode", "natOutgoing", "nodeSelector", "allowedUses", "disableBGPExport", "disabled"}
+
+// liveFields change the network of what the pool holds: the pods' and tunnels'
+// encapsulation, egress NAT, which nodes allocate and what, whether it allocates.
+var liveFields = map[string]bool{"ipipMode": true, "vxlanMode": true, "natOutgoing": true, "nodeSelector": true, "allowedUses": true, "disabled": true}
 
 func ensureInputFrom(c *Call) (ensureInput, error) {
 	var in ensureInput
@@ -108,6 +126,13 @@ func ensureInputFrom(c *Call) (ensureInput, error) {
 		}
 	}
 	in.spec = calico.WithDefaults(s)
+	in.given = map[string]bool{}
+	for _, k := range convergedFields {
+		in.given[k] = c.IsGiven(k)
+	}
+	if in.allowLive, err = paramBool(c, "allowLiveChange"); err != nil {
+		return in, err
+	}
 	if override, err := paramString(c, "clusterCIDR"); err != nil {
 		return in, err
 	} else if override != "" {
@@ -169,6 +194,9 @@ func (a *ensurePoolImpl) decide(ctx context.Context, cal calico.Client, in ensur
 	if existing != nil {
 		if v.op.inst == nil {
 			a.compare(&v, in)
+			if err := a.checkLiveChange(ctx, cal, &v, in); err != nil {
+				return v, err
+			}
 		}
 		// A pool that already lies outside the cluster CIDR is not made worse by
 		// converging it: a warning, not a refusal.
@@ -208,7 +236,10 @@ func (a *ensurePoolImpl) compare(v *ensureVerdict, in ensureInput) {
 	v.problems = append(v.problems, calico.CheckImmutable(p, in.cidr, in.spec.BlockSize)...)
 	want, have := specFields(in.spec), specFields(p.Spec)
 	v.patch = map[string]any{}
-	for _, k := range []string{"ipipMode", "vxlanMode", "natOutgoing", "nodeSelector", "allowedUses", "disableBGPExport", "disabled"} {
+	for _, k := range convergedFields {
+		if !in.given[k] {
+			continue // not written by the step: the pool keeps what it has
+		}
 		if k == "allowedUses" && sameUses(in.spec.AllowedUses, p.Spec.AllowedUses) {
 			continue
 		}

@@ -13,6 +13,9 @@ type Call struct {
 	RunID  string
 	StepID string
 	With   map[string]any // rendered and typed parameters, defaults applied
+	// Given is the set of parameters the step writes; the others in With are
+	// declared defaults. nil means unknown: every parameter counts as given.
+	Given map[string]bool
 	// Prior is what earlier attempts of this step recorded (a resumed run): intents
 	// written before creating things, and the objects created.
 	Prior Record
@@ -25,6 +28,9 @@ type Call struct {
 	// then ends resumable.
 	Deadline time.Time
 }
+
+// IsGiven reports whether the step wrote parameter name (not its default).
+func (c *Call) IsGiven(name string) bool { return c.Given == nil || c.Given[name] }
 
 // Record is what the journal remembers of a step for its action.
 type Record struct {

@@ -192,7 +192,7 @@ func MakePlan(ctx context.Context, o Options) (*Plan, error) {
 			p.Steps = append(p.Steps, ps)
 			continue
 		}
-		pl, err := planner.Plan(ctx, &actions.Call{StepID: st.ID, With: with})
+		pl, err := planner.Plan(ctx, &actions.Call{StepID: st.ID, With: with, Given: st.With.Given()})
 		switch {
 		case err != nil && after:
 			// Planned against a state earlier steps will change: not a finding yet.

@@ -389,7 +389,7 @@ func (r *runner) step(ctx context.Context, st *runbooks.Step, rec *StepRecord) e
 		stepCtx, cancel = context.WithTimeout(ctx, st.Timeout)
 		defer cancel()
 	}
-	call := &actions.Call{RunID: r.j.RunID, StepID: st.ID, With: with, Prior: rec.Record, Recorder: &recorder{r: r, rec: rec}, Deadline: r.Deadline}
+	call := &actions.Call{RunID: r.j.RunID, StepID: st.ID, With: with, Given: st.With.Given(), Prior: rec.Record, Recorder: &recorder{r: r, rec: rec}, Deadline: r.Deadline}
 	out, err := r.Impls[st.Action].Apply(stepCtx, call)
 	if errors.Is(err, actions.ErrAwaitApproval) && r.Confirm != nil {
 		msg, _ := with["message"].(string)
@@ -557,7 +557,7 @@ func (r *runner) rollbackStep(ctx context.Context, st *runbooks.Step, rec *StepR
 		if err != nil {
 			return "", err
 		}
-		out, err := inv.Invert(ctx, &actions.Call{RunID: r.j.RunID, StepID: st.ID, With: with, Prior: rec.Record, Recorder: &recorder{r: r, rec: rec}})
+		out, err := inv.Invert(ctx, &actions.Call{RunID: r.j.RunID, StepID: st.ID, With: with, Given: st.With.Given(), Prior: rec.Record, Recorder: &recorder{r: r, rec: rec}})
 		if err != nil {
 			return "", err
 		}
@@ -585,7 +585,7 @@ func (r *runner) runHook(ctx context.Context, env map[string]any, st *runbooks.S
 	if impl == nil {
 		return fmt.Errorf("action %s is not implemented in this build", h.Action)
 	}
-	_, err = impl.Apply(ctx, &actions.Call{RunID: r.j.RunID, StepID: st.ID, With: with, Prior: rec.Record, Recorder: &recorder{r: r, rec: rec}})
+	_, err = impl.Apply(ctx, &actions.Call{RunID: r.j.RunID, StepID: st.ID, With: with, Given: h.With.Given(), Prior: rec.Record, Recorder: &recorder{r: r, rec: rec}})
 	return err
 }
 
@@ -623,7 +623,7 @@ func (r *runner) cleanup(ctx context.Context) {
 		if cl, ok := r.Impls[st.Action].(actions.Cleaner); ok {
 			with, rerr := st.With.Render(env)
 			if rerr == nil {
-				rerr = cl.Cleanup(cctx, &actions.Call{RunID: r.j.RunID, StepID: st.ID, With: with, Prior: rec.Record, Recorder: &recorder{r: r, rec: rec}})
+				rerr = cl.Cleanup(cctx, &actions.Call{RunID: r.j.RunID, StepID: st.ID, With: with, Given: st.With.Given(), Prior: rec.Record, Recorder: &recorder{r: r, rec: rec}})
 			}
 			r.cleanupResult(st, rerr)
 		}

@@ -57,3 +57,16 @@ func (w *With) StepRefs() []string {
 	}
 	return out
 }
+
+// Given is the set of parameters the file writes (rendered or literal); the rest
+// take their declared defaults. Actions that converge an existing object touch
+// only these: a default is what to create with, not what to impose.
+func (w *With) Given() map[string]bool {
+	out := make(map[string]bool, len(w.Fields))
+	for name, f := range w.Fields {
+		if f != nil && f.Present {
+			out[name] = true
+		}
+	}
+	return out
+}

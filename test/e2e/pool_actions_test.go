@@ -138,6 +138,20 @@ func testRefusals(ctx context.Context, t *testing.T, r *poolRig, tunnelIP netip.
 			"(kube-proxy clusterCIDR)",
 			"(kube-controller-manager --cluster-cidr (pod kube-system/kube-controller-manager-control-plane))")
 	})
+	t.Run("a live pool converges on the given fields only; a live change is refused", func(t *testing.T) {
+		// Issue #15 item 2: the defaults (ipipMode Never, natOutgoing false) must
+		// not be imposed on default-ipv4-ippool (IPIP Always, NAT on, pods in it).
+		rep, err := r.run(ctx, t, liveNoFieldsRunbook, runOpts{})
+		if err != nil {
+			t.Fatalf("converging with no field given: %v", err)
+		}
+		if s := step(t, rep, "converge"); s.Changed {
+			t.Fatalf("converging with no field given changed the pool: %+v", s)
+		}
+		requireUnchanged(t, before, clusterState(ctx, t, r, true))
+		refused(liveChangeRunbook, "converge", "changing natOutgoing: true -> false on pool default-ipv4-ippool, which holds",
+			"pod(s)", "node tunnel address(es)", "worker-1", "allowLiveChange: true")
+	})
 	t.Run("immutable blockSize", func(t *testing.T) {
 		refused(immutableRunbook, "converge", "pool default-ipv4-ippool exists with blockSize 26, not 24 (blockSize is immutable)")
 	})
@@ -376,7 +390,25 @@ metadata: {name: converge}
 steps:
   - id: converge
     action: ensurePool
-    with: {name: new-pool, cidr: 10.0.0.0/16, ipipMode: Always, natOutgoing: false}
+    with: {name: new-pool, cidr: 10.0.0.0/16, ipipMode: Always, natOutgoing: false, allowLiveChange: true}
+`
+
+const liveNoFieldsRunbook = `apiVersion: runbook/v1alpha1
+kind: Runbook
+metadata: {name: live-no-fields}
+steps:
+  - id: converge
+    action: ensurePool
+    with: {name: default-ipv4-ippool, cidr: 192.168.0.0/16}
+`
+
+const liveChangeRunbook = `apiVersion: runbook/v1alpha1
+kind: Runbook
+metadata: {name: live-change}
+steps:
+  - id: converge
+    action: ensurePool
+    with: {name: default-ipv4-ippool, cidr: 192.168.0.0/16, natOutgoing: false}
 `
 
 // testConvergeOwnedFieldsOnly: converging an existing pool patches the differing
