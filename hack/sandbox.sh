@@ -7,7 +7,8 @@
 #
 # Environment: SCENARIO (name in test/scenarios or a file; default "default"),
 # FLAVOUR (Calico install: crd (default) | apiserver | operator), SANDBOX_DIR
-# (default .sandbox).
+# (default .sandbox), SANDBOX_NETWORK_GUARD (auto (default) | routes | egress-proxy:
+# how the cluster's addresses are kept on this machine, test/sandbox/README.md).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -39,7 +39,6 @@ func TestMain(m *testing.M) {
 type movingCluster struct {
 	kube      *fake.Clientset
 	evictions atomic.Int32
-	replaced  atomic.Int32
 }
 
 func newMovingCluster(t *testing.T, pods int) *movingCluster {

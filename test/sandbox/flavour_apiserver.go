@@ -125,16 +125,26 @@ func registerCalicoAPI(ctx context.Context, admin *rest.Config, caPEM []byte, po
 	if err := createOrKeep(ctx, cs.CoreV1().Namespaces().Create, ns, "namespace "+calicoAPINamespace); err != nil {
 		return err
 	}
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: calicoAPINamespace, Name: calicoAPIService},
-		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "localhost"},
-	}
+	svc, apiService := calicoAPIObjects(caPEM, port)
 	if err := createOrKeep(ctx, cs.CoreV1().Services(calicoAPINamespace).Create, svc, "Service "+calicoAPINamespace+"/"+calicoAPIService); err != nil {
 		return err
 	}
 	a, err := newApplier(admin)
 	if err != nil {
 		return err
+	}
+	if err := a.apply(ctx, apiService); err != nil {
+		return fmt.Errorf("registering the Calico API: %w", err)
+	}
+	return nil
+}
+
+// calicoAPIObjects are the ExternalName Service and the APIService through which
+// kube-apiserver reaches the Calico API server on loopback.
+func calicoAPIObjects(caPEM []byte, port int32) (*corev1.Service, *unstructured.Unstructured) {
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: calicoAPINamespace, Name: calicoAPIService},
+		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "localhost"},
 	}
 	apiService := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "apiregistration.k8s.io/v1",
@@ -149,10 +159,7 @@ func registerCalicoAPI(ctx context.Context, admin *rest.Config, caPEM []byte, po
 			"service":              map[string]any{"namespace": calicoAPINamespace, "name": calicoAPIService, "port": int64(port)},
 		},
 	}}
-	if err := a.apply(ctx, apiService); err != nil {
-		return fmt.Errorf("registering the Calico API: %w", err)
-	}
-	return nil
+	return svc, apiService
 }
 
 // waitAPIServiceAvailable watches an APIService until kube-apiserver reports it

@@ -53,6 +53,7 @@ type Cluster struct {
 
 	kubeControllers *inProcess[*kubecontrollers.Controller]
 	timings         []Timing
+	guard           *netGuard // keeps pod, Service and node addresses on this machine (netguard.go)
 }
 
 // Timing is the duration of one start-up phase.
@@ -86,7 +87,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		}
 	}()
 	if err := c.start(ctx); err != nil {
-		return nil, fmt.Errorf("starting sandbox (logs in %s): %w", logDir(c.workDir), err)
+		return nil, c.startFailed(err)
 	}
 	return c, nil
 }
@@ -94,6 +95,10 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 func (c *Cluster) start(ctx context.Context) error {
 	s := c.opts.Scenario
 	if err := silenceLibcalico(c.workDir); err != nil {
+		return err
+	}
+	// Before anything that could dial: the apiserver is configured for its mode.
+	if err := c.startNetworkGuard(); err != nil {
 		return err
 	}
 
@@ -225,6 +230,9 @@ func (c *Cluster) startControlPlane(m *calicoManifest) error {
 		return err
 	}
 	c.env, c.closeLogs = env, closeLogs
+	if err := c.guard.configureAPIServer(env.ControlPlane.APIServer, c.workDir); err != nil {
+		return err
+	}
 	if _, err := env.Start(); err != nil {
 		// env.Start leaves etcd and the apiserver running when a later step (the CRDs)
 		// fails; env.Stop stops whatever runs.
@@ -310,6 +318,11 @@ func (c *Cluster) Stop(ctx context.Context) error {
 		if err := c.components[i].Stop(ctx); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	// Only now that nothing dials any more: the routes go (if no other sandbox
+	// needs them) or the egress proxy stops.
+	if err := c.guard.close(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.closeLogs != nil {
 		c.closeLogs()

@@ -52,14 +52,23 @@ func nodeObject(n scenarios.Node, ip netip.Addr) *corev1.Node {
 
 // createNodes registers the scenario's nodes.
 func createNodes(ctx context.Context, cs kubernetes.Interface, s *scenarios.Scenario) error {
-	ip := firstNodeIP
-	for _, n := range s.Nodes() {
-		if err := createOrKeep(ctx, cs.CoreV1().Nodes().Create, nodeObject(n, ip), "node "+n.Name); err != nil {
+	for _, node := range nodeObjects(s) {
+		if err := createOrKeep(ctx, cs.CoreV1().Nodes().Create, node, "node "+node.Name); err != nil {
 			return err
 		}
-		ip = ip.Next()
 	}
 	return nil
+}
+
+// nodeObjects are the scenario's nodes, numbered from firstNodeIP in file order.
+func nodeObjects(s *scenarios.Scenario) []*corev1.Node {
+	var nodes []*corev1.Node
+	ip := firstNodeIP
+	for _, n := range s.Nodes() {
+		nodes = append(nodes, nodeObject(n, ip))
+		ip = ip.Next()
+	}
+	return nodes
 }
 
 // createWorkloads creates the scenario's namespaces and workloads with their

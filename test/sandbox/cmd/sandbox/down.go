@@ -6,6 +6,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/runbookdev/runbook/test/sandbox"
 )
 
 // down stops the daemon with SIGTERM (it shuts the cluster down in order) and waits.
@@ -19,6 +21,10 @@ func down(c config) error {
 	if pid == 0 {
 		// A crashed daemon leaves its pid file behind.
 		if err := os.Remove(pidPath(c.dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		// A crashed daemon's network-guard routes, unless another sandbox needs them.
+		if err := sandbox.PruneNetworkGuard(); err != nil {
 			return err
 		}
 		fmt.Println("sandbox: not running; nothing to do")
@@ -41,7 +47,8 @@ func down(c config) error {
 	}
 	_ = os.Remove(pidPath(c.dir))
 	fmt.Printf("sandbox: did not stop within %v; killed\n", c.timeout)
-	return nil
+	// The killed daemon could not give its network-guard routes back.
+	return sandbox.PruneNetworkGuard()
 }
 
 // waitGone waits until the daemon process is gone (a zombie counts as gone).
