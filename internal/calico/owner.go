@@ -2,6 +2,7 @@ package calico
 
 import (
 	"net/netip"
+	"strings"
 
 	libapiv3 "github.com/projectcalico/calico/libcalico-go/lib/apis/v3"
 )
@@ -41,7 +42,21 @@ func resolveOwner(a *libapiv3.AllocationAttribute) Allocation {
 	return out
 }
 
-// blockAllocations lists a block's allocated addresses with their owners. An
+// WindowsReservedHandle is the handle of the addresses Calico reserves in every
+// block of a Windows node (the first three and the last, which Windows networking
+// takes): libcalico-go lib/ipam/ipam_block.go WindowsReservedHandle.
+const WindowsReservedHandle = "windows-reserved-ipam-handle"
+
+// windowsReserved reports an allocation of WindowsReservedHandle. Calico counts a
+// block holding only those as empty (ipam_block.go empty → containsOnlyReservedIPs),
+// releases its affinity and deletes it like any empty block; counting them as
+// holders would keep an old pool with Windows nodes from ever emptying.
+func windowsReserved(a *libapiv3.AllocationAttribute) bool {
+	return a != nil && a.AttrPrimary != nil && strings.EqualFold(*a.AttrPrimary, WindowsReservedHandle)
+}
+
+// blockAllocations lists a block's allocated addresses with their owners, except
+// Windows' reserved addresses (see windowsReserved). An
 // allocation whose attribute index is out of range (a corrupt block) is still an
 // allocation: it is reported with an unknown owner rather than dropped, because
 // the callers use this to decide whether a pool is empty.
@@ -58,6 +73,9 @@ func blockAllocations(cidr netip.Prefix, spec *libapiv3.IPAMBlockSpec) []Allocat
 		var attr *libapiv3.AllocationAttribute
 		if *attrIdx >= 0 && *attrIdx < len(spec.Attributes) {
 			attr = &spec.Attributes[*attrIdx]
+		}
+		if windowsReserved(attr) {
+			continue
 		}
 		a := resolveOwner(attr)
 		a.IP = ip

@@ -189,7 +189,7 @@ func TestChecks(t *testing.T) {
 		}, want: "warn capacity", text: "2 nodes select the pool but it has only 1 blocks"},
 		{name: "nodeSelector misses a node", setup: func(w *world) { w.steps[0].With["nodeSelector"] = "zone == 'a'" }, want: "block coverage, block tunnel",
 			text: "w2 (2 pods)"},
-		{name: "new pool without encapsulation", setup: func(w *world) { w.steps[0].With["ipipMode"] = "Never" }, want: "block tunnel", text: "node w1 loses its ipip tunnel address"},
+		{name: "new pool without encapsulation", setup: func(w *world) { w.steps[0].With["ipipMode"] = "Never" }, want: "block tunnel, warn pool-behaviour", text: "node w1 loses its ipip tunnel address"},
 		{name: "namespace pinned to the old pool", setup: func(w *world) {
 			w.kubeObjs[len(w.kubeObjs)-1].(*corev1.Namespace).Annotations = map[string]string{annotationIPv4Pools: `["old"]`}
 		}, want: "block pins.namespace", text: "Namespace shop metadata.annotations[cni.projectcalico.org/ipv4pools]"},
