@@ -92,7 +92,7 @@ func TestLeastPrivilegePerFlavour(t *testing.T) {
 			}
 			refused := "runbook-no-" + tc.drop.verb + "-" + strings.ReplaceAll(tc.drop.resource, "/", "-")
 			a := newApplier(t, c.RESTConfig())
-			objs := readObjects(t, "../../deploy/rbac.yaml")
+			objs := append(readObjects(t, "../../deploy/rbac.yaml"), readObjects(t, "../../deploy/policy.yaml")...)
 			objs = append(objs, withoutOneVerb(t, refused, tc.drop.group, tc.drop.resource, tc.drop.verb)...)
 			for _, u := range objs {
 				if err := a.apply(ctx, u, false); err != nil {

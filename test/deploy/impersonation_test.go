@@ -139,6 +139,7 @@ func TestLeastPrivilegeThroughImpersonation(t *testing.T) {
 	defer cancel()
 	a := newApplier(t, c.RESTConfig())
 	objs := readObjects(t, "../../deploy/rbac.yaml")
+	objs = append(objs, readObjects(t, "../../deploy/policy.yaml")...) // the migration runs under the admission policy
 	objs = append(objs, withoutOneVerb(t, "runbook-noevict", "", "pods/eviction", "create")...)
 	for _, u := range objs {
 		if err := a.apply(ctx, u, false); err != nil {
