@@ -13,6 +13,7 @@ import (
 
 	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/internal/value"
+	"github.com/runbookdev/runbook/internal/value/check"
 )
 
 var assertNewAllocationsDecl = &Decl{
@@ -24,10 +25,10 @@ asserts each IP lies in the pool. The namespace is always deleted (a cleanup hoo
 on failure, interrupt, and on resume after a crash). A check: it verifies again on every run and
 changes nothing lasting.`,
 	Params: []Param{
-		p("pool", value.String, true, nil, "Pool the new addresses must come from."),
-		p("namespace", value.String, false, "ippool-test", "Name of the temporary namespace (must not exist unless this run created it)."),
+		checked(p("pool", value.String, true, nil, "Pool the new addresses must come from."), check.PoolName),
+		checked(p("namespace", value.String, false, "ippool-test", "Name of the temporary namespace (must not exist unless this run created it)."), check.NamespaceName),
 		p("image", value.String, false, "registry.k8s.io/pause:3.10", "Image of the test pods."),
-		p("maxNodes", value.Int, false, 20, "Test at most this many nodes."),
+		checked(p("maxNodes", value.Int, false, 20, "Test at most this many nodes."), check.AtLeast(1)),
 		p("nodeSelector", value.Map, false, nil, "Only test nodes with these labels."),
 		p("tolerations", value.List, false, nil, "Tolerations of the test pods."),
 		p("imagePullSecrets", value.List, false, nil, "Names of image pull secrets for the test pods."),

@@ -338,6 +338,15 @@ func builtinDecls() []*Decl {
 	return []*Decl{ensurePoolDecl, disablePoolDecl, deletePodsInPoolDecl, assertNewAllocationsDecl, releaseLeakedAddressesDecl, deletePoolDecl, pauseDecl}
 }
 
+// checked gives a declared parameter a value rule beyond its type
+// (internal/value/check): value.Spec.Resolve then refuses a value that breaks it
+// wherever the value becomes known (a literal at validate, a param bound from
+// -f/--set before plan or apply touch the cluster, a template when its step runs).
+func checked(pr Param, rule value.Check) Param {
+	pr.Check = rule
+	return pr
+}
+
 // p is shorthand for declaring parameters compactly in the action files.
 func p(name string, t value.Type, required bool, def any, desc string, enum ...any) Param {
 	return Param{Name: name, Spec: value.Spec{Type: t, Required: required, Default: def, Enum: enum, Description: desc}}

@@ -3,6 +3,7 @@ package actions
 import (
 	"github.com/runbookdev/runbook/internal/podmove"
 	"github.com/runbookdev/runbook/internal/value"
+	"github.com/runbookdev/runbook/internal/value/check"
 )
 
 var deletePodsInPoolDecl = &Decl{
@@ -43,15 +44,15 @@ singleReplica: rolloutRestart uses it only for single-replica Deployments, which
 instead of going down while their only pod restarts. The step's API client uses the CLI's
 --kube-qps/--kube-burst.`,
 	Params: []Param{
-		p("pool", value.String, true, nil, "Name of the pool to empty."),
-		p("targetPool", value.String, false, nil, "Pool the pods must land in; default: any enabled pool of the same family other than this one."),
-		p("namespace", value.String, false, nil, "Only pods in this namespace."),
-		p("selector", value.String, false, nil, "Only pods matching this label selector."),
+		checked(p("pool", value.String, true, nil, "Name of the pool to empty."), check.PoolName),
+		checked(p("targetPool", value.String, false, nil, "Pool the pods must land in; default: any enabled pool of the same family other than this one."), check.Optional(check.PoolName)),
+		checked(p("namespace", value.String, false, nil, "Only pods in this namespace."), check.Optional(check.NamespaceName)),
+		checked(p("selector", value.String, false, nil, "Only pods matching this label selector."), check.LabelSelector),
 		p("strategy", value.String, false, "evict", "How to recreate pods.", "evict", "delete", "rolloutRestart"),
 		p("singleReplica", value.String, false, "evict", "How to move single-replica Deployments: like the rest, or by a rollout restart that surges.", "evict", "rolloutRestart"),
-		p("maxUnavailable", value.Int, false, podmove.DefaultMaxUnavailable, "Ready pods of one owner moved at a time when no PDB covers it."),
-		p("concurrency", value.Int, false, podmove.DefaultConcurrency, "Pods in flight cluster-wide (evicted and not yet Ready again); budgets usually bind first."),
-		p("perNodeConcurrency", value.Int, false, podmove.DefaultPerNodeConcurrency, "Pods moving on one node at a time, leaving it or arriving and waiting for an address (its CNI handles one pod at a time)."),
+		checked(p("maxUnavailable", value.Int, false, podmove.DefaultMaxUnavailable, "Ready pods of one owner moved at a time when no PDB covers it."), check.AtLeast(1)),
+		checked(p("concurrency", value.Int, false, podmove.DefaultConcurrency, "Pods in flight cluster-wide (evicted and not yet Ready again); budgets usually bind first."), check.AtLeast(1)),
+		checked(p("perNodeConcurrency", value.Int, false, podmove.DefaultPerNodeConcurrency, "Pods moving on one node at a time, leaving it or arriving and waiting for an address (its CNI handles one pod at a time)."), check.AtLeast(1)),
 		p("unmanagedPods", value.String, false, "refuse", "What to do with bare, orphaned and static pods.", "refuse", "delete", "skip"),
 		p("jobs", value.String, false, "wait", "Pods of Jobs are never evicted: wait for them to finish, or skip them.", "wait", "skip"),
 		p("allowLocalData", value.Bool, false, false, "Allow moving pods that use emptyDir volumes (their data is lost)."),

@@ -9,6 +9,7 @@ import (
 
 	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/internal/value"
+	"github.com/runbookdev/runbook/internal/value/check"
 )
 
 var deletePoolDecl = &Decl{
@@ -19,7 +20,7 @@ or while no other enabled pool serves the pool's address family. Calico's own de
 not check for addresses in use, so these checks are the only safety; used addresses are never
 force-released. Satisfied when the pool does not exist.`,
 	Params: []Param{
-		p("name", value.String, true, nil, "Name of the IPPool to delete."),
+		checked(p("name", value.String, true, nil, "Name of the IPPool to delete."), check.PoolName),
 		p("timeout", value.Duration, false, 2*time.Minute, "How long to wait for Calico to release the pool's blocks."),
 	},
 	Outputs: []Output{

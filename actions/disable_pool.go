@@ -10,6 +10,7 @@ import (
 	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/internal/preflight"
 	"github.com/runbookdev/runbook/internal/value"
+	"github.com/runbookdev/runbook/internal/value/check"
 )
 
 var disablePoolDecl = &Decl{
@@ -23,7 +24,7 @@ another enabled pool with matching encapsulation and Tunnel in allowedUses that 
 or removes them. The plan announces this, and the action refuses when some node would be left
 without a tunnel address.`,
 	Params: []Param{
-		p("name", value.String, true, nil, "Name of the IPPool to disable."),
+		checked(p("name", value.String, true, nil, "Name of the IPPool to disable."), check.PoolName),
 	},
 	Outputs: []Output{
 		{Name: "wasDisabled", Type: value.Bool, Description: "Whether the pool was already disabled before this step."},

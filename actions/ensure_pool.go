@@ -17,6 +17,7 @@ import (
 
 	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/internal/value"
+	"github.com/runbookdev/runbook/internal/value/check"
 )
 
 var ensurePoolDecl = &Decl{
@@ -37,14 +38,14 @@ a CIDR outside the cluster pod CIDR (kubeadm podSubnet, kube-controller-manager 
 kube-proxy clusterCIDR, or the clusterCIDR parameter), ipipMode and vxlanMode both enabled, a
 pool smaller than one block, and fields this Calico version does not know.`,
 	Params: []Param{
-		p("name", value.String, true, nil, "Name of the IPPool."),
+		checked(p("name", value.String, true, nil, "Name of the IPPool."), check.PoolName),
 		p("cidr", value.CIDR, true, nil, "Pool CIDR, IPv4 or IPv6; canonicalised."),
 		p("ipipMode", value.String, false, "Never", "IP-in-IP encapsulation.", "Never", "Always", "CrossSubnet"),
 		p("vxlanMode", value.String, false, "Never", "VXLAN encapsulation.", "Never", "Always", "CrossSubnet"),
 		p("natOutgoing", value.Bool, false, false, "SNAT traffic leaving the pool to destinations outside all pools."),
-		p("blockSize", value.Int, false, nil, "Block prefix length (IPv4 20-32, default 26; IPv6 116-128, default 122)."),
-		p("nodeSelector", value.String, false, "all()", "Calico selector of the nodes that may allocate from the pool."),
-		p("allowedUses", value.List, false, nil, "Any of Workload, Tunnel, LoadBalancer (default Workload, Tunnel)."),
+		checked(p("blockSize", value.Int, false, nil, "Block prefix length (IPv4 20-32, default 26; IPv6 116-128, default 122)."), check.BlockSize),
+		checked(p("nodeSelector", value.String, false, "all()", "Calico selector of the nodes that may allocate from the pool."), check.CalicoSelector),
+		checked(p("allowedUses", value.List, false, nil, "Any of Workload, Tunnel (default both)."), check.AllowedUses),
 		p("disableBGPExport", value.Bool, false, false, "Do not advertise the pool's routes over BGP."),
 		p("disabled", value.Bool, false, false, "Create the pool disabled."),
 		p("clusterCIDR", value.CIDR, false, nil, "Override the cluster pod CIDR the pool must lie in, when it cannot be discovered."),

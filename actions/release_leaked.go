@@ -23,6 +23,7 @@ import (
 	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/internal/preflight"
 	"github.com/runbookdev/runbook/internal/value"
+	"github.com/runbookdev/runbook/internal/value/check"
 )
 
 // releaseLeakedAddresses is a step of its own rather than a releaseLeaked
@@ -44,7 +45,7 @@ resourceVersion precondition, then decrements the address's IPAMHandle as Calico
 address whose pod exists is never touched (calico#5044), nor tunnel or unattributed ones.
 Satisfied (unchanged) when no leaked address is left.`,
 	Params: []Param{
-		p("pool", value.String, true, nil, "Name of the pool whose leaked addresses are released."),
+		checked(p("pool", value.String, true, nil, "Name of the pool whose leaked addresses are released."), check.PoolName),
 		p("gracePeriod", value.Duration, false, 15*time.Minute, "How long an address must have been seen leaked before it is released."),
 		p("timeout", value.Duration, false, 30*time.Minute, "How long to wait for grace periods to pass."),
 	},

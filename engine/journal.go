@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/internal/exitcode"
 )
 
 // JournalVersion is the format version of the journal; a journal of another version
@@ -119,6 +120,12 @@ func Decode(b []byte) (*Journal, error) {
 	var env envelope
 	if err := json.Unmarshal(b, &env); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if env.Version > JournalVersion {
+		// Not corrupt: written by a newer runbook. Deleting it (the advice for a
+		// corrupt journal) would lose a run that runbook can still resume.
+		return nil, exitcode.Newf(exitcode.Invalid, "run journal has format version %d, written by a newer runbook; this runbook reads format version %d: use a runbook that reads version %d (do not delete the journal: the run it holds is intact)",
+			env.Version, JournalVersion, env.Version)
 	}
 	if env.Version != JournalVersion {
 		return nil, fmt.Errorf("%w: format version %d, this runbook understands %d", ErrCorrupt, env.Version, JournalVersion)

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -96,15 +98,31 @@ func (s *FileStore) Save(_ context.Context, j *Journal, rev string) (string, err
 func (s *FileStore) historyDir() string { return s.Path + ".history" }
 
 func (s *FileStore) Archive(_ context.Context, j *Journal) error {
+	if err := checkRunID(j.RunID); err != nil {
+		return err
+	}
 	b, err := Encode(j)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(s.historyDir(), 0o755); err != nil {
+	// Private like the journal: an archived run holds the same params and outputs.
+	if err := os.MkdirAll(s.historyDir(), 0o700); err != nil {
 		return fmt.Errorf("archive run: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(s.historyDir(), j.RunID+".json"), b, 0o644); err != nil {
+	if err := WritePrivateFile(filepath.Join(s.historyDir(), j.RunID+".json"), b); err != nil {
 		return fmt.Errorf("archive run: %w", err)
+	}
+	return nil
+}
+
+// runIDRe is the format newRunID makes (UTC time and 3 random bytes). A run id
+// becomes a file name and a ConfigMap name, so nothing else is archived: a run id
+// of "../x" from a hand-edited journal would write outside the history.
+var runIDRe = regexp.MustCompile(`^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$`)
+
+func checkRunID(id string) error {
+	if !runIDRe.MatchString(id) {
+		return fmt.Errorf("archive run: run id %q is not of the form 20060102-150405-a1b2c3 (was the journal edited?)", id)
 	}
 	return nil
 }
@@ -155,14 +173,32 @@ func (s *ConfigMapStore) Describe() string {
 
 const archivedLabel = "runbook.dev/archived-from"
 
+// labelValue fits v into a label value's 63 characters. A value that fits is
+// kept as it is, so archives labelled before stay found; a longer one, such as
+// "runbook-" and a 63-character runbook name, keeps its first 52 characters for
+// people and ends in 10 hex digits of its SHA-256, so two long names that share a
+// prefix keep apart. The journal's own ConfigMap name may be longer (253).
+func labelValue(v string) string {
+	const max = 63
+	if len(v) <= max {
+		return v
+	}
+	sum := sha256.Sum256([]byte(v))
+	// Trimmed so that the cut and the hash join with one '-'.
+	return strings.TrimRight(v[:max-11], "-_.") + "-" + hex.EncodeToString(sum[:])[:10]
+}
+
 func (s *ConfigMapStore) Archive(ctx context.Context, j *Journal) error {
+	if err := checkRunID(j.RunID); err != nil {
+		return err
+	}
 	b, err := Encode(j)
 	if err != nil {
 		return err
 	}
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: s.Name + "-" + j.RunID, Namespace: s.Namespace,
-			Labels: map[string]string{"app.kubernetes.io/managed-by": "runbook", "runbook.dev/runbook": j.Runbook, archivedLabel: s.Name}},
+			Labels: map[string]string{"app.kubernetes.io/managed-by": "runbook", "runbook.dev/runbook": labelValue(j.Runbook), archivedLabel: labelValue(s.Name)}},
 		Data: map[string]string{journalKey: string(b)},
 	}
 	_, err = s.Client.CoreV1().ConfigMaps(s.Namespace).Create(ctx, cm, metav1.CreateOptions{})
@@ -176,7 +212,7 @@ func (s *ConfigMapStore) Archive(ctx context.Context, j *Journal) error {
 }
 
 func (s *ConfigMapStore) History(ctx context.Context) ([]*Journal, error) {
-	l, err := s.Client.CoreV1().ConfigMaps(s.Namespace).List(ctx, metav1.ListOptions{LabelSelector: archivedLabel + "=" + s.Name})
+	l, err := s.Client.CoreV1().ConfigMaps(s.Namespace).List(ctx, metav1.ListOptions{LabelSelector: archivedLabel + "=" + labelValue(s.Name)})
 	if err != nil {
 		return nil, fmt.Errorf("list archived runs: %w", err)
 	}
@@ -218,7 +254,7 @@ func (s *ConfigMapStore) Save(ctx context.Context, j *Journal, rev string) (stri
 	}
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, ResourceVersion: rev,
-			Labels: map[string]string{"app.kubernetes.io/managed-by": "runbook", "runbook.dev/runbook": j.Runbook}},
+			Labels: map[string]string{"app.kubernetes.io/managed-by": "runbook", "runbook.dev/runbook": labelValue(j.Runbook)}},
 		Data: map[string]string{journalKey: string(b)},
 	}
 	var out *corev1.ConfigMap

@@ -32,13 +32,30 @@ type compiler struct {
 	scope  *Scope
 	env    map[string]any
 	funcs  map[string]bool
+	remote map[string]bool // functions that read the cluster (no pure Impl)
 	stepIx map[string]int
 }
 
+// exprDeps is what an expression reads besides its constants. It decides when the
+// expression's value is known: at validate (params with defaults), once params are
+// bound (params and env), or only when its step runs (steps, run, the cluster).
+type exprDeps struct {
+	steps     []string // ids of the steps read
+	params    []string // params.<name> read by name
+	allParams bool     // params read whole or by a computed key
+	env       bool
+	late      bool // run, now() or a cluster function
+	// loops: closures (map, filter, all, ...) or ranges (1..n), whose cost has no
+	// bound the file's size sets. Such an expression is evaluated only by its step,
+	// never ahead by validate (a 100-byte file must not keep it busy).
+	loops bool
+}
+
 func newCompiler(c *collector, rb *Runbook, scope *Scope) *compiler {
-	cp := &compiler{c: c, rb: rb, scope: scope, env: scope.typeEnv(), funcs: map[string]bool{}, stepIx: map[string]int{}}
+	cp := &compiler{c: c, rb: rb, scope: scope, env: scope.typeEnv(), funcs: map[string]bool{}, remote: map[string]bool{}, stepIx: map[string]int{}}
 	for _, f := range scope.funcs {
 		cp.funcs[f.Name] = true
+		cp.remote[f.Name] = f.Impl == nil
 	}
 	for _, s := range rb.Steps {
 		if _, dup := cp.stepIx[s.ID]; !dup {
@@ -50,21 +67,21 @@ func newCompiler(c *collector, rb *Runbook, scope *Scope) *compiler {
 
 // compile checks references with an AST pass, then type-checks and compiles. want, when
 // non-nil, is the Go type the result must have (bool for guards). It returns nil when
-// the expression has errors (already reported).
-func (cp *compiler) compile(src string, site exprSite, want reflect.Type) (*vm.Program, []string) {
+// the expression has errors (already reported), and what the expression reads.
+func (cp *compiler) compile(src string, site exprSite, want reflect.Type) (*vm.Program, exprDeps) {
 	if strings.TrimSpace(src) == "" {
 		line, col := site.at(0)
 		cp.c.add(line, col, site.path, "empty expression")
-		return nil, nil
+		return nil, exprDeps{}
 	}
 	tree, err := exprparser.Parse(src)
 	if err != nil {
 		cp.reportExprErr(err, site)
-		return nil, nil
+		return nil, exprDeps{}
 	}
-	refs, ok := cp.checkRefs(tree, site)
+	deps, ok := cp.checkRefs(tree, site)
 	if !ok {
-		return nil, nil
+		return nil, deps
 	}
 	opts := []expr.Option{expr.Env(cp.env)}
 	if want == reflect.TypeOf(false) {
@@ -73,9 +90,9 @@ func (cp *compiler) compile(src string, site exprSite, want reflect.Type) (*vm.P
 	prog, err := expr.Compile(src, opts...)
 	if err != nil {
 		cp.reportExprErr(err, site)
-		return nil, nil
+		return nil, deps
 	}
-	return prog, refs
+	return prog, deps
 }
 
 func (cp *compiler) reportExprErr(err error, site exprSite) {
@@ -93,18 +110,23 @@ func (cp *compiler) reportExprErr(err error, site exprSite) {
 // checkRefs walks the AST for references the type checker cannot explain well:
 // unknown params, unknown or later steps, unknown functions. It reports each with a
 // position and a suggestion, and returns false when any was found.
-// It also returns the ids of the steps the expression reads.
-func (cp *compiler) checkRefs(tree *exprparser.Tree, site exprSite) ([]string, bool) {
+// It also returns what the expression reads.
+func (cp *compiler) checkRefs(tree *exprparser.Tree, site exprSite) (exprDeps, bool) {
 	v := &refVisitor{cp: cp, site: site, ok: true}
 	ast.Walk(&tree.Node, v)
-	return v.steps, v.ok
+	// Every params.<name> has a params identifier under it; one more means params
+	// is read whole (or by a computed key), so every param counts.
+	v.deps.allParams = v.paramIdents > v.paramMembers
+	return v.deps, v.ok
 }
 
 type refVisitor struct {
-	cp    *compiler
-	site  exprSite
-	ok    bool
-	steps []string
+	cp   *compiler
+	site exprSite
+	ok   bool
+	deps exprDeps
+	// params identifiers, and those read as params.<name>
+	paramIdents, paramMembers int
 }
 
 func (v *refVisitor) fail(offset int, format string, args ...any) {
@@ -131,11 +153,35 @@ func (v *refVisitor) Visit(node *ast.Node) {
 			if _, known := v.cp.scope.paramField[prop.Value]; !known {
 				v.fail(off, "unknown param %q%s", prop.Value, suggest.Hint(prop.Value, v.cp.rb.paramNames()))
 			}
+			v.paramMembers++
+			if !slices.Contains(v.deps.params, prop.Value) {
+				v.deps.params = append(v.deps.params, prop.Value)
+			}
 		case "steps":
 			v.checkStep(prop.Value, off)
-			if !slices.Contains(v.steps, prop.Value) {
-				v.steps = append(v.steps, prop.Value)
+			if !slices.Contains(v.deps.steps, prop.Value) {
+				v.deps.steps = append(v.deps.steps, prop.Value)
 			}
+		}
+	case *ast.IdentifierNode:
+		// A let variable of the same name counts too: too late, never too early.
+		switch {
+		case n.Value == "params":
+			v.paramIdents++
+		case n.Value == "env":
+			v.deps.env = true
+		case n.Value == "run" || v.cp.remote[n.Value]:
+			v.deps.late = true
+		}
+	case *ast.BuiltinNode:
+		if n.Name == "now" {
+			v.deps.late = true
+		}
+	case *ast.PredicateNode:
+		v.deps.loops = true
+	case *ast.BinaryNode:
+		if n.Operator == ".." {
+			v.deps.loops = true
 		}
 	case *ast.CallNode:
 		id, ok := n.Callee.(*ast.IdentifierNode)

@@ -116,6 +116,7 @@ type Field struct {
 	Literal any       // canonical literal when Tmpl is nil and Present
 	Tmpl    *Template // interpolated value, rendered at run time
 	Present bool      // given in the file (else the declared default applies)
+	Path    string    // field path for errors, e.g. steps[2].with.blockSize
 	Pos     Pos
 }
 
@@ -126,6 +127,7 @@ type Expr struct {
 	Pos     Pos
 	Program *vm.Program
 	Steps   []string // ids of the steps the expression reads
+	deps    exprDeps // all it reads: when its value is known
 }
 
 // StepByID returns the step with the given id.

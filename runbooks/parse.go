@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -50,6 +51,9 @@ func Parse(file string, src []byte, reg *actions.Registry) (*Runbook, error) {
 	if len(c.errs) == 0 || rb.Steps != nil {
 		p.compileAll()
 	}
+	if len(c.errs) == 0 {
+		c.errs = append(c.errs, rb.checkDefaults()...)
+	}
 	if err := c.errs.Err(); err != nil {
 		return nil, err
 	}
@@ -58,46 +62,103 @@ func Parse(file string, src []byte, reg *actions.Registry) (*Runbook, error) {
 
 // readSingleDoc decodes exactly one YAML document into a node tree.
 func readSingleDoc(c *collector, src []byte) *yaml.Node {
+	doc, empty := decodeOne(c, src, "a runbook file")
+	if empty {
+		c.add(1, 1, "", "empty file: expected a runbook (apiVersion: %s, kind: %s)", APIVersion, Kind)
+	}
+	return doc
+}
+
+// decodeOne decodes the one YAML document of a file (what names the file for the
+// error): a second document is an error at its line, since yaml.v3 would read the
+// first and drop the rest without a word. It returns the document's root node, or
+// nil when the file is invalid (reported) or holds no document (empty is true).
+func decodeOne(c *collector, src []byte, what string) (root *yaml.Node, empty bool) {
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			c.add(1, 1, "", "empty file: expected a runbook (apiVersion: %s, kind: %s)", APIVersion, Kind)
-			return nil
+			return nil, true
 		}
-		line, msg := yamlErrLine(err)
-		c.add(line, 0, "", "invalid YAML: %s", msg)
-		return nil
+		line, col, msg := yamlErrPos(err, src)
+		c.add(line, col, "", "invalid YAML: %s", msg)
+		return nil, false
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
-		c.add(extra.Line, extra.Column, "", "a runbook file holds one YAML document; found another one here")
+		c.add(extra.Line, extra.Column, "", "%s holds one YAML document; found another one here", what)
 	} else if !errors.Is(err, io.EOF) {
-		line, msg := yamlErrLine(err)
-		c.add(line, 0, "", "invalid YAML: %s", msg)
+		line, col, msg := yamlErrPos(err, src)
+		c.add(line, col, "", "invalid YAML: %s", msg)
 	}
 	if len(doc.Content) == 0 {
 		c.add(1, 1, "", "empty document")
-		return nil
+		return nil, false
 	}
-	return doc.Content[0]
+	if !c.checkAliases(&doc) {
+		return nil, false
+	}
+	return doc.Content[0], false
 }
 
 var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-// yamlErrLine pulls the line number out of yaml.v3's error text.
-func yamlErrLine(err error) (int, string) {
-	msg := err.Error()
+// yamlErrPos pulls the position out of yaml.v3's error text. Errors of its reader
+// (bytes that are not UTF-8, control characters) carry none: their place is
+// found by scanning the file as the reader does.
+func yamlErrPos(err error, src []byte) (line, col int, msg string) {
+	msg = err.Error()
 	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
-		var line int
 		fmt.Sscan(m[1], &line)
-		return line, m[2]
+		return line, 0, m[2]
 	}
 	var te *yaml.TypeError
 	if errors.As(err, &te) && len(te.Errors) > 0 {
 		msg = te.Errors[0]
 	}
-	return 1, strings.TrimPrefix(msg, "yaml: ")
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	if line, col, what, ok := readerErrorAt(src); ok {
+		return line, col, msg + " (" + what
+	}
+	return 1, 0, msg
+}
+
+// readerErrorAt finds the first byte yaml.v3's reader refuses (reader.go: UTF-8
+// only, and only the YAML 1.2 printable characters) and says what it is, with the
+// advice for it. Files with a UTF-16 byte order mark are decoded as UTF-16 by
+// yaml.v3 and not scanned here. Columns count characters, as yaml.v3's do.
+func readerErrorAt(src []byte) (line, col int, what string, ok bool) {
+	if bytes.HasPrefix(src, []byte{0xFE, 0xFF}) || bytes.HasPrefix(src, []byte{0xFF, 0xFE}) {
+		return 0, 0, "", false
+	}
+	line, col = 1, 1
+	for i := 0; i < len(src); {
+		r, size := utf8.DecodeRune(src[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			return line, col, fmt.Sprintf("byte 0x%02x): save the file as UTF-8", src[i]), true
+		case !yamlPrintable(r) && !(i == 0 && r == 0xFEFF):
+			return line, col, fmt.Sprintf("U+%04X)", r), true
+		}
+		if r == '\n' {
+			line, col = line+1, 1
+		} else if r != '\r' {
+			col++
+		}
+		i += size
+	}
+	return 0, 0, "", false
+}
+
+// yamlPrintable is YAML 1.2's c-printable, which yaml.v3's reader enforces.
+func yamlPrintable(r rune) bool {
+	switch {
+	case r == 0x09 || r == 0x0A || r == 0x0D || r == 0x85:
+		return true
+	case r >= 0x20 && r <= 0x7E, r >= 0xA0 && r <= 0xD7FF, r >= 0xE000 && r <= 0xFFFD, r >= 0x10000 && r <= 0x10FFFF:
+		return true
+	}
+	return false
 }
 
 type parser struct {
@@ -480,9 +541,9 @@ func (p *parser) compileAll() {
 		site := g.site
 		base := site.at
 		site.at = func(o int) (int, int) { return base(o + off) }
-		prog, refs := cp.compile(src, site, reflect.TypeOf(false))
+		prog, deps := cp.compile(src, site, reflect.TypeOf(false))
 		line, col := base(off)
-		*g.target = &Expr{Source: src, Field: g.path, Pos: Pos{File: p.c.file, Line: line, Col: col}, Program: prog, Steps: refs}
+		*g.target = &Expr{Source: src, Field: g.path, Pos: Pos{File: p.c.file, Line: line, Col: col}, Program: prog, Steps: deps.steps, deps: deps}
 	}
 	for _, w := range p.withs {
 		*w.dst = p.with(cp, w)
@@ -501,7 +562,7 @@ func (p *parser) with(cp *compiler, w pendingWith) *With {
 					w.decl.Name, kv.key.Value, suggest.Hint(kv.key.Value, w.decl.ParamNames()), strings.Join(w.decl.ParamNames(), ", "))
 				continue
 			}
-			f := &Field{Name: decl.Name, Present: true, Pos: Pos{File: p.c.file, Line: kv.value.Line, Col: kv.value.Column}}
+			f := &Field{Name: decl.Name, Path: fpath, Present: true, Pos: Pos{File: p.c.file, Line: kv.value.Line, Col: kv.value.Column}}
 			p.fieldValue(cp, w, f, decl, kv.value, fpath)
 			out.Fields[decl.Name] = f
 		}
@@ -537,9 +598,9 @@ func (p *parser) fieldValue(cp *compiler, w pendingWith, f *Field, decl actions.
 				}
 				off := rp.offset
 				site.at = func(o int) (int, int) { return at(off + o) }
-				prog, refs := cp.compile(rp.expr, site, nil)
+				prog, deps := cp.compile(rp.expr, site, nil)
 				line, col := at(off)
-				t.parts = append(t.parts, tmplPart{expr: &Expr{Source: rp.expr, Field: path, Pos: Pos{File: p.c.file, Line: line, Col: col}, Program: prog, Steps: refs}})
+				t.parts = append(t.parts, tmplPart{expr: &Expr{Source: rp.expr, Field: path, Pos: Pos{File: p.c.file, Line: line, Col: col}, Program: prog, Steps: deps.steps, deps: deps}})
 			}
 			f.Tmpl = t
 			if t.Whole() {

@@ -1,6 +1,7 @@
 package runbooks
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -24,11 +25,11 @@ steps:
     action: ensurePool
     when: steps.first.outputs.wasDisabled == false && env == "sandbox"
     with:
-      name: "pool-${{ params.n }}-$${{ literal }}"
+      name: "pool-${{ params.n }}"
       cidr: "${{ params.cidr }}"
       blockSize: "${{ params.n }}"
       natOutgoing: "${{ steps.first.status == 'done' }}"
-      nodeSelector: "zone == '${{ run.id }}'"
+      nodeSelector: "zone == '${{ run.id }}' && x != '$${{ literal }}'"
   - id: third
     action: deletePodsInPool
     with:
@@ -61,12 +62,12 @@ func TestInterpolationTyping(t *testing.T) {
 		want map[string]any
 	}{
 		{1, map[string]any{
-			"name":         "pool-26-${{ literal }}", // stringified inside a longer string; $${{ escapes
+			"name":         "pool-26", // stringified inside a longer string
 			"cidr":         "10.0.0.0/16",
-			"blockSize":    26,   // a whole ${{ }} keeps the int
-			"natOutgoing":  true, // and the bool
-			"nodeSelector": "zone == 'r1'",
-			"ipipMode":     "Never", // declared default
+			"blockSize":    26,                                      // a whole ${{ }} keeps the int
+			"natOutgoing":  true,                                    // and the bool
+			"nodeSelector": "zone == 'r1' && x != '${{ literal }}'", // $${{ escapes
+			"ipipMode":     "Never",                                 // declared default
 		}},
 		{2, map[string]any{"pool": "old", "timeout": 4 * time.Minute, "maxUnavailable": 26, "strategy": "evict"}},
 	}
@@ -83,26 +84,41 @@ func TestInterpolationTyping(t *testing.T) {
 	}
 }
 
+// TestRenderCoercesAtRunTime: a rendered template is converted (and checked) by
+// the declared type when the step runs; a value known earlier is refused earlier:
+// from a param's default at validate, from --set once params are bound.
 func TestRenderCoercesAtRunTime(t *testing.T) {
 	src := `apiVersion: runbook/v1alpha1
 kind: Runbook
 metadata: {name: x}
-params: {c: {type: string, default: "10.0.0.1/16"}}
+params: {c: {type: string%s}}
 steps:
   - id: a
     action: ensurePool
     with: {name: p, cidr: "${{ params.c }}"}
 `
-	rb, err := Parse("x.yaml", []byte(src), actions.Default)
+	_, err := Parse("x.yaml", []byte(fmt.Sprintf(src, `, default: "10.0.0.1/16"`)), actions.Default)
+	want := `x.yaml:8:27: steps[0].with.cidr: ${{ params.c }} is "10.0.0.1/16" (params.c from its default): CIDR "10.0.0.1/16" has host bits set; did you mean 10.0.0.0/16?`
+	if err == nil || err.Error() != want {
+		t.Fatalf("Parse: got %v\nwant %s", err, want)
+	}
+	rb, err := Parse("x.yaml", []byte(fmt.Sprintf(src, "")), actions.Default)
 	if err != nil {
 		t.Fatal(err)
 	}
-	params, _ := ResolveParams(rb, ValueInputs{})
+	params, err := ResolveParams(rb, ValueInputs{Sets: []string{"c=10.0.0.1/16"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = `x.yaml:8:27: steps[0].with.cidr: ${{ params.c }} is "10.0.0.1/16" (params.c from --set): CIDR "10.0.0.1/16" has host bits set; did you mean 10.0.0.0/16?`
+	if err := rb.CheckParams(params, "", true); err == nil || err.Error() != want {
+		t.Fatalf("CheckParams: got %v\nwant %s", err, want)
+	}
 	env, _ := newScope(rb, actions.Default).Env(Bindings{Params: params.Values})
 	_, err = rb.Steps[0].With.Render(env)
-	want := `x.yaml:8:27: with.cidr: rendered "10.0.0.1/16": CIDR "10.0.0.1/16" has host bits set; did you mean 10.0.0.0/16?`
+	want = `x.yaml:8:27: with.cidr: rendered "10.0.0.1/16": CIDR "10.0.0.1/16" has host bits set; did you mean 10.0.0.0/16?`
 	if err == nil || err.Error() != want {
-		t.Fatalf("got %v\nwant %s", err, want)
+		t.Fatalf("Render: got %v\nwant %s", err, want)
 	}
 }
 

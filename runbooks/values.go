@@ -127,18 +127,16 @@ func readValuesFile(rb *Runbook, file string) ([]namedEntry, Errors) {
 
 func parseValues(rb *Runbook, file string, src []byte) ([]namedEntry, Errors) {
 	c := &collector{file: file}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(src, &doc); err != nil {
-		line, msg := yamlErrLine(err)
-		c.add(line, 0, "", "invalid YAML: %s", msg)
-		return nil, c.errs
-	}
-	if len(doc.Content) == 0 {
+	doc, empty := decodeOne(c, src, "a values file")
+	if empty {
 		return nil, nil // an empty values file sets nothing
 	}
-	root := resolve(doc.Content[0])
+	if doc == nil {
+		return nil, c.errs
+	}
+	root := resolve(doc)
 	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
-		return nil, nil
+		return nil, c.errs
 	}
 	kvs, ok := c.mapping(root, "")
 	if !ok {

@@ -89,6 +89,9 @@ func TestValuesErrors(t *testing.T) {
 			`--set pool.x=1: param pool is a string, so "pool.x" cannot set a key inside it`,
 			`--set replicas: expected name=value`,
 			`--set zones=a: param zones is a list: write --set zones={a,b}`}},
+		// yaml.Unmarshal read the first document and dropped the rest without a word.
+		{"a second document", ValueInputs{Files: []string{"testdata/values/two-docs.yaml"}, Sets: []string{"cidr=10.0.0.0/16"}}, []string{
+			`testdata/values/two-docs.yaml:2:1: a values file holds one YAML document; found another one here`}},
 		{"missing file", ValueInputs{Files: []string{"testdata/values/absent.yaml"}}, []string{
 			`testdata/values/absent.yaml: read values file: open testdata/values/absent.yaml: no such file or directory`,
 			`testdata/values/runbook.yaml:6:3: params.cidr: required param is not set: give it in a values file (-f) or with --set cidr=...`}},
@@ -116,5 +119,40 @@ func TestParamsDigest(t *testing.T) {
 	}
 	if a.Digest() == c.Digest() {
 		t.Error("different values must have different digests")
+	}
+}
+
+// TestReaderErrorPositions: a byte that is not UTF-8, or a control character, is
+// reported at its own line and column (yaml.v3's reader says neither, and the
+// error used to point at line 1), in runbooks and values files alike.
+func TestReaderErrorPositions(t *testing.T) {
+	const rb = "apiVersion: runbook/v1alpha1\nkind: Runbook\nmetadata: {name: x}\nsteps:\n  - id: a\n    action: pause\n"
+	tests := []struct {
+		name   string
+		values bool
+		src    string
+		want   string
+	}{
+		{"invalid byte in a runbook", false, rb + "    name: caf\xe9 time\n", `x.yaml:7:14: invalid YAML: invalid trailing UTF-8 octet (byte 0xe9): save the file as UTF-8`},
+		{"after multi-byte characters", false, rb + "    name: \u00e9t\u00e9 \xff\n", `x.yaml:7:15: invalid YAML: invalid leading UTF-8 octet (byte 0xff): save the file as UTF-8`},
+		{"in a comment", false, "# \xc3(\n" + rb, `x.yaml:1:3: invalid YAML: invalid trailing UTF-8 octet (byte 0xc3): save the file as UTF-8`},
+		{"truncated at the end", false, rb + "    name: x\xe2\x82", `x.yaml:7:12: invalid YAML: incomplete UTF-8 octet sequence (byte 0xe2): save the file as UTF-8`},
+		{"control character", false, rb + "    name: a\x01b\n", `x.yaml:7:12: invalid YAML: control characters are not allowed (U+0001)`},
+		{"in a values file", true, "pool: a\nmode: \xfe\n", `x.yaml:2:7: invalid YAML: invalid leading UTF-8 octet (byte 0xfe): save the file as UTF-8`},
+	}
+	vrb := loadValuesRunbook(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var err error
+			if tt.values {
+				_, errs := parseValues(vrb, "x.yaml", []byte(tt.src))
+				err = errs.Err()
+			} else {
+				_, err = Parse("x.yaml", []byte(tt.src), actions.Default)
+			}
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("got  %v\nwant %s", err, tt.want)
+			}
+		})
 	}
 }

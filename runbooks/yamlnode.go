@@ -24,6 +24,82 @@ func resolve(n *yaml.Node) *yaml.Node {
 	return n
 }
 
+// maxAliasNodes bounds the nodes YAML aliases may add to a document when it is
+// expanded. The parser and yaml.v3's decoder walk an alias as a copy of its
+// anchor, so aliases of aliases multiply: nine levels of nine ("billion laughs")
+// stand for 387 million nodes in a 600-byte file, and yaml.v3 refuses excessive
+// aliasing only when decoding into Go values, not while a node tree is walked. A
+// runbook reuses an anchor for a toleration list or a selector a few times; ten
+// thousand nodes is orders of magnitude past that and walks in microseconds.
+const maxAliasNodes = 10_000
+
+// checkAliases refuses a document whose aliases expand past maxAliasNodes, or an
+// alias inside the node it names (yaml.v3 builds that cycle into the node tree,
+// and a walk of it would never end). It reports the alias at fault, with the field
+// path it stands at, and returns false then; nothing else may walk the tree.
+func (c *collector) checkAliases(doc *yaml.Node) bool {
+	g := &aliasGuard{c: c, size: map[*yaml.Node]int{}, open: map[*yaml.Node]bool{}}
+	g.walk(doc, "")
+	return !g.failed
+}
+
+type aliasGuard struct {
+	c      *collector
+	size   map[*yaml.Node]int  // expanded size of each anchored node, saturated past the bound
+	open   map[*yaml.Node]bool // nodes being walked: an alias to one of them is a cycle
+	added  int                 // nodes the aliases walked so far stand for
+	failed bool
+}
+
+// walk visits the tree as written (aliases not followed: anchors come before their
+// aliases, so each alias's anchor has been measured already) in document order and
+// returns n's expanded size, saturated at maxAliasNodes+1 so it cannot overflow.
+func (g *aliasGuard) walk(n *yaml.Node, path string) int {
+	if n == nil || g.failed {
+		return 0
+	}
+	if n.Kind == yaml.AliasNode {
+		switch {
+		case n.Alias == nil:
+			return 1
+		case g.open[n.Alias]:
+			g.c.add(n.Line, n.Column, path, "YAML alias *%s refers to a node that contains it; write the value out", n.Value)
+			g.failed = true
+			return 0
+		}
+		s := g.size[n.Alias]
+		g.added = saturate(g.added + s)
+		if g.added > maxAliasNodes {
+			g.c.add(n.Line, n.Column, path, "YAML alias *%s expands the document by more than %d nodes (aliases of aliases multiply, as in a \"billion laughs\" file); write the values out", n.Value, maxAliasNodes)
+			g.failed = true
+			return 0
+		}
+		return s
+	}
+	g.open[n] = true
+	total := 1
+	for i, child := range n.Content {
+		cpath := path
+		switch {
+		case n.Kind == yaml.MappingNode && i%2 == 1 && n.Content[i-1].Kind == yaml.ScalarNode:
+			cpath = join(path, n.Content[i-1].Value)
+		case n.Kind == yaml.SequenceNode:
+			cpath = index(path, i)
+		}
+		total = saturate(total + g.walk(child, cpath))
+		if g.failed {
+			return 0
+		}
+	}
+	delete(g.open, n)
+	if n.Anchor != "" {
+		g.size[n] = total
+	}
+	return total
+}
+
+func saturate(n int) int { return min(n, maxAliasNodes+1) }
+
 func kindName(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:

@@ -24,6 +24,9 @@ func newPlanCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := refuseBoundValues(s); err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			if err := s.checkAccess(ctx); err != nil {
 				return err
@@ -76,6 +79,9 @@ func newApplyCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			if err := checkStep(s.rb, "--stop-before", f.stopBefore); err != nil {
+				return err
+			}
+			if err := refuseBoundValues(s); err != nil {
 				return err
 			}
 			if err := s.checkAccess(cmd.Context()); err != nil {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -35,7 +34,7 @@ func (s *session) finish(rep *engine.Report) {
 		} else {
 			b, _ = json.MarshalIndent(rep, "", "  ")
 		}
-		if err := os.WriteFile(path, b, 0o644); err != nil {
+		if err := engine.WritePrivateFile(path, b); err != nil {
 			fprintf(g.errOut, "warning: write report %s: %v\n", path, err)
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -36,7 +37,8 @@ func newValidateCmd(g *globalOptions) *cobra.Command {
 		Long: `Parses each runbook and reports every problem with file:line:col and the field path:
 unknown fields, wrong types, unknown actions or parameters, step references, and
 expressions that do not compile. With -f/--set or --env, the params are resolved too
-(--env: the environment's values files from the project file, then -f, then --set).`,
+(--env: the environment's values files from the project file, then -f, then --set),
+and every with: value that depends only on them is checked as its step would.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return exitcode.Newf(exitcode.Invalid, "expected at least one runbook file")
@@ -58,6 +60,7 @@ expressions that do not compile. With -f/--set or --env, the params are resolved
 					var p *runbooks.Params
 					if p, err = runbooks.ResolveParams(rb, in.inputs()); err == nil {
 						res.Params = value.JSONMap(p.Values)
+						err = rb.CheckParams(p, ef.env, ef.env != "")
 					}
 				}
 				if err != nil {
@@ -118,4 +121,15 @@ func errorsOut(err error, file string) []validateErrOut {
 		out[i] = validateErrOut{File: e.Pos.File, Line: e.Pos.Line, Column: e.Pos.Col, Path: e.Path, Message: e.Msg}
 	}
 	return out
+}
+
+// refuseBoundValues is plan's and apply's check of the with: values the bound
+// params decide (runbooks.CheckParams), before either reads or writes the
+// cluster: a value the step would refuse is refused now, naming the field.
+func refuseBoundValues(s *session) error {
+	if err := s.rb.CheckParams(s.param, s.f.env, true); err != nil {
+		return exitcode.New(exitcode.Refused, fmt.Errorf("refused with these params, before anything touched the cluster:%s",
+			strings.ReplaceAll("\n"+err.Error(), "\n", "\n  ")))
+	}
+	return nil
 }

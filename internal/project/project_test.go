@@ -149,7 +149,106 @@ func TestFind(t *testing.T) {
 	if err := os.MkdirAll(outside, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	t.Setenv("HOME", root)
 	if got, _ := Find(outside); got != filepath.Join(root, FileName) {
-		t.Fatalf("outside a repository, Find = %q, want the parent's", got)
+		t.Fatalf("outside a repository, under the home directory, Find = %q, want the parent's", got)
+	}
+}
+
+// TestFindOutsideGit: outside a git repository the lookup stops at the home
+// directory, and outside the home directory it looks in the runbook's own
+// directory only: a runbook in /tmp/x must not pick up another user's
+// /tmp/.runbook.yaml or /.runbook.yaml (issue #15). A file it would read that
+// another user owns, or that every user may write, is refused, naming it.
+func TestFindOutsideGit(t *testing.T) {
+	root := t.TempDir()
+	home := filepath.Join(root, "home", "me")
+	shared := filepath.Join(root, "shared") // like /tmp: outside home and any repository
+	write(t, filepath.Join(root, "home", FileName), good)
+	write(t, filepath.Join(shared, FileName), good)
+	for _, d := range []string{filepath.Join(home, "runbooks", "a"), filepath.Join(shared, "x", "y")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("HOME", home)
+	if me := os.Geteuid(); me == 4242 {
+		t.Skip("the test's other user is uid 4242")
+	}
+	tests := []struct {
+		name  string
+		setup func(t *testing.T)
+		dir   string
+		want  string // found path; "" none
+		err   string // error substring
+	}{
+		{"under home: not above it", nil, filepath.Join(home, "runbooks", "a"), "", ""},
+		{"under home: up to it", func(t *testing.T) { write(t, filepath.Join(home, FileName), good) }, filepath.Join(home, "runbooks", "a"), filepath.Join(home, FileName), ""},
+		{"outside home: not a parent's", nil, filepath.Join(shared, "x", "y"), "", ""},
+		{"outside home: its own directory", func(t *testing.T) { write(t, filepath.Join(shared, "x", "y", FileName), good) },
+			filepath.Join(shared, "x", "y"), filepath.Join(shared, "x", "y", FileName), ""},
+		{"another user's file", func(t *testing.T) {
+			write(t, filepath.Join(shared, "x", "y", FileName), good)
+			ownerOf = ownedBy(FileName, 4242)
+		}, filepath.Join(shared, "x", "y"), "", "owned by uid 4242"},
+		{"another user's file in a parent", func(t *testing.T) {
+			write(t, filepath.Join(home, FileName), good)
+			ownerOf = ownedBy(FileName, 4242)
+		}, filepath.Join(home, "runbooks", "a"), "", "owned by uid 4242"},
+		{"the file of the directory's owner (a CI job as root in a checkout)", func(t *testing.T) {
+			write(t, filepath.Join(shared, "x", "y", FileName), good)
+			ownerOf = ownedBy("", 4242) // the directory and the file
+		}, filepath.Join(shared, "x", "y"), filepath.Join(shared, "x", "y", FileName), ""},
+		{"a file every user may write", func(t *testing.T) {
+			write(t, filepath.Join(shared, "x", "y", FileName), good)
+			if err := os.Chmod(filepath.Join(shared, "x", "y", FileName), 0o666); err != nil {
+				t.Fatal(err)
+			}
+		}, filepath.Join(shared, "x", "y"), "", "every user may write"},
+		{"a directory every user may write, without the sticky bit", func(t *testing.T) {
+			write(t, filepath.Join(shared, "x", "y", FileName), good)
+			if err := os.Chmod(filepath.Join(shared, "x", "y"), 0o777); err != nil {
+				t.Fatal(err)
+			}
+		}, filepath.Join(shared, "x", "y"), "", "every user may write"},
+		{"a sticky directory, like /tmp, holding my own file", func(t *testing.T) {
+			write(t, filepath.Join(shared, "x", "y", FileName), good)
+			if err := os.Chmod(filepath.Join(shared, "x", "y"), 0o777|os.ModeSticky); err != nil {
+				t.Fatal(err)
+			}
+		}, filepath.Join(shared, "x", "y"), filepath.Join(shared, "x", "y", FileName), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_ = os.Remove(filepath.Join(home, FileName))
+			_ = os.Remove(filepath.Join(shared, "x", "y", FileName))
+			_ = os.Chmod(filepath.Join(shared, "x", "y"), 0o755)
+			defer func(f func(os.FileInfo) (int, bool)) { ownerOf = f }(ownerOf)
+			if tt.setup != nil {
+				tt.setup(t)
+			}
+			got, err := Find(tt.dir)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) || !strings.Contains(err.Error(), "--project") {
+					t.Fatalf("Find = %q, %v; want an error containing %q and naming --project", got, err, tt.err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("Find = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// ownedBy makes files called name (every file and directory when name is "")
+// owned by uid, as far as Find can tell.
+func ownedBy(name string, uid int) func(os.FileInfo) (int, bool) {
+	real := fileOwner
+	return func(fi os.FileInfo) (int, bool) {
+		if name == "" || fi.Name() == name {
+			return uid, true
+		}
+		return real(fi)
 	}
 }

@@ -12,7 +12,18 @@ type Spec struct {
 	Default     any   // canonical (already coerced), nil when there is none
 	Enum        []any // canonical; empty means any value of Type
 	Description string
+	// Check, when set, is a rule a value must meet beyond its type and enum: a
+	// Calico name, a selector's syntax, a range (internal/value/check has them).
+	// Resolve runs it wherever a value becomes known, so one declaration refuses a
+	// literal at validate, a value bound from -f/--set before plan or apply touch the
+	// cluster, and a rendered template when the step runs. Defaults are not checked:
+	// a declaration's own default must pass (a test of the declarations says so).
+	Check Check
 }
+
+// Check is a rule on a canonical value (never nil). Its error says what is wrong
+// and what is allowed; the caller adds the file, line and field.
+type Check func(v any) error
 
 // Resolve returns the canonical value for raw, applying the default when the input
 // was not given. present tells "not given" apart from an explicit null.
@@ -32,6 +43,11 @@ func (s Spec) Resolve(raw any, present bool) (any, error) {
 	}
 	if err := s.CheckEnum(v); err != nil {
 		return nil, err
+	}
+	if s.Check != nil && v != nil {
+		if err := s.Check(v); err != nil {
+			return nil, err
+		}
 	}
 	return v, nil
 }

@@ -6,6 +6,7 @@
 package value
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/netip"
@@ -101,12 +102,22 @@ func Coerce(t Type, raw any) (any, error) {
 			}
 			return int(v), nil
 		case float64:
-			if v != math.Trunc(v) || math.IsInf(v, 0) || v > math.MaxInt64 || v < math.MinInt64 {
+			// YAML reads 1e3 or 9.223372036854775807e18 as a float, and int() of a
+			// float past the int range is no error in Go but a wrapped, negative
+			// number. The bounds are exact as floats, -2^63 and 2^63 (exclusive):
+			// float64(math.MaxInt) rounds up to 2^63 and would let 2^63 through.
+			if math.IsInf(v, 0) || v >= -float64(math.MinInt) || v < float64(math.MinInt) {
+				return nil, fmt.Errorf("%v is out of range for an int (%d to %d)", v, math.MinInt, math.MaxInt)
+			}
+			if math.IsNaN(v) || v != math.Trunc(v) {
 				return nil, fmt.Errorf("expected an integer, got %v", v)
 			}
 			return int(v), nil
 		case string:
 			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if errors.Is(err, strconv.ErrRange) {
+				return nil, fmt.Errorf("%q is out of range for an int (%d to %d)", v, math.MinInt, math.MaxInt)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("expected an integer, got %q", v)
 			}

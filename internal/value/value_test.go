@@ -1,6 +1,8 @@
 package value
 
 import (
+	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +23,14 @@ func TestCoerce(t *testing.T) {
 		{Int, "42", 42, ""},
 		{Int, 2.5, nil, "expected an integer"},
 		{Int, "x", nil, `expected an integer, got "x"`},
+		// float64 has no 2^63-1: this literal is 2^63, which int(v) turned negative.
+		{Int, 9.223372036854775807e18, nil, "out of range"},
+		{Int, -9.3e18, nil, "out of range"},
+		{Int, 1e300, nil, "out of range"},
+		{Int, -9.223372036854775808e18, math.MinInt64, ""},
+		{Int, 4.0e15, 4000000000000000, ""},
+		{Int, "9223372036854775808", nil, "out of range"},
+		{Int, math.NaN(), nil, "expected an integer, got NaN"},
 		{Bool, true, true, ""},
 		{Bool, "false", false, ""},
 		{Bool, "yes", nil, `expected true or false, got "yes"`},
@@ -62,5 +72,47 @@ func TestParseType(t *testing.T) {
 	}
 	if _, err := ParseType("ipnet"); err == nil || !strings.Contains(err.Error(), "string, int, bool, duration, cidr, list, map") {
 		t.Fatalf("unexpected %v", err)
+	}
+}
+
+// TestSpecCheck: a declaration's Check runs on every value Resolve accepts (a
+// literal at validate, a bound param, a rendered template), after the type and the
+// enum, and never on an absent value or a default.
+func TestSpecCheck(t *testing.T) {
+	calls := 0
+	positive := func(v any) error {
+		calls++
+		if v.(int) < 1 {
+			return errors.New("must be at least 1")
+		}
+		return nil
+	}
+	s := Spec{Type: Int, Default: 4, Check: positive}
+	tests := []struct {
+		raw     any
+		present bool
+		want    any
+		wantErr string
+	}{
+		{3, true, 3, ""},
+		{"2", true, 2, ""},
+		{0, true, nil, "must be at least 1"},
+		{"x", true, nil, "expected an integer"},
+		{nil, false, 4, ""},
+	}
+	for _, tt := range tests {
+		got, err := s.Resolve(tt.raw, tt.present)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Resolve(%#v) error = %v, want %q", tt.raw, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("Resolve(%#v) = %#v, %v; want %#v", tt.raw, got, err, tt.want)
+		}
+	}
+	if calls != 3 {
+		t.Errorf("Check ran %d times, want 3 (the ints 3, 2 and 0; not the bad string, not the default)", calls)
 	}
 }

@@ -83,10 +83,14 @@ func TestWrongForTheCluster(t *testing.T) {
 			plan: exitcode.Refused, apply: exitcode.Refused, says: []string{"172.16.0.0/16"}},
 		{name: "new pool is the old pool", set: []string{"newPool=default-ipv4-ippool", "newCIDR=10.0.0.0/17"},
 			plan: exitcode.Refused, apply: exitcode.Refused, says: []string{"default-ipv4-ippool"}},
+		// Checked by the parameters' rules once --set binds the params (issue #15):
+		// validate says so, plan and apply refuse before they connect.
 		{name: "new pool name not a Kubernetes name", set: []string{"newPool=New_Pool", "newCIDR=10.0.0.0/17"},
-			plan: exitcode.Refused, apply: exitcode.RolledBack, says: []string{"New_Pool", "nothing was changed"}},
+			validate: exitcode.Invalid, plan: exitcode.Refused, apply: exitcode.Refused,
+			says: []string{"steps[0].with.name", `"New_Pool" is not a valid Calico IP pool name`}},
 		{name: "block size out of range", set: []string{"blockSize=33", "newCIDR=10.0.0.0/17"},
-			plan: exitcode.Refused, apply: exitcode.RolledBack, says: []string{"blockSize 33", "nothing was changed"}},
+			validate: exitcode.Invalid, plan: exitcode.Refused, apply: exitcode.Refused,
+			says: []string{"steps[0].with.blockSize", "blockSize 33 is not a Calico block size"}},
 		{name: "function name misspelt", runbook: variant("fn-typo", "require: pool(params.newPool)", "require: pol(params.newPool)"),
 			set: []string{"newCIDR=10.0.0.0/17"}, validate: exitcode.Invalid, plan: exitcode.Invalid, apply: exitcode.Invalid,
 			says: []string{"fn-typo.yaml:", "pol", `did you mean "pool"`}},
