@@ -143,7 +143,7 @@ func MakePlan(ctx context.Context, o Options) (*Plan, error) {
 			if dependsOnApply(st.When) {
 				ps.KnownAfterApply = true
 				ps.Details = append(ps.Details, "runs if, after the earlier steps: "+st.When.Source)
-			} else if ok, err := st.When.Eval(env); err != nil {
+			} else if ok, err := st.When.Eval(ctx, env); err != nil {
 				ps.Change, ps.Refusal = "refused", err.Error()
 				p.Steps = append(p.Steps, ps)
 				continue
@@ -157,7 +157,7 @@ func MakePlan(ctx context.Context, o Options) (*Plan, error) {
 		if st.Require != nil && !started[st.ID] {
 			if after || dependsOnApply(st.Require) {
 				ps.Details = append(ps.Details, "precondition checked at apply, after the earlier steps: "+st.Require.Source)
-			} else if ok, err := st.Require.Eval(env); err != nil || !ok {
+			} else if ok, err := st.Require.Eval(ctx, env); err != nil || !ok {
 				ps.Change, ps.Refusal = "refused", fmt.Sprintf("precondition is false now: require: %s", st.Require.Source)
 				if err != nil {
 					ps.Refusal = err.Error()
@@ -177,7 +177,7 @@ func MakePlan(ctx context.Context, o Options) (*Plan, error) {
 			p.Steps = append(p.Steps, ps)
 			continue
 		}
-		with, err := st.With.Render(env)
+		with, err := st.With.Render(ctx, env)
 		if err != nil {
 			ps.Change, ps.Refusal = "refused", err.Error()
 			p.Steps = append(p.Steps, ps)
@@ -213,7 +213,7 @@ func MakePlan(ctx context.Context, o Options) (*Plan, error) {
 		p.Steps = append(p.Steps, ps)
 	}
 	if o.Preflight != nil {
-		p.Preflight = append(p.Preflight, o.Preflight(ctx, preflightSteps(o, steps))...)
+		p.Preflight = append(p.Preflight, o.Preflight(ctx, preflightSteps(ctx, o, steps))...)
 		preflight.Sort(p.Preflight)
 	}
 	return p, nil
@@ -222,7 +222,7 @@ func MakePlan(ctx context.Context, o Options) (*Plan, error) {
 // preflightSteps are the steps still to run (those not done or skipped in the run
 // being resumed), with their parameters rendered where they do not read the
 // outputs of a step that has not run yet.
-func preflightSteps(o Options, done map[string]runbooks.StepResult) []preflight.Step {
+func preflightSteps(ctx context.Context, o Options, done map[string]runbooks.StepResult) []preflight.Step {
 	rb := o.Runbook
 	var out []preflight.Step
 	for _, st := range rb.Steps {
@@ -238,7 +238,7 @@ func preflightSteps(o Options, done map[string]runbooks.StepResult) []preflight.
 		if known {
 			env, err := rb.Env(runbooks.Bindings{Params: o.Params.Values, Env: o.Env, Steps: planBindings(rb, done, st), Funcs: o.Funcs})
 			if err == nil {
-				if with, err := st.With.Render(env); err == nil {
+				if with, err := st.With.Render(ctx, env); err == nil {
 					ps.With = with
 				}
 			}
@@ -263,7 +263,7 @@ func runPreflight(ctx context.Context, o Options) ([]preflight.Finding, error) {
 			}
 		}
 	}
-	return o.Preflight(ctx, preflightSteps(o, done)), nil
+	return o.Preflight(ctx, preflightSteps(ctx, o, done)), nil
 }
 
 // planBindings presents earlier steps as done, so guards like

@@ -347,7 +347,7 @@ func (r *runner) step(ctx context.Context, st *runbooks.Step, rec *StepRecord) e
 	// leaving what it created. It resumes instead, and its action converges.
 	started := rec.StartedAt != nil
 	if st.When != nil && !started {
-		ok, err := st.When.Eval(env)
+		ok, err := st.When.Eval(ctx, env)
 		if err != nil {
 			return err
 		}
@@ -358,7 +358,7 @@ func (r *runner) step(ctx context.Context, st *runbooks.Step, rec *StepRecord) e
 		}
 	}
 	if st.Require != nil && !started {
-		ok, err := st.Require.Eval(env)
+		ok, err := st.Require.Eval(ctx, env)
 		if err != nil {
 			return err
 		}
@@ -366,7 +366,7 @@ func (r *runner) step(ctx context.Context, st *runbooks.Step, rec *StepRecord) e
 			return fmt.Errorf("precondition failed, nothing was changed: require: %s", st.Require.Source)
 		}
 	}
-	with, err := st.With.Render(env)
+	with, err := st.With.Render(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -422,7 +422,7 @@ func (r *runner) step(ctx context.Context, st *runbooks.Step, rec *StepRecord) e
 		if err != nil {
 			return err
 		}
-		ok, err := st.Assert.Eval(env)
+		ok, err := st.Assert.Eval(ctx, env)
 		if err != nil {
 			return err
 		}
@@ -446,7 +446,7 @@ func (r *runner) waitUntil(ctx context.Context, st *runbooks.Step) error {
 		if err != nil {
 			return err
 		}
-		ok, err := st.Until.Eval(env)
+		ok, err := st.Until.Eval(ctx, env)
 		if err != nil {
 			return err
 		}
@@ -553,7 +553,7 @@ func (r *runner) rollbackStep(ctx context.Context, st *runbooks.Step, rec *StepR
 		if !ok {
 			return "", fmt.Errorf("action %s has no inverse in this build", st.Action)
 		}
-		with, err := st.With.Render(env)
+		with, err := st.With.Render(ctx, env)
 		if err != nil {
 			return "", err
 		}
@@ -577,7 +577,7 @@ func (r *runner) rollbackStep(ctx context.Context, st *runbooks.Step, rec *StepR
 }
 
 func (r *runner) runHook(ctx context.Context, env map[string]any, st *runbooks.Step, rec *StepRecord, h *runbooks.Hook) error {
-	with, err := h.With.Render(env)
+	with, err := h.With.Render(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -621,7 +621,7 @@ func (r *runner) cleanup(ctx context.Context) {
 			continue
 		}
 		if cl, ok := r.Impls[st.Action].(actions.Cleaner); ok {
-			with, rerr := st.With.Render(env)
+			with, rerr := st.With.Render(ctx, env)
 			if rerr == nil {
 				rerr = cl.Cleanup(cctx, &actions.Call{RunID: r.j.RunID, StepID: st.ID, With: with, Given: st.With.Given(), Prior: rec.Record, Recorder: &recorder{r: r, rec: rec}})
 			}

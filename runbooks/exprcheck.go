@@ -53,6 +53,7 @@ type exprDeps struct {
 
 func newCompiler(c *collector, rb *Runbook, scope *Scope) *compiler {
 	cp := &compiler{c: c, rb: rb, scope: scope, env: scope.typeEnv(), funcs: map[string]bool{}, remote: map[string]bool{}, stepIx: map[string]int{}}
+	cp.env[meterVar] = (*evalMeter)(nil) // typed for meterPatch's calls; runBudgeted sets it
 	for _, f := range scope.funcs {
 		cp.funcs[f.Name] = true
 		cp.remote[f.Name] = f.Impl == nil
@@ -83,7 +84,18 @@ func (cp *compiler) compile(src string, site exprSite, want reflect.Type) (*vm.P
 	if !ok {
 		return nil, deps
 	}
-	opts := []expr.Option{expr.Env(cp.env)}
+	depth, at, reduceAt := closureDepth(tree.Node)
+	if reduceAt >= 0 {
+		line, col := site.at(reduceAt)
+		cp.c.add(line, col, site.path, "expression: reduce() is not available (its accumulator can grow without bound): use sum, count, all, any, filter or map")
+		return nil, deps
+	}
+	if depth > MaxClosureDepth {
+		line, col := site.at(at)
+		cp.c.add(line, col, site.path, "expression: closures nested %d deep (at most %d): their cost is the list size to the power of the depth", depth, MaxClosureDepth)
+		return nil, deps
+	}
+	opts := append([]expr.Option{expr.Env(cp.env)}, budgetOptions()...)
 	if want == reflect.TypeOf(false) {
 		opts = append(opts, expr.AsBool())
 	}

@@ -1,6 +1,7 @@
 package runbooks
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -108,7 +109,7 @@ func (rb *Runbook) checkKnown(k *knownValues) Errors {
 	var errs Errors
 	for _, st := range rb.Steps {
 		if st.When != nil && st.When.Program != nil && k.knows(st.When.deps, rb) {
-			if ok, err := st.When.Eval(env); err == nil && !ok {
+			if ok, err := st.When.Eval(context.Background(), env); err == nil && !ok {
 				continue
 			}
 		}
@@ -139,7 +140,7 @@ func (k *knownValues) checkWith(rb *Runbook, w *With, env map[string]any) Errors
 		if !known {
 			continue
 		}
-		raw, err := f.Tmpl.Render(env)
+		raw, err := f.Tmpl.Render(context.Background(), env)
 		if err != nil {
 			errs = append(errs, &Error{Pos: f.Pos, Path: f.Path, Msg: fmt.Sprintf("%s fails%s: %v", f.Tmpl.Source, k.from(deps, rb), exprError(err))})
 			continue

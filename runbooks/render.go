@@ -1,10 +1,13 @@
 package runbooks
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+)
 
 // Render returns the step's parameters for one execution: literals, declared
 // defaults, and templates evaluated in env and converted to the declared types.
-func (w *With) Render(env map[string]any) (map[string]any, error) {
+func (w *With) Render(ctx context.Context, env map[string]any) (map[string]any, error) {
 	out := map[string]any{}
 	for _, d := range w.Decl.Params {
 		f := w.Fields[d.Name]
@@ -18,7 +21,7 @@ func (w *With) Render(env map[string]any) (map[string]any, error) {
 				out[d.Name] = v
 			}
 		case f.Tmpl != nil:
-			raw, err := f.Tmpl.Render(env)
+			raw, err := f.Tmpl.Render(ctx, env)
 			if err != nil {
 				return nil, err
 			}

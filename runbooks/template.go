@@ -1,13 +1,12 @@
 package runbooks
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
 	"time"
-
-	"github.com/expr-lang/expr"
 )
 
 // Template is a string holding ${{ expr }} interpolations. A scalar that is exactly one
@@ -38,9 +37,9 @@ func (t *Template) Exprs() []*Expr {
 }
 
 // Render evaluates the template in env.
-func (t *Template) Render(env map[string]any) (any, error) {
+func (t *Template) Render(ctx context.Context, env map[string]any) (any, error) {
 	if t.Whole() {
-		return run(t.parts[0].expr, env)
+		return run(ctx, t.parts[0].expr, env)
 	}
 	var b strings.Builder
 	for _, p := range t.parts {
@@ -48,7 +47,7 @@ func (t *Template) Render(env map[string]any) (any, error) {
 			b.WriteString(p.lit)
 			continue
 		}
-		v, err := run(p.expr, env)
+		v, err := run(ctx, p.expr, env)
 		if err != nil {
 			return nil, err
 		}
@@ -57,11 +56,11 @@ func (t *Template) Render(env map[string]any) (any, error) {
 	return b.String(), nil
 }
 
-func run(e *Expr, env map[string]any) (any, error) {
+func run(ctx context.Context, e *Expr, env map[string]any) (any, error) {
 	if e.Program == nil {
 		return nil, fmt.Errorf("%s: expression %q was not compiled", e.Pos, e.Source)
 	}
-	v, err := expr.Run(e.Program, env)
+	v, err := runBudgeted(ctx, e, env)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", e.Pos, e.Field, err)
 	}
@@ -69,8 +68,8 @@ func run(e *Expr, env map[string]any) (any, error) {
 }
 
 // Eval runs a guard expression and returns its boolean result.
-func (e *Expr) Eval(env map[string]any) (bool, error) {
-	v, err := run(e, env)
+func (e *Expr) Eval(ctx context.Context, env map[string]any) (bool, error) {
+	v, err := run(ctx, e, env)
 	if err != nil {
 		return false, err
 	}

@@ -1,6 +1,7 @@
 package runbooks
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -53,7 +54,7 @@ func TestInterpolationTyping(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok, err := rb.Steps[1].When.Eval(env)
+	ok, err := rb.Steps[1].When.Eval(context.Background(), env)
 	if err != nil || !ok {
 		t.Fatalf("when = %v, %v; want true", ok, err)
 	}
@@ -72,7 +73,7 @@ func TestInterpolationTyping(t *testing.T) {
 		{2, map[string]any{"pool": "old", "timeout": 4 * time.Minute, "maxUnavailable": 26, "strategy": "evict"}},
 	}
 	for _, tt := range tests {
-		got, err := rb.Steps[tt.step].With.Render(env)
+		got, err := rb.Steps[tt.step].With.Render(context.Background(), env)
 		if err != nil {
 			t.Fatalf("step %d: %v", tt.step, err)
 		}
@@ -115,7 +116,7 @@ steps:
 		t.Fatalf("CheckParams: got %v\nwant %s", err, want)
 	}
 	env, _ := newScope(rb, actions.Default).Env(Bindings{Params: params.Values})
-	_, err = rb.Steps[0].With.Render(env)
+	_, err = rb.Steps[0].With.Render(context.Background(), env)
 	want = `x.yaml:8:27: with.cidr: rendered "10.0.0.1/16": CIDR "10.0.0.1/16" has host bits set; did you mean 10.0.0.0/16?`
 	if err == nil || err.Error() != want {
 		t.Fatalf("Render: got %v\nwant %s", err, want)
@@ -137,11 +138,11 @@ steps:
 	}
 	scope := newScope(rb, actions.Default)
 	env, _ := scope.Env(Bindings{})
-	if _, err := rb.Steps[0].Require.Eval(env); err == nil {
+	if _, err := rb.Steps[0].Require.Eval(context.Background(), env); err == nil {
 		t.Fatal("calling a cluster function without a cluster must fail")
 	}
 	env, _ = scope.Env(Bindings{Funcs: map[string]any{"pool": func(string) *actions.Pool { return &actions.Pool{} }}})
-	if ok, err := rb.Steps[0].Require.Eval(env); err != nil || !ok {
+	if ok, err := rb.Steps[0].Require.Eval(context.Background(), env); err != nil || !ok {
 		t.Fatalf("got %v %v", ok, err)
 	}
 	if _, err := scope.Env(Bindings{Funcs: map[string]any{"pool": func(int) bool { return true }}}); err == nil {
