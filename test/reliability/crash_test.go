@@ -461,7 +461,7 @@ func crashTrial(t *testing.T, scen *scenarios.Scenario, ref reference, plan plan
 		}
 		// The killed process still holds the lock: a pipeline either waits the
 		// lease out (the next apply takes over) or breaks it with unlock.
-		holder := fmt.Sprintf("pid %d\"", p.pid())
+		holder := fmt.Sprintf("pid %d #", p.pid()) // then the holder nonce
 		if expiry {
 			testbin.Run(t, testbin.Opts{Kubeconfig: c.KubeconfigPath()}, applyArgs()...).Must(t, 3, "held by", holder)
 			waitLockFree(ctx, t, k)

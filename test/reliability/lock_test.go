@@ -72,7 +72,7 @@ func TestLockWithProcesses(t *testing.T) {
 		t.Fatalf("two applies at once: neither was refused within two minutes\n%s\n%s", a.output(), b.output())
 	}
 	if loser.code != int(exitcode.LockHeld) || !strings.Contains(loser.stderrString(), `held by "`) ||
-		!strings.Contains(loser.stderrString(), fmt.Sprintf("pid %d\"", winner.pid())) {
+		!strings.Contains(loser.stderrString(), fmt.Sprintf("pid %d #", winner.pid())) {
 		t.Fatalf("%s: exit %d, want %d naming %s (pid %d)\n%s", loser.name, loser.code, exitcode.LockHeld, winner.name, winner.pid(), loser.output())
 	}
 	t.Logf("two applies at once: %s ran, %s exited %d after %v: %s", winner.name, loser.name, loser.code,
@@ -84,7 +84,7 @@ func TestLockWithProcesses(t *testing.T) {
 	winner.waitFor(t, "an eviction", 2*time.Minute, isType("pod.evicted"))
 	winner.kill(t)
 	killed := time.Now()
-	testbin.Run(t, testbin.Opts{Kubeconfig: c.KubeconfigPath()}, applyArgs()...).Must(t, int(exitcode.LockHeld), "held by", fmt.Sprintf("pid %d\"", winner.pid()))
+	testbin.Run(t, testbin.Opts{Kubeconfig: c.KubeconfigPath()}, applyArgs()...).Must(t, int(exitcode.LockHeld), "held by", fmt.Sprintf("pid %d #", winner.pid()))
 	d, refusals := takeOver(ctx, t, launch, "apply D", runID)
 	t.Logf("SIGKILL of %s mid-move: %d applies refused (exit %d), %s took over and resumed run %s %v after the kill",
 		winner.name, refusals, exitcode.LockHeld, d.name, runID, time.Since(killed).Round(time.Millisecond))
