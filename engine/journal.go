@@ -46,6 +46,7 @@ type Journal struct {
 	Source        *Source                `json:"source,omitempty"` // of the latest invocation
 	Status        string                 `json:"status"`
 	Holder        string                 `json:"holder,omitempty"`
+	Cluster       *ClusterIdentity       `json:"cluster,omitempty"` // where the run runs
 	StartedAt     time.Time              `json:"startedAt"`
 	UpdatedAt     time.Time              `json:"updatedAt"`
 	Steps         map[string]*StepRecord `json:"steps"`

@@ -36,6 +36,8 @@ type Plan struct {
 	Resumes string `json:"resumes,omitempty"`
 	// Lock is the Lease apply will hold (namespace/name): one per cluster.
 	Lock string `json:"lock,omitempty"`
+	// Cluster is the cluster the plan was made on; apply --plan refuses another.
+	Cluster ClusterIdentity `json:"cluster"`
 	// Preflight are the findings of the preflight checks (Options.Preflight) and of
 	// the actions' planners over the steps still to run; a blocking one refuses
 	// the plan.
@@ -93,7 +95,7 @@ func MakePlan(ctx context.Context, o Options) (*Plan, error) {
 	}
 	rb := o.Runbook
 	p := &Plan{Format: PlanFormat, Runbook: rb.Name, RunbookDigest: rb.Digest(), ParamsDigest: o.Params.Digest(),
-		Params: value.JSONMap(o.Params.Values), Env: o.Env, Source: o.Source, CreatedAt: o.Now().UTC()}
+		Params: value.JSONMap(o.Params.Values), Env: o.Env, Source: o.Source, CreatedAt: o.Now().UTC(), Cluster: o.Cluster}
 	j, _, err := o.Store.Load(ctx)
 	if err != nil {
 		return nil, err

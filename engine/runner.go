@@ -27,6 +27,9 @@ type Options struct {
 	// and the report. May be nil.
 	Source *Source
 	Holder string // identity written into the journal
+	// Cluster is the cluster connected to (zero: not known): recorded in a new
+	// run's journal, and a journal of another cluster is refused.
+	Cluster ClusterIdentity
 	// Funcs are the cluster functions guards call (reading a shared informer cache).
 	Funcs map[string]any
 	// Changes signals that the cache changed, so `until` re-evaluates at once instead
@@ -163,6 +166,11 @@ func (r *runner) open(ctx context.Context) (bool, error) {
 			"run %s of %s is unfinished (%s) with other params or another runbook: finish it (apply with the same params) or roll it back first",
 			j.RunID, j.Runbook, j.Status)
 	}
+	if j != nil && !j.Finished() && j.Cluster != nil {
+		if err := sameCluster("run "+j.RunID+" in "+r.Store.Describe(), *j.Cluster, r.Cluster); err != nil {
+			return false, err
+		}
+	}
 	if resume {
 		r.j, r.rev = j, rev
 		r.j.RunbookDigest = rbDigest
@@ -182,6 +190,10 @@ func (r *runner) open(ctx context.Context) (bool, error) {
 		r.rev = rev
 		r.j = &Journal{RunID: newRunID(now), Runbook: r.Runbook.Name, RunbookDigest: rbDigest, ParamsDigest: pDigest,
 			Env: r.Env, Source: r.Source, Status: StatusRunning, Holder: r.Holder, StartedAt: now, Steps: map[string]*StepRecord{}}
+		if r.Cluster.Known() {
+			c := r.Cluster
+			r.j.Cluster = &c
+		}
 		r.emit(Event{Type: "run.start", Message: fmt.Sprintf("run %s of %s", r.j.RunID, r.Runbook.Name)})
 	}
 	return resume, r.save(ctx)

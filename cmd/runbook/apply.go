@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -95,6 +96,9 @@ func newApplyCmd(g *globalOptions) *cobra.Command {
 			}
 			return s.mutate(cmd.Context(), true, func(ctx context.Context, o engine.Options) (*engine.Report, error) {
 				if saved != nil {
+					if err := engine.CheckPlanCluster(saved, o.Cluster, time.Now(), f.planMaxAge); err != nil {
+						return nil, err
+					}
 					fresh, err := engine.MakePlan(ctx, o)
 					if err != nil {
 						return nil, err
@@ -114,7 +118,8 @@ func newApplyCmd(g *globalOptions) *cobra.Command {
 	cmd.Flags().DurationVar(&f.deadline, "deadline", 0, "Stop cleanly between steps after this long")
 	bindLockTimeout(cmd, f)
 	cmd.Flags().BoolVar(&f.allowChanged, "allow-changed", false, "Resume even though the runbook file changed since the run started")
-	cmd.Flags().StringVar(&f.planFile, "plan", "", "Apply a plan saved by plan --out; refused when anything it depends on drifted")
+	cmd.Flags().StringVar(&f.planFile, "plan", "", "Apply a plan saved by plan --out; refused when anything it depends on drifted, or it was made on another cluster")
+	cmd.Flags().DurationVar(&f.planMaxAge, "plan-max-age", engine.DefaultPlanMaxAge, "Refuse a saved plan older than this (0: any age)")
 	cmd.Flags().StringArrayVar(&f.reports, "report", nil, "Write the final report to this file: .md for Markdown, anything else JSON (repeatable)")
 	return cmd
 }

@@ -99,6 +99,7 @@ type runFlags struct {
 	reports      []string
 	calicoAPI    string
 	lockTimeout  time.Duration
+	planMaxAge   time.Duration
 }
 
 // session is a connection to the cluster for one command.
@@ -115,6 +116,8 @@ type session struct {
 	// fence refuses writes in every client's transport once the run lock is lost
 	// (armed by lock).
 	fence *engine.WriteFence
+	// cluster is which cluster this is (read by bind).
+	cluster engine.ClusterIdentity
 }
 
 // printer is the session's one renderer: events, live progress and the final report
@@ -183,10 +186,22 @@ func (s *session) ensureNamespace(ctx context.Context, name, what string) error 
 	return nil
 }
 
+// identify reads which cluster this is (plans and journals record it).
+func (s *session) identify(ctx context.Context) (engine.ClusterIdentity, error) {
+	ns, err := s.kube.CoreV1().Namespaces().Get(ctx, metav1.NamespaceSystem, metav1.GetOptions{})
+	if err != nil {
+		return engine.ClusterIdentity{}, fmt.Errorf("identify the cluster (namespace kube-system): %w", err)
+	}
+	return engine.ClusterIdentity{KubeSystemUID: string(ns.UID), Server: s.cfg.Host}, nil
+}
+
 func (s *session) bind(ctx context.Context) (*actions.Bound, error) {
 	choice, err := calico.ParseAPIChoice(s.f.calicoAPI)
 	if err != nil {
 		return nil, exitcode.New(exitcode.Invalid, err)
+	}
+	if s.cluster, err = s.identify(ctx); err != nil {
+		return nil, err
 	}
 	b, err := actions.Bind(ctx, &actions.Cluster{Config: s.cfg, Kube: s.kube, Dynamic: s.dyn, CalicoAPI: choice})
 	if errors.Is(err, calico.ErrNotInstalled) {
@@ -216,7 +231,7 @@ func (s *session) lock(ctx context.Context) (*engine.Lock, context.Context, erro
 
 func (s *session) options(b *actions.Bound, store engine.Store, holder string) engine.Options {
 	o := engine.Options{Runbook: s.rb, Params: s.param, Impls: b.Impls, Funcs: b.Funcs, Changes: b.Changes, Store: store,
-		Env: s.f.env, Source: s.source, Holder: holder, StopBefore: s.f.stopBefore, AllowChanged: s.f.allowChanged, Events: s.printer().event,
+		Env: s.f.env, Source: s.source, Holder: holder, Cluster: s.cluster, StopBefore: s.f.stopBefore, AllowChanged: s.f.allowChanged, Events: s.printer().event,
 		Preflight: b.Preflight}
 	if s.f.deadline > 0 {
 		o.Deadline = time.Now().Add(s.f.deadline)

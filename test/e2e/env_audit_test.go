@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -105,6 +106,31 @@ func TestEnvironmentsAndAuditTrail(t *testing.T) {
 	runIn(t, repo, "apply", rb, "--env", "other", "--plan", filepath.Join(reports, "plan.json"), "--yes").
 		Must(t, 10, `the environment changed ("sandbox" → "other")`)
 	runIn(t, repo, "apply", rb, "--env", "sandbx").Must(t, 2, `unknown environment "sandbx" (did you mean "sandbox"?)`, "declares other, sandbox")
+	// A plan is bound to the cluster it was made on, and expires (issue #15 item 6).
+	forged := func(name string, edit func(p map[string]any)) string {
+		b, err := os.ReadFile(filepath.Join(reports, "plan.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p map[string]any
+		if err := json.Unmarshal(b, &p); err != nil {
+			t.Fatal(err)
+		}
+		edit(p)
+		out := filepath.Join(reports, name)
+		b, _ = json.Marshal(p)
+		if err := os.WriteFile(out, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	other := forged("other-cluster.json", func(p map[string]any) {
+		p["cluster"] = map[string]any{"kubeSystemUID": "0000-other", "server": "https://prod.example:6443"}
+	})
+	runIn(t, repo, "apply", rb, "--env", "sandbox", "--plan", other, "--yes").
+		Must(t, 10, "was made on https://prod.example:6443 (kube-system uid 0000-other), but this is https://127.0.0.1:")
+	old := forged("old.json", func(p map[string]any) { p["createdAt"] = time.Now().Add(-50 * time.Hour).UTC().Format(time.RFC3339) })
+	runIn(t, repo, "apply", rb, "--env", "sandbox", "--plan", old, "--yes").Must(t, 10, "older than --plan-max-age 24h0m0s")
 
 	r := runIn(t, repo, "apply", rb, "--env", "sandbox", "--plan", filepath.Join(reports, "plan.json"), "--yes",
 		"--report", filepath.Join(reports, "r.json"), "--report", filepath.Join(reports, "r.md"))
