@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/runbookdev/runbook/engine"
@@ -100,4 +102,48 @@ func TestLockContentionTakeoverAndFencing(t *testing.T) {
 	if err := carol.Fence(); !errors.Is(err, engine.ErrFenced) {
 		t.Fatalf("carol must be fenced: %v", err)
 	}
+}
+
+// TestLockHolderWithASlowClock (issue #15 item 5): a live holder whose clock runs
+// behind writes renew times that look expired to everyone else. On the real
+// apiserver, a second run watches the record, sees it renewed, and refuses
+// instead of taking the lease over; once the holder is gone it takes over.
+func TestLockHolderWithASlowClock(t *testing.T) {
+	c := sandbox.ForTest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cs := kubernetes.NewForConfigOrDie(c.RESTConfig())
+	ns := createNamespace(ctx, t, cs, "lock-skew")
+	const name = "runbook-lock-calico-ipam"
+	holder, secs := "bob@slow-clock pid 1 #00000000", int32(2)
+	skewed := func() *metav1.MicroTime { m := metav1.NewMicroTime(time.Now().Add(-10 * time.Second)); return &m }
+	if _, err := cs.CoordinationV1().Leases(ns).Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, RenewTime: skewed(), AcquireTime: skewed()}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Bob is alive: he renews every 300 ms, with his clock 10 s behind.
+	bobCtx, bobStop := context.WithCancel(ctx)
+	bobDone := make(chan struct{})
+	go func() {
+		defer close(bobDone)
+		for bobCtx.Err() == nil {
+			if l, err := cs.CoordinationV1().Leases(ns).Get(bobCtx, name, metav1.GetOptions{}); err == nil {
+				l.Spec.RenewTime = skewed()
+				_, _ = cs.CoordinationV1().Leases(ns).Update(bobCtx, l, metav1.UpdateOptions{})
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+	}()
+	carol := &engine.Lock{Client: cs, Namespace: ns, Name: name, Holder: "carol@ci pid 3", LeaseDuration: 2 * time.Second, RenewEvery: 300 * time.Millisecond}
+	var held *engine.HeldError
+	if err := carol.Acquire(ctx); !errors.As(err, &held) || !held.Renewed || held.Holder != holder {
+		bobStop()
+		t.Fatalf("acquire over a live holder with a slow clock: %v, want a HeldError saying %s renewed it", err, holder)
+	}
+	bobStop()
+	<-bobDone
+	if err := carol.Acquire(ctx); err != nil {
+		t.Fatalf("takeover once the holder is gone: %v", err)
+	}
+	_ = carol.Release(ctx)
 }
