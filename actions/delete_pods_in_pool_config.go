@@ -125,6 +125,10 @@ func resolvePools(ctx context.Context, cal calico.Client, in podMoveInput) (podM
 			r.problems = append(r.problems, fmt.Sprintf("target pool %s is disabled: pods could not get addresses from it", in.targetPool))
 		case t.Family() != fam:
 			r.problems = append(r.problems, fmt.Sprintf("target pool %s is IPv%d, pool %s is IPv%d", in.targetPool, t.Family(), in.pool, fam))
+		case t.CIDR.IsValid() && t.CIDR.Overlaps(r.old.CIDR):
+			// A replacement with an address in the overlap is "in" both: the step
+			// could neither tell it moved nor ever see the old pool empty.
+			r.problems = append(r.problems, fmt.Sprintf("target pool %s (%s) overlaps pool %s (%s): pods would not leave the old pool's CIDR", in.targetPool, t.CIDR, in.pool, r.old.CIDR))
 		case !t.Allows(v3.IPPoolAllowedUseWorkload):
 			r.problems = append(r.problems, fmt.Sprintf("target pool %s does not allow Workload addresses", in.targetPool))
 		default:
@@ -132,8 +136,12 @@ func resolvePools(ctx context.Context, cal calico.Client, in podMoveInput) (podM
 		}
 		return r, nil
 	}
-	r.targets = calico.OtherEnabledPools(pools, in.pool, fam)
-	for _, t := range r.targets {
+	for _, t := range calico.OtherEnabledPools(pools, in.pool, fam) {
+		if t.CIDR.IsValid() && t.CIDR.Overlaps(r.old.CIDR) {
+			r.problems = append(r.problems, fmt.Sprintf("enabled pool %s (%s) overlaps pool %s (%s): replacements could get addresses inside the old pool's CIDR", t.Name, t.CIDR, in.pool, r.old.CIDR))
+			continue
+		}
+		r.targets = append(r.targets, t)
 		r.facts = append(r.facts, poolFact(t.Name, t))
 	}
 	if len(r.targets) == 0 {
