@@ -79,6 +79,22 @@ var convergedFields = []string{"ipipMode", "vxlanMode", "natOutgoing", "nodeSele
 // encapsulation, egress NAT, which nodes allocate and what, whether it allocates.
 var liveFields = map[string]bool{"ipipMode": true, "vxlanMode": true, "natOutgoing": true, "nodeSelector": true, "allowedUses": true, "disabled": true}
 
+// fieldDiff is one pool field a step changes.
+type fieldDiff struct {
+	field    string
+	from, to any
+}
+
+func (d fieldDiff) String() string { return fmt.Sprintf("%s: %v -> %v", d.field, d.from, d.to) }
+
+func diffStrings(ds []fieldDiff) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.String()
+	}
+	return out
+}
+
 func ensureInputFrom(c *Call) (ensureInput, error) {
 	var in ensureInput
 	var err error
@@ -163,7 +179,7 @@ func specFields(s v3.IPPoolSpec) map[string]any {
 type ensureVerdict struct {
 	existing *calico.Pool
 	patch    map[string]any // fields of an existing pool that differ
-	diffs    []string       // "ipipMode: Never -> Always"
+	diffs    []fieldDiff    // in convergedFields order
 	problems []string       // refusals
 	warnings []string
 	facts    []string
@@ -246,7 +262,7 @@ func (a *ensurePoolImpl) compare(v *ensureVerdict, in ensureInput) {
 		}
 		if !reflect.DeepEqual(want[k], have[k]) {
 			v.patch[k] = want[k]
-			v.diffs = append(v.diffs, fmt.Sprintf("%s: %v -> %v", k, have[k], want[k]))
+			v.diffs = append(v.diffs, fieldDiff{k, have[k], want[k]})
 		}
 	}
 }
@@ -295,7 +311,7 @@ func (a *ensurePoolImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 		out.Details = []string{fmt.Sprintf("create pool %s %s (%s) through %s", in.name, in.cidr, describeSpec(in.spec), cal.Detection().String())}
 	case len(v.patch) > 0:
 		out.Change = "update"
-		out.Details = append([]string{"patch pool " + in.name + ":"}, v.diffs...)
+		out.Details = append([]string{"patch pool " + in.name + ":"}, diffStrings(v.diffs)...)
 	default:
 		out.Change = "none"
 		out.Details = []string{"pool " + in.name + " is as specified"}
@@ -382,7 +398,7 @@ func (a *ensurePoolImpl) converge(ctx context.Context, cal calico.Client, c *Cal
 	if _, err := cal.PatchPool(ctx, in.name, calico.PoolPatch{Spec: v.patch, ResourceVersion: v.existing.ResourceVersion}); err != nil {
 		return Outcome{}, err
 	}
-	return Outcome{Changed: true, Outputs: outputs(created), Message: fmt.Sprintf("updated pool %s: %s", in.name, strings.Join(v.diffs, ", "))}, nil
+	return Outcome{Changed: true, Outputs: outputs(created), Message: fmt.Sprintf("updated pool %s: %s", in.name, strings.Join(diffStrings(v.diffs), ", "))}, nil
 }
 
 // Invert deletes the pool, only if this run created it (the pool's own annotation

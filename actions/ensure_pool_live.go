@@ -18,8 +18,8 @@ import (
 func (a *ensurePoolImpl) checkLiveChange(ctx context.Context, cal calico.Client, v *ensureVerdict, in ensureInput) error {
 	var changing []string
 	for _, d := range v.diffs {
-		if k, _, _ := strings.Cut(d, ":"); liveFields[k] {
-			changing = append(changing, d)
+		if liveFields[d.field] {
+			changing = append(changing, d.String())
 		}
 	}
 	if len(changing) == 0 {

@@ -47,9 +47,9 @@ func (a *ensurePoolImpl) decideOperator(ctx context.Context, v *ensureVerdict, i
 		if !reflect.DeepEqual(have, next) {
 			v.entry = merged
 			hf, nf := specFields(have), specFields(next)
-			for _, k := range []string{"ipipMode", "vxlanMode", "natOutgoing", "nodeSelector", "allowedUses", "disableBGPExport", "disabled"} {
+			for _, k := range convergedFields {
 				if !reflect.DeepEqual(hf[k], nf[k]) {
-					v.diffs = append(v.diffs, fmt.Sprintf("%s: %v -> %v", k, hf[k], nf[k]))
+					v.diffs = append(v.diffs, fieldDiff{k, hf[k], nf[k]})
 				}
 			}
 		}
@@ -76,11 +76,11 @@ func (a *ensurePoolImpl) planOperator(out *Planned, in ensureInput, v ensureVerd
 		out.Change = "create"
 		out.Details = []string{fmt.Sprintf("Installation default already lists pool %s: wait for the tigera-operator to create it", in.name)}
 		if v.entry != nil {
-			out.Details = append(out.Details, "update its entry: "+strings.Join(v.diffs, ", "))
+			out.Details = append(out.Details, "update its entry: "+strings.Join(diffStrings(v.diffs), ", "))
 		}
 	case v.entry != nil:
 		out.Change = "update"
-		out.Details = append([]string{"update the entry of operator-managed pool " + in.name + " in Installation default (the operator updates the pool):"}, v.diffs...)
+		out.Details = append([]string{"update the entry of operator-managed pool " + in.name + " in Installation default (the operator updates the pool):"}, diffStrings(v.diffs)...)
 	default:
 		out.Change = "none"
 		out.Details = []string{"operator-managed pool " + in.name + " is as specified (Installation default and the pool agree)"}
@@ -154,7 +154,7 @@ func (a *ensurePoolImpl) convergeOperator(ctx context.Context, cal calico.Client
 			Message: fmt.Sprintf("added pool %s %s (%s) to Installation default; the tigera-operator created it in %s", in.name, in.cidr, describeSpec(in.spec), took)}, nil
 	}
 	return Outcome{Changed: true, Outputs: outputs(createdBy == c.RunID),
-		Message: fmt.Sprintf("updated the Installation entry of pool %s (%s); the tigera-operator applied it in %s", in.name, strings.Join(v.diffs, ", "), took)}, nil
+		Message: fmt.Sprintf("updated the Installation entry of pool %s (%s); the tigera-operator applied it in %s", in.name, strings.Join(diffStrings(v.diffs), ", "), took)}, nil
 }
 
 // invertOperator removes the entry this run added, only when nothing but node

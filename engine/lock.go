@@ -143,9 +143,8 @@ func (l *Lock) Acquire(ctx context.Context) error {
 		return fmt.Errorf("read lock %s: %w", l.describe(), err)
 	default:
 		if cur.HolderIdentity != "" && cur.HolderIdentity != l.Holder {
-			expires := cur.RenewTime.Add(time.Duration(cur.LeaseDurationSeconds) * time.Second)
-			if time.Now().Before(expires) {
-				return &HeldError{Lease: l.describe(), Holder: cur.HolderIdentity, RenewedAt: cur.RenewTime.Time, ExpiresIn: time.Until(expires)}
+			if time.Now().Before(expiry(cur)) {
+				return l.heldError(cur, false)
 			}
 			if cur, err = l.confirmAbandoned(ctx, cur, raw); err != nil {
 				return err
@@ -191,12 +190,8 @@ func (l *Lock) confirmAbandoned(ctx context.Context, cur *resourcelock.LeaderEle
 	}
 	since := l.clock.Now()
 	for l.clock.Since(since) < wait {
-		t := l.clock.NewTimer(min(observeEvery, wait-l.clock.Since(since)))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("lock %s: waiting to take over the lease of %q: %w", l.describe(), cur.HolderIdentity, ctx.Err())
-		case <-t.C():
+		if err := sleepOn(ctx, l.clock, min(observeEvery, wait-l.clock.Since(since))); err != nil {
+			return nil, fmt.Errorf("lock %s: waiting to take over the lease of %q: %w", l.describe(), cur.HolderIdentity, err)
 		}
 		next, nextRaw, err := l.ll.Get(ctx)
 		if apierrors.IsNotFound(err) {
@@ -206,9 +201,7 @@ func (l *Lock) confirmAbandoned(ctx context.Context, cur *resourcelock.LeaderEle
 			return nil, fmt.Errorf("read lock %s: %w", l.describe(), err)
 		}
 		if !bytes.Equal(raw, nextRaw) {
-			expires := next.RenewTime.Add(time.Duration(next.LeaseDurationSeconds) * time.Second)
-			return nil, &HeldError{Lease: l.describe(), Holder: next.HolderIdentity, RenewedAt: next.RenewTime.Time, ExpiresIn: time.Until(expires),
-				Renewed: true}
+			return nil, l.heldError(next, true)
 		}
 	}
 	return cur, nil
@@ -229,12 +222,8 @@ func (l *Lock) AcquireWithin(ctx context.Context, timeout time.Duration) error {
 		if l.Notify != nil {
 			l.Notify(fmt.Sprintf("%v; waiting up to %s for it", err, deadline.Sub(l.clock.Now()).Round(time.Second)))
 		}
-		t := l.clock.NewTimer(min(l.RenewEvery, deadline.Sub(l.clock.Now())))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("waiting for lock %s: %w", l.describe(), ctx.Err())
-		case <-t.C():
+		if err := sleepOn(ctx, l.clock, min(l.RenewEvery, deadline.Sub(l.clock.Now()))); err != nil {
+			return fmt.Errorf("waiting for lock %s: %w", l.describe(), err)
 		}
 	}
 }
@@ -244,8 +233,32 @@ func (l *Lock) heldBy(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("lock %s is contended: %w", l.describe(), err)
 	}
-	expires := cur.RenewTime.Add(time.Duration(cur.LeaseDurationSeconds) * time.Second)
-	return &HeldError{Lease: l.describe(), Holder: cur.HolderIdentity, RenewedAt: cur.RenewTime.Time, ExpiresIn: time.Until(expires)}
+	return l.heldError(cur, false)
+}
+
+// expiry is when a lease record lapses unless renewed, by the holder's clock.
+func expiry(rec *resourcelock.LeaderElectionRecord) time.Time {
+	return rec.RenewTime.Add(time.Duration(rec.LeaseDurationSeconds) * time.Second)
+}
+
+// heldError describes a lease another run holds; renewed says it looked
+// expired but changed while watched.
+func (l *Lock) heldError(rec *resourcelock.LeaderElectionRecord, renewed bool) *HeldError {
+	return &HeldError{Lease: l.describe(), Holder: rec.HolderIdentity, RenewedAt: rec.RenewTime.Time,
+		ExpiresIn: time.Until(expiry(rec)), Renewed: renewed}
+}
+
+// sleepOn waits d on c, or until ctx ends (its error then): every wait of the
+// lock and the runner sees a cancelled run at once, never after a bare sleep.
+func sleepOn(ctx context.Context, c clock.Clock, d time.Duration) error {
+	t := c.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C():
+		return nil
+	}
 }
 
 // Hold renews the lease until Release and returns a context that is cancelled the
@@ -300,12 +313,8 @@ func (l *Lock) watchLease(ctx context.Context, lost func(error)) {
 		w, err := leases.Watch(ctx, metav1.ListOptions{FieldSelector: sel, ResourceVersion: rv, AllowWatchBookmarks: true})
 		if err != nil {
 			rv = "" // e.g. 410 Gone: start again from the current state
-			t := l.clock.NewTimer(observeEvery)
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			if sleepOn(ctx, l.clock, observeEvery) != nil {
 				return
-			case <-t.C():
 			}
 			continue
 		}

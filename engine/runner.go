@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/utils/clock"
+
 	"github.com/runbookdev/runbook/actions"
 	"github.com/runbookdev/runbook/internal/exitcode"
 	"github.com/runbookdev/runbook/internal/preflight"
@@ -475,7 +477,7 @@ func (r *runner) waitUntil(ctx context.Context, st *runbooks.Step) error {
 			// Debounce: a burst of cache events costs one evaluation. The pause
 			// watches the context like every other wait: a signal or a lost lock
 			// ends the step now, not after it.
-			if sleepCtx(ctx, untilDebounce) != nil {
+			if sleepOn(ctx, clock.RealClock{}, untilDebounce) != nil {
 				continue // the select above reports the context's end
 			}
 			for len(r.Changes) > 0 {
@@ -489,18 +491,6 @@ func (r *runner) waitUntil(ctx context.Context, st *runbooks.Step) error {
 // untilDebounce is how long a change to the cache waits for the rest of its burst
 // before the until guard is evaluated again.
 const untilDebounce = 100 * time.Millisecond
-
-// sleepCtx waits d, or until ctx ends (returning its error).
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
 
 // rollback undoes completed steps in reverse order, from the failed step down, never
 // across a point of no return. It returns what a human must still do.

@@ -5,22 +5,24 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // Every pause in the engine ends with its context: a signal or a lost lock is
 // acted on at once, not after the pause (issue #24).
-func TestSleepCtxEndsWithTheContext(t *testing.T) {
+func TestSleepOnEndsWithTheContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
 	start := time.Now()
-	err := sleepCtx(ctx, time.Hour)
+	err := sleepOn(ctx, clock.RealClock{}, time.Hour)
 	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("sleepCtx = %v, want context.Canceled", err)
+		t.Fatalf("sleepOn = %v, want context.Canceled", err)
 	}
 	if took := time.Since(start); took > 10*time.Second {
-		t.Errorf("sleepCtx returned %v after a cancel 20ms in", took)
+		t.Errorf("sleepOn returned %v after a cancel 20ms in", took)
 	}
-	if err := sleepCtx(context.Background(), time.Millisecond); err != nil {
-		t.Errorf("sleepCtx(1ms) = %v, want nil", err)
+	if err := sleepOn(context.Background(), clock.RealClock{}, time.Millisecond); err != nil {
+		t.Errorf("sleepOn(1ms) = %v, want nil", err)
 	}
 }
