@@ -3,8 +3,10 @@
 # them, so the main module never compiles Kubernetes or the Calico API server:
 #   hack/tools                    kube-apiserver, kube-controller-manager, kube-scheduler,
 #                                 kubectl (k8s.io/kubernetes), etcd, kwok
-#   hack/tools-calico-apiserver   calico-apiserver (the projectcalico.org/v3 API server,
-#                                 k8s.io/* v0.29 like the Calico monorepo)
+#   hack/tools-calico             calico-apiserver (the projectcalico.org/v3 API server),
+#                                 calico-kube-controllers, calico-allocate-tunnel-addrs
+#                                 (calico-node's allocateip), k8s.io/* v0.29 like the
+#                                 Calico monorepo
 # and downloads the tigera-operator module pinned by hack/tools-operator (its CRDs).
 #
 #   bash hack/build-tools.sh              build if needed, report where the binaries are
@@ -97,8 +99,10 @@ build_set "the Kubernetes control plane (~5 min)" "$root/hack/tools" "$k8s_ldfla
   sigs.k8s.io/kwok/cmd/kwok=kwok \
   ./cmd/etcd=etcd
 dirs+=("$set_dir")
-build_set "the Calico API server (~2 min)" "$root/hack/tools-calico-apiserver" "-s -w" \
-  github.com/projectcalico/calico/apiserver/cmd/apiserver=calico-apiserver
+build_set "the Calico API server, kube-controllers, tunnel allocator (~3 min)" "$root/hack/tools-calico" "-s -w" \
+  github.com/projectcalico/calico/apiserver/cmd/apiserver=calico-apiserver \
+  github.com/projectcalico/calico/kube-controllers/cmd/kube-controllers=calico-kube-controllers \
+  ./cmd/calico-allocate-tunnel-addrs=calico-allocate-tunnel-addrs
 dirs+=("$set_dir")
 
 # Not a binary: the operator flavour installs tigera-operator's CRDs from its
