@@ -425,11 +425,25 @@ func clusterDialTargets(ctx context.Context, c *Cluster) (dialInventory, error) 
 		}
 		inv.targets = append(inv.targets, t...)
 	}
+	pids := map[int]bool{}
+	for _, p := range procs {
+		pids[p.pid] = true
+	}
 	for _, comp := range c.components {
-		switch comp.(type) {
+		switch comp := comp.(type) {
 		case *process, *envtestComponent:
 			if comp.Running() && !names[comp.Name()] {
 				return inv, fmt.Errorf("component %s runs, but no child process of it mentions %s", comp.Name(), c.workDir)
+			}
+		case *supervised:
+			if pid := comp.PID(); pid != 0 && !pids[pid] {
+				return inv, fmt.Errorf("component %s runs as pid %d, which mentions no %s", comp.Name(), pid, c.workDir)
+			}
+		case *calicoNodeRuntime:
+			for node, pid := range comp.PIDs() {
+				if !pids[pid] {
+					return inv, fmt.Errorf("calico-node on %s runs as pid %d, which mentions no %s", node, pid, c.workDir)
+				}
 			}
 		}
 	}
@@ -534,8 +548,9 @@ type childProcess struct {
 	args, env []string
 }
 
-// childProcesses returns this process's children whose command line mentions
-// workDir: the cluster's etcd, apiserver, controllers, kwok, Calico API server.
+// childProcesses returns this process's children whose command line or
+// environment mentions workDir: the cluster's etcd, apiserver, controllers, kwok,
+// Calico API server, kube-controllers and calico-node allocators.
 func childProcesses(workDir string) ([]childProcess, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
@@ -552,11 +567,16 @@ func childProcesses(workDir string) ([]childProcess, error) {
 			continue
 		}
 		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if err != nil || !bytes.Contains(cmdline, []byte(workDir+string(filepath.Separator))) {
+		if err != nil {
+			continue
+		}
+		// calico-node's allocator takes its kubeconfig from $KUBECONFIG only.
+		environ, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		mark := []byte(workDir + string(filepath.Separator))
+		if !bytes.Contains(cmdline, mark) && !bytes.Contains(environ, mark) {
 			continue
 		}
 		args := splitNUL(cmdline)
-		environ, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
 		out = append(out, childProcess{pid: pid, name: filepath.Base(args[0]), args: args[1:], env: splitNUL(environ)})
 	}
 	return out, nil

@@ -29,9 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/runbookdev/runbook/test/sandbox/calinode"
 	"github.com/runbookdev/runbook/test/sandbox/cni"
-	"github.com/runbookdev/runbook/test/sandbox/kubecontrollers"
 	"github.com/runbookdev/runbook/test/sandbox/operator"
 	"github.com/runbookdev/runbook/test/scenarios"
 )
@@ -48,12 +46,13 @@ type Cluster struct {
 	kubeconfig string
 	components []Component // in start order; stopped in reverse
 	cni        *inProcess[*cni.Plugin]
-	calicoNode *inProcess[*calinode.Allocator]
+	calicoNode *calicoNodeRuntime
 	operator   *inProcess[*operator.Operator]
-
-	kubeControllers *inProcess[*kubecontrollers.Controller]
-	timings         []Timing
-	guard           *netGuard // keeps pod, Service and node addresses on this machine (netguard.go)
+	// calicoVersion is the release of the pinned Calico module (calico.yaml's
+	// calico/node image tag), which the real Calico binaries are built from.
+	calicoVersion string
+	timings       []Timing
+	guard         *netGuard // keeps pod, Service and node addresses on this machine (netguard.go)
 }
 
 // Timing is the duration of one start-up phase.
@@ -115,6 +114,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		if manifest, err = loadCalicoManifest(dir); err != nil {
 			return err
 		}
+		c.calicoVersion = manifest.version
 		if c.opts.Flavour != FlavourOperator {
 			return nil
 		}
@@ -192,10 +192,10 @@ func (c *Cluster) start(ctx context.Context) error {
 		}
 	}
 
-	if err := c.phase("calico-node stand-in", func() error { return c.startCalicoNode(ctx) }); err != nil {
+	if err := c.phase("calico-node (tunnel addrs)", func() error { return c.startCalicoNode(ctx) }); err != nil {
 		return err
 	}
-	if err := c.phase("kube-controllers stand-in", func() error { return c.startKubeControllers(ctx) }); err != nil {
+	if err := c.phase("calico-kube-controllers", func() error { return c.startKubeControllers(ctx) }); err != nil {
 		return err
 	}
 
@@ -381,18 +381,6 @@ func (c *Cluster) CNIStats() cni.Stats {
 		return p.Stats()
 	}
 	return cni.Stats{}
-}
-
-// CalicoNodeStats returns the calico-node stand-in's counters (zero while it is
-// stopped).
-func (c *Cluster) CalicoNodeStats() calinode.Stats {
-	if c.calicoNode == nil {
-		return calinode.Stats{}
-	}
-	if a, ok := c.calicoNode.current(); ok {
-		return a.Stats()
-	}
-	return calinode.Stats{}
 }
 
 // OperatorStats returns the operator stand-in's counters (flavour operator; zero
