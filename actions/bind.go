@@ -77,6 +77,7 @@ func Bind(ctx context.Context, c *Cluster) (*Bound, error) {
 	b.Impls["disablePool"] = &disablePoolImpl{env: env}
 	b.Impls["assertNewAllocations"] = &assertNewAllocationsImpl{env: env}
 	b.Impls["deletePool"] = &deletePoolImpl{env: env}
+	b.Impls["moveTunnelAddresses"] = &moveTunnelsImpl{env: env}
 	leaks := &releaseLeakedImpl{env: env}
 	if c != nil {
 		leaks.dyn = c.Dynamic

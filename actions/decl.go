@@ -226,6 +226,12 @@ var actionNeeds = map[string][]Permission{
 		{Group: "admissionregistration.k8s.io", Resource: "mutatingwebhookconfigurations", Verbs: []string{"list"}, Why: "pods backing webhooks move first, one at a time (internal/podmove/critical.go)"},
 		{Group: "apiregistration.k8s.io", Resource: "apiservices", Verbs: []string{"list"}, Why: "pods backing APIServices move first, one at a time (internal/podmove/critical.go)"},
 	},
+	"moveTunnelAddresses": slices.Concat(
+		poolPerms([]string{"list"}, "the pool and the pools that take the addresses (internal/calico/crd_live.go)"),
+		[]Permission{
+			{Resource: "nodes", Verbs: []string{"list", "watch"}, Why: "the nodes' tunnel addresses, watched while calico-node restarts (internal/tunnelmove)"},
+			{Resource: "pods", Verbs: []string{"list", "watch", "delete"}, Why: "restart calico-node: delete its pod on one node, watch the replacement (internal/tunnelmove)"},
+		}),
 	"assertNewAllocations": {
 		{Resource: "namespaces", Verbs: []string{"get", "list", "watch", "create", "delete"}, Why: "the verification namespace, created and deleted (actions/probe_namespace.go)"},
 		{Resource: "pods", Verbs: []string{"get", "create"}, Why: "the test pods (actions/assert_new_allocations.go, probe_wait.go)"},
@@ -335,7 +341,7 @@ var Default = func() *Registry {
 }()
 
 func builtinDecls() []*Decl {
-	return []*Decl{ensurePoolDecl, disablePoolDecl, deletePodsInPoolDecl, assertNewAllocationsDecl, releaseLeakedAddressesDecl, deletePoolDecl, pauseDecl}
+	return []*Decl{ensurePoolDecl, disablePoolDecl, deletePodsInPoolDecl, moveTunnelAddressesDecl, assertNewAllocationsDecl, releaseLeakedAddressesDecl, deletePoolDecl, pauseDecl}
 }
 
 // checked gives a declared parameter a value rule beyond its type

@@ -22,7 +22,10 @@ Satisfied when the pool is already disabled or does not exist.
 Disabling moves node tunnel addresses at once: calico-node re-addresses tunl0/vxlan.calico from
 another enabled pool with matching encapsulation and Tunnel in allowedUses that selects the node,
 or removes them. The plan announces this, and the action refuses when some node would be left
-without a tunnel address.`,
+without a tunnel address. An operator-managed pool whose operator has no disableNewAllocations
+(tigera-operator v1.34, Calico 3.28) is disabled by nodeSelector: "!all()" instead, which
+calico-node does not react to: its tunnel addresses stay until a moveTunnelAddresses step
+restarts calico-node node by node.`,
 	Params: []Param{
 		checked(p("name", value.String, true, nil, "Name of the IPPool to disable."), check.PoolName),
 	},
@@ -136,14 +139,25 @@ func (a *disablePoolImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 	}
 	out := Planned{Change: "update", Facts: v.facts,
 		Details: []string{fmt.Sprintf("set spec.disabled: true on pool %s (%s) through %s: no new addresses from it; existing pods keep theirs", name, v.pool.CIDR, cal.Detection().String())}}
+	bySelector := false
 	if v.op.inst != nil {
 		how := "disableNewAllocations: true"
 		if dna, err := a.env.supportsDNA(ctx, v.op.inst); err != nil {
 			return Planned{}, fmt.Errorf("disablePool %q: %w", name, err)
 		} else if !dna {
-			how = `nodeSelector: "!all()" (this operator's Installation has no disableNewAllocations)`
+			how, bySelector = `nodeSelector: "!all()" (this operator's Installation has no disableNewAllocations)`, true
 		}
 		out.Details = []string{fmt.Sprintf("set %s on the entry of operator-managed pool %s (%s) in Installation default (one full-list update with a resourceVersion precondition); the tigera-operator disables the pool: no new addresses from it, existing pods keep theirs", how, name, v.pool.CIDR)}
+	}
+	if bySelector {
+		// calico-node v3.28's tunnel allocator does not watch nodeSelector
+		// (node/pkg/allocateip OnUpdates compares the v1 pool model, which has no
+		// selector): nothing moves until calico-node restarts on each node.
+		if len(v.changes) > 0 {
+			out.Warnings = append(out.Warnings, fmt.Sprintf("%d node tunnel address(es) stay in pool %s: calico-node does not react to a nodeSelector change; a moveTunnelAddresses step (restarting calico-node one node at a time) moves them, or deletePool refuses",
+				len(v.changes), name))
+		}
+		return out, nil
 	}
 	for _, c := range v.changes {
 		out.Warnings = append(out.Warnings, "tunnel address moves at once: "+c.String())
@@ -194,8 +208,12 @@ func (a *disablePoolImpl) Apply(ctx context.Context, c *Call) (Outcome, error) {
 			if err := a.env.setEntryDisabled(ctx, cal, name, v.pool, true, c.RunID); err != nil {
 				return err
 			}
+			moved := fmt.Sprintf("%d node tunnel address(es) move to another pool", len(v.changes))
+			if dna, err := a.env.supportsDNA(ctx, v.op.inst); err == nil && !dna {
+				moved = fmt.Sprintf("its %d node tunnel address(es) stay until calico-node restarts (moveTunnelAddresses)", len(v.changes))
+			}
 			out = Outcome{Changed: true, Outputs: map[string]any{"wasDisabled": false},
-				Message: fmt.Sprintf("disabled operator-managed pool %s (%s) through Installation default; %d node tunnel address(es) move to another pool", name, v.pool.CIDR, len(v.changes))}
+				Message: fmt.Sprintf("disabled operator-managed pool %s (%s) through Installation default; %s", name, v.pool.CIDR, moved)}
 			return nil
 		}
 		runID := c.RunID

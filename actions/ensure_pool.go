@@ -448,7 +448,7 @@ func (a *ensurePoolImpl) Invert(ctx context.Context, c *Call) (InverseOutcome, e
 			if !h.onlyTunnels() {
 				return InverseOutcome{Changed: changed, Kept: fmt.Sprintf("pool %s is in use: %s", in.name, strings.Join(h.lines(), "; "))}, nil
 			}
-			kept, err := a.drainTunnels(ctx, cal, c, p, h)
+			kept, err := a.drainTunnels(ctx, cal, c, p, h, false)
 			if err != nil {
 				return fail(err)
 			}
@@ -478,9 +478,26 @@ func (a *ensurePoolImpl) Invert(ctx context.Context, c *Call) (InverseOutcome, e
 const tunnelDrainTimeout = 2 * time.Minute
 
 // drainTunnels disables a pool this run created and waits until no tunnel address
-// is in it any more. It returns why the pool is kept when they stay.
-func (a *ensurePoolImpl) drainTunnels(ctx context.Context, cal calico.Client, c *Call, p *calico.Pool, h holders) (string, error) {
-	if !p.Spec.Disabled {
+// is in it any more. It returns why the pool is kept when they stay. An
+// operator's pool (byOperator) is never patched here: the operator disabled it
+// through its Installation entry, and reverts direct edits.
+func (a *ensurePoolImpl) drainTunnels(ctx context.Context, cal calico.Client, c *Call, p *calico.Pool, h holders, byOperator bool) (string, error) {
+	if byOperator && !disabled(p) {
+		return "", fmt.Errorf("ensurePool %q inverse: the operator has not disabled pool %s as its Installation entry says", p.Name, p.Name)
+	}
+	if !p.Spec.Disabled && calico.SelectsNoNode(p.Spec.NodeSelector) {
+		// Disabled by nodeSelector (an operator without disableNewAllocations):
+		// calico-node does not react to that, and the pool is the operator's, never
+		// patched here. Restarting calico-node node by node moves the addresses.
+		mover := &moveTunnelsImpl{env: a.env}
+		if _, err := mover.run(ctx, cal, c, moveTunnelsInput{pool: p.Name, nodeTimeout: tunnelDrainTimeout}); err != nil {
+			if errors.Is(err, ErrRefused) || ctx.Err() == nil {
+				return fmt.Sprintf("pool %s is disabled by nodeSelector, and restarting calico-node did not move its tunnel addresses out: %v", p.Name, err), nil
+			}
+			return "", err
+		}
+	}
+	if !p.Spec.Disabled && !calico.SelectsNoNode(p.Spec.NodeSelector) {
 		runID := c.RunID
 		_, err := cal.PatchPool(ctx, p.Name, calico.PoolPatch{Spec: map[string]any{"disabled": true},
 			Annotations: map[string]*string{calico.AnnotationDisabledByRun: &runID}, ResourceVersion: p.ResourceVersion})

@@ -79,7 +79,7 @@ func (h holders) lines() []string {
 		for i, t := range h.tunnels {
 			names[i] = fmt.Sprintf("node %s %s %s", t.Node, t.Kind, t.IP)
 		}
-		out = append(out, fmt.Sprintf("%d node tunnel address(es) in %s: %s", len(h.tunnels), h.pool.CIDR, capped(names, maxListed)))
+		out = append(out, fmt.Sprintf("%d node tunnel address(es) in %s: %s (calico-node moves them once the pool no longer serves them: on a pool disabled by nodeSelector only after it restarts, which a moveTunnelAddresses step does node by node)", len(h.tunnels), h.pool.CIDR, capped(names, maxListed)))
 	}
 	return out
 }

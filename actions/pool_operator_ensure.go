@@ -181,20 +181,38 @@ func (a *ensurePoolImpl) invertOperator(ctx context.Context, cal calico.Client, 
 		if !h.empty() && !h.onlyTunnels() {
 			return InverseOutcome{Kept: fmt.Sprintf("pool %s is in use: %s", in.name, strings.Join(h.lines(), "; "))}, nil
 		}
-		if !h.empty() {
-			if err := a.env.setEntryDisabled(ctx, cal, in.name, p, true, c.RunID); err != nil {
+		// Disabled first, also when it looks empty: calico-node releases a tunnel
+		// address before it assigns the next (allocateip.go ensureHostTunnelAddress),
+		// so a pool can look empty while addresses are on their way into it (seen
+		// in TestFlavourOperator, #24). Once it is disabled nothing enters it.
+		if err := a.env.setEntryDisabled(ctx, cal, in.name, p, true, c.RunID); err != nil {
+			return fail(err)
+		}
+		changed = true
+		if err := calico.InFlightGrace(ctx); err != nil {
+			return fail(err)
+		}
+		// Checked live. An operator reconcile that read the Installation before the
+		// disable can still write the pool back enabled for a moment: tunnel
+		// addresses back in it are waited out again, a bounded number of times,
+		// once the operator has disabled the pool again.
+		for attempt := 0; ; attempt++ {
+			if p, err = a.awaitDisabled(ctx, cal, in.name); err != nil {
 				return fail(err)
 			}
-			changed = true
-			if err := calico.InFlightGrace(ctx); err != nil {
+			if p == nil {
+				break
+			}
+			if h, err = poolHolders(ctx, cal.Live(), p); err != nil {
 				return fail(err)
 			}
-			// Read again: drainTunnels must see the pool disabled (by the
-			// operator), or it would patch the operator's pool itself.
-			if p, _, err = livePool(ctx, cal, in.name); err != nil || p == nil {
-				return fail(fmt.Errorf("pool %s vanished while its tunnel addresses moved: %v", in.name, err))
+			if h.empty() {
+				break
 			}
-			kept, err := a.drainTunnels(ctx, cal, c, p, h)
+			if !h.onlyTunnels() || attempt == 2 {
+				return InverseOutcome{Changed: changed, Kept: fmt.Sprintf("pool %s is in use: %s", in.name, strings.Join(h.lines(), "; "))}, nil
+			}
+			kept, err := a.drainTunnels(ctx, cal, c, p, h, true)
 			if err != nil {
 				return fail(err)
 			}
@@ -202,21 +220,29 @@ func (a *ensurePoolImpl) invertOperator(ctx context.Context, cal calico.Client, 
 				return InverseOutcome{Changed: true, Kept: kept}, nil
 			}
 		}
-		// Checked again now that nothing can allocate from it any more.
-		if p, _, err = livePool(ctx, cal, in.name); err != nil {
-			return fail(err)
-		}
-		if p != nil {
-			if h, err = poolHolders(ctx, cal.Live(), p); err != nil {
-				return fail(err)
-			}
-			if !h.empty() {
-				return InverseOutcome{Changed: changed, Kept: fmt.Sprintf("pool %s is in use: %s", in.name, strings.Join(h.lines(), "; "))}, nil
-			}
-		}
 	}
 	if err := a.env.removeEntry(ctx, cal, in.name); err != nil {
 		return fail(err)
 	}
 	return InverseOutcome{Changed: true, Message: "removed pool " + in.name + ", added by this run, from Installation default; the tigera-operator deleted it"}, nil
+}
+
+// awaitDisabled waits (bounded) until pool name is disabled or gone, as the
+// operator writes it from its Installation entry, and returns it as read live.
+func (a *ensurePoolImpl) awaitDisabled(ctx context.Context, cal calico.Client, name string) (*calico.Pool, error) {
+	wctx, cancel := context.WithTimeout(ctx, tunnelDrainTimeout)
+	defer cancel()
+	err := cal.Await(wctx, func(r calico.Reader) (bool, error) {
+		pools, err := r.Pools(wctx)
+		if err != nil {
+			return false, nil
+		}
+		p := calico.FindPool(pools, name)
+		return p == nil || disabled(p), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("the operator did not disable pool %s again within %s: %w", name, tunnelDrainTimeout, err)
+	}
+	p, _, err := livePool(ctx, cal, name)
+	return p, err
 }

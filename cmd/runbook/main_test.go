@@ -35,7 +35,7 @@ func TestCLI(t *testing.T) {
 		stderr     string // substring
 		jsonStdout bool
 	}{
-		{"validate example", []string{"validate", example}, exitcode.OK, "valid (5 steps)", "", false},
+		{"validate example", []string{"validate", example}, exitcode.OK, "valid (6 steps)", "", false},
 		{"validate with values", []string{"validate", example, "-f", "../../examples/migrate-ippool/values/prod.yaml"}, exitcode.OK, "valid", "", false},
 		{"validate broken", []string{"validate", "../../runbooks/testdata/broken/04-unknown-action.yaml"}, exitcode.Invalid, "",
 			`04-unknown-action.yaml:7:13: steps[0].action: unknown action "ensurePol" (did you mean "ensurePool"?)`, false},

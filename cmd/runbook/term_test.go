@@ -92,7 +92,7 @@ func TestColourOnARealTerminal(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v: %s", err, out)
 			}
-			if got := strings.Contains(string(out), "\x1b[32mvalid\x1b[0m"); got != tt.colour || !strings.Contains(string(out), "valid (5 steps)") && !tt.colour {
+			if got := strings.Contains(string(out), "\x1b[32mvalid\x1b[0m"); got != tt.colour || !strings.Contains(string(out), "valid (6 steps)") && !tt.colour {
 				t.Errorf("colour %v, want %v: %q", got, tt.colour, out)
 			}
 		})

@@ -146,7 +146,7 @@ func (c *crdCache) applyPod(key string, obj any) bool {
 
 func (c *crdCache) applyNode(key string, obj any) bool {
 	n, ok := obj.(*corev1.Node)
-	return ok && c.nodes.set(key, nodeFromObject(n), nil)
+	return ok && c.nodes.set(key, NodeFromObject(n), nil)
 }
 
 func (c *crdCache) applyConfigMap(key string, obj any) bool {

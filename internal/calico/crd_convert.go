@@ -133,9 +133,9 @@ func podFromObject(p *corev1.Pod) Pod {
 	return out
 }
 
-// nodeFromObject keeps a node's labels (Calico nodeSelectors evaluate the Kubernetes
+// NodeFromObject is the Calico view of a Kubernetes node: it keeps a node's labels (Calico nodeSelectors evaluate the Kubernetes
 // node labels), scheduling fields and the tunnel addresses calico-node publishes.
-func nodeFromObject(n *corev1.Node) Node {
+func NodeFromObject(n *corev1.Node) Node {
 	out := Node{Name: n.Name, Labels: n.Labels, Unschedulable: n.Spec.Unschedulable, Taints: n.Spec.Taints,
 		WireguardV4: n.Annotations[annotationWireguardKey] != "", WireguardV6: n.Annotations[annotationWireguardKeyV6] != ""}
 	for _, c := range n.Status.Conditions {

@@ -87,7 +87,7 @@ func (l *crdLive) Nodes(ctx context.Context) ([]Node, error) {
 	})
 	err := p.EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
 		if n, ok := obj.(*corev1.Node); ok {
-			out = append(out, nodeFromObject(n))
+			out = append(out, NodeFromObject(n))
 		}
 		return nil
 	})

@@ -12,7 +12,7 @@ import (
 
 // poolActions are the actions of a pool migration: checks about the migration run
 // while one of them is still to run.
-var poolActions = []string{"ensurePool", "disablePool", "deletePodsInPool", "assertNewAllocations", "deletePool"}
+var poolActions = []string{"ensurePool", "disablePool", "deletePodsInPool", "moveTunnelAddresses", "assertNewAllocations", "deletePool"}
 
 func init() {
 	Register(Check{ID: "calico-ipam", Actions: poolActions, Run: checkCalicoIPAM})

@@ -38,7 +38,7 @@ func checkOldPool(ctx context.Context, in *Input, m *Migration) ([]Finding, erro
 	var out []Finding
 	seen := map[string]bool{}
 	for _, s := range in.Steps {
-		key := map[string]string{"disablePool": "name", "deletePool": "name", "deletePodsInPool": "pool"}[s.Action]
+		key := map[string]string{"disablePool": "name", "deletePool": "name", "deletePodsInPool": "pool", "moveTunnelAddresses": "pool"}[s.Action]
 		name, _ := s.With[key].(string)
 		if key == "" || name == "" || exists[name] || seen[name] {
 			continue

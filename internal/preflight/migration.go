@@ -15,7 +15,7 @@ import (
 // Migration is the pool migration the remaining steps perform, derived from their
 // rendered parameters:
 //
-//   - old pools: disablePool's and deletePool's name, deletePodsInPool's pool;
+//   - old pools: disablePool's and deletePool's name, deletePodsInPool's and moveTunnelAddresses' pool;
 //   - new pools: ensurePool's name (its spec from the step's own parameters, since
 //     the pool may not exist yet), deletePodsInPool's targetPool and
 //     assertNewAllocations' pool (read from the cluster).
@@ -153,6 +153,8 @@ func (in *Input) migration(ctx context.Context) (*Migration, error) {
 			}
 		case "disablePool", "deletePool":
 			addOld(str(s, "name"))
+		case "moveTunnelAddresses":
+			addOld(str(s, "pool"))
 		case "deletePodsInPool":
 			addOld(str(s, "pool"))
 			addExisting(str(s, "targetPool"))

@@ -255,7 +255,7 @@ func TestGitHubActionsSnippet(t *testing.T) {
 		t.Fatalf("pull request: apply ran: %s", pr["apply"])
 	}
 	mustContain(t, "PR plan summary", pr["plan"].summary, "### runbook plan (sandbox)", "Plan for migrate-ippool in sandbox", "+ add-new-pool: ensurePool create", "step(s) would change the cluster.")
-	mustContain(t, "PR validate log", pr["validate"].log, "runbooks/migrate-ippool/runbook.yaml: valid (5 steps)")
+	mustContain(t, "PR validate log", pr["validate"].log, "runbooks/migrate-ippool/runbook.yaml: valid (6 steps)")
 
 	merge := (&github{world: w, wf: wf, secrets: secrets, event: "push"}).run()
 	for _, j := range []string{"validate", "plan", "apply"} {

@@ -32,7 +32,7 @@ func TestFlavourAPIServer(t *testing.T) {
 
 	res, rep := r.cli(t, "apply", exampleRunbook, "-f", exampleValues, "--yes")
 	res.Must(t, 0)
-	for _, id := range []string{"add-new-pool", "disable-old-pool", "move-pods", "verify", "delete-old-pool"} {
+	for _, id := range []string{"add-new-pool", "disable-old-pool", "move-pods", "move-tunnels", "verify", "delete-old-pool"} {
 		if s := step(t, rep, id); s.Status != "done" {
 			t.Errorf("step %s: %s %s", id, s.Status, s.Error)
 		}

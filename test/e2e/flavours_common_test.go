@@ -89,8 +89,8 @@ func requireAllUnchanged(t *testing.T, rep *engine.Report) {
 			t.Errorf("re-run: step %s %s changed=%t: %s %s", s.ID, s.Status, s.Changed, s.Message, s.Error)
 		}
 	}
-	if len(rep.Steps) != 5 {
-		t.Errorf("re-run reported %d steps, want 5", len(rep.Steps))
+	if len(rep.Steps) != 6 {
+		t.Errorf("re-run reported %d steps, want 6", len(rep.Steps))
 	}
 }
 

@@ -41,7 +41,7 @@ workloads:
 `
 
 // The example's steps, in order.
-var exampleSteps = []string{"add-new-pool", "disable-old-pool", "move-pods", "verify", "delete-old-pool"}
+var exampleSteps = []string{"add-new-pool", "disable-old-pool", "move-pods", "move-tunnels", "verify", "delete-old-pool"}
 
 // killPoint is where one invocation is killed: right after an event of the
 // binary's -o json stream (a step boundary), or a random delay after a step
