@@ -417,3 +417,83 @@ func watchTunnelMove(ctx context.Context, t *testing.T, cs kubernetes.Interface,
 	t.Fatalf("waiting for %s's tunnel address in %s: %v (watch closed)", start.Name, pool, ctx.Err())
 	return got, without
 }
+
+// A run-once allocation that fails ends the calico-node container
+// (rc.local:24 `|| exit 1`; allocateip.go:486 logs Fatal when AutoAssign finds no
+// address): the pod goes NotReady in CrashLoopBackOff, and the node keeps its old
+// address in the Node although IPAM released it (allocateip.go:391-400 releases
+// before it assigns). Here the only pool left for tunnels has one address, which
+// worker-1's restart takes; worker-2's restart then fails.
+func TestCalicoNodeRunOnceFailureKeepsPodNotReady(t *testing.T) {
+	s, err := scenarios.Parse([]byte(tunnelScenario))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sandbox.StartForTest(t, sandbox.Options{Scenario: s})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cs := kubernetes.NewForConfigOrDie(c.RESTConfig())
+	calico, err := c.NewCalicoClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = calico.IPPools().Create(ctx, &v3.IPPool{
+		ObjectMeta: metav1.ObjectMeta{Name: "tiny"},
+		Spec: v3.IPPoolSpec{CIDR: "10.0.0.0/32", BlockSize: 32, IPIPMode: v3.IPIPModeAlways,
+			VXLANMode: v3.VXLANModeNever, NATOutgoing: true, NodeSelector: "all()"},
+	}, options.SetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	updatePool(ctx, t, calico, "old", func(p *v3.IPPool) { p.Spec.NodeSelector = "!all()" })
+	tiny := netip.MustParsePrefix("10.0.0.0/32")
+
+	restart := func(node string) corev1.Pod {
+		t.Helper()
+		victim := calicoNodePods(ctx, t, cs)[node]
+		if err := cs.CoreV1().Pods(victim.Namespace).Delete(ctx, victim.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return victim
+	}
+	restart("worker-1")
+	waitNodes(ctx, t, cs, "worker-1's tunnel address in the one-address pool", func(n *corev1.Node) bool {
+		ip, err := netip.ParseAddr(n.Annotations[ipipAnnotation])
+		return n.Name != "worker-1" || (err == nil && tiny.Contains(ip))
+	})
+
+	oldAddr := nodeAnnotationOf(ctx, t, cs, "worker-2", ipipAnnotation)
+	victim := restart("worker-2")
+	start := time.Now()
+	var failed corev1.Pod
+	poll(ctx, t, "worker-2's new calico-node pod NotReady in CrashLoopBackOff", func(ctx context.Context) (bool, error) {
+		p, ok := calicoNodePods(ctx, t, cs)["worker-2"]
+		if !ok || p.UID == victim.UID || isReady(p) {
+			return false, nil
+		}
+		for _, st := range p.Status.ContainerStatuses {
+			if st.Name == "calico-node" && st.State.Waiting != nil && st.State.Waiting.Reason == "CrashLoopBackOff" {
+				failed = p
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	t.Logf("worker-2's calico-node NotReady %v after its pod was deleted: %s", time.Since(start).Round(time.Millisecond), failed.Status.ContainerStatuses[0].LastTerminationState.Terminated.Message)
+	if got := nodeAnnotationOf(ctx, t, cs, "worker-2", ipipAnnotation); got != oldAddr {
+		t.Errorf("worker-2's tunnel annotation %q, want the old %q kept by the failed allocation", got, oldAddr)
+	}
+	checkReleased(ctx, t, calico, netip.MustParseAddr(oldAddr))
+	if st := c.CalicoNodeStats(); st.RunOnceFailed == 0 {
+		t.Errorf("calico-node %+v: want a failed run-once allocation", st)
+	}
+}
+
+func nodeAnnotationOf(ctx context.Context, t *testing.T, cs kubernetes.Interface, node, key string) string {
+	t.Helper()
+	n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n.Annotations[key]
+}

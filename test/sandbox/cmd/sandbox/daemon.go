@@ -63,6 +63,10 @@ func daemon(c config) error {
 	for _, t := range cluster.Timings() {
 		st.Phases = append(st.Phases, phaseTiming{Phase: t.Phase, Duration: t.Duration})
 	}
+	st.Calico = cluster.CalicoComponents()
+	for _, c := range st.Calico {
+		logger.Printf("calico: %s: real=%v %s (%s)", c.Name, c.Real, c.Version, c.How)
+	}
 	if err := writeState(c.dir, st); err != nil {
 		err = fmt.Errorf("writing status: %w", err)
 		return errors.Join(err, cluster.Stop(context.Background()))

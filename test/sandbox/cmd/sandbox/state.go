@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/runbookdev/runbook/test/sandbox"
 )
 
 // The files of the state directory.
@@ -29,6 +31,24 @@ type state struct {
 	StartedAt  time.Time     `json:"startedAt"`
 	ReadyAt    time.Time     `json:"readyAt"`
 	Phases     []phaseTiming `json:"phases"`
+	// Calico says which Calico components are the real ones, and which stand-ins.
+	Calico []sandbox.CalicoComponent `json:"calico"`
+}
+
+// printCalico prints which Calico components run for real (with their version)
+// and which are stand-ins.
+func printCalico(st *state) {
+	fmt.Println("  Calico:")
+	for _, c := range st.Calico {
+		kind := "stand-in"
+		switch {
+		case c.Real:
+			kind = "real " + c.Version
+		case c.Absent:
+			kind = "absent"
+		}
+		fmt.Printf("    %-50s %-16s %s\n", c.Name, kind, c.How)
+	}
 }
 
 type phaseTiming struct {

@@ -88,6 +88,7 @@ func up(ctx context.Context, c config) error {
 			for _, p := range st.Phases {
 				fmt.Printf("  %-28s %v\n", p.Phase, p.Duration.Round(time.Millisecond))
 			}
+			printCalico(st)
 			fmt.Printf("sandbox: ready in %v\n", time.Since(started).Round(100*time.Millisecond))
 			printUsage(c.dir, c.flavour)
 			return nil
