@@ -485,19 +485,8 @@ func (a *ensurePoolImpl) drainTunnels(ctx context.Context, cal calico.Client, c 
 	if byOperator && !disabled(p) {
 		return "", fmt.Errorf("ensurePool %q inverse: the operator has not disabled pool %s as its Installation entry says", p.Name, p.Name)
 	}
-	if !p.Spec.Disabled && calico.SelectsNoNode(p.Spec.NodeSelector) {
-		// Disabled by nodeSelector (an operator without disableNewAllocations):
-		// calico-node does not react to that, and the pool is the operator's, never
-		// patched here. Restarting calico-node node by node moves the addresses.
-		mover := &moveTunnelsImpl{env: a.env}
-		if _, err := mover.run(ctx, cal, c, moveTunnelsInput{pool: p.Name, nodeTimeout: tunnelDrainTimeout}); err != nil {
-			if errors.Is(err, ErrRefused) || ctx.Err() == nil {
-				return fmt.Sprintf("pool %s is disabled by nodeSelector, and restarting calico-node did not move its tunnel addresses out: %v", p.Name, err), nil
-			}
-			return "", err
-		}
-	}
-	if !p.Spec.Disabled && !calico.SelectsNoNode(p.Spec.NodeSelector) {
+	bySelector := !p.Spec.Disabled && calico.SelectsNoNode(p.Spec.NodeSelector)
+	if !disabled(p) {
 		runID := c.RunID
 		_, err := cal.PatchPool(ctx, p.Name, calico.PoolPatch{Spec: map[string]any{"disabled": true},
 			Annotations: map[string]*string{calico.AnnotationDisabledByRun: &runID}, ResourceVersion: p.ResourceVersion})
@@ -510,21 +499,54 @@ func (a *ensurePoolImpl) drainTunnels(ctx context.Context, cal calico.Client, c 
 			return "", err
 		}
 	}
-	wctx, cancel := context.WithTimeout(ctx, tunnelDrainTimeout)
+	// calico-node v3.28 moves tunnel addresses out of a disabled pool at once, but
+	// not out of one disabled by nodeSelector, and it can miss a pool update that
+	// arrives while it is reconciling: its kick channel is unbuffered and the send
+	// does not block (node/pkg/allocateip/allocateip.go, reconciler.run and
+	// OnUpdates), and there is no periodic resync. Seen in TestPoolActions on the
+	// real allocator: a rollback's disable came during the reconcile of the
+	// disable before it, and the addresses stayed. So it gets tunnelReact to move
+	// them; what is left then, calico-node is restarted for, one node at a time.
+	react := tunnelReact
+	if bySelector {
+		react = 0
+	}
+	if kept := a.awaitEmpty(ctx, cal, p, &h, react); kept == "" {
+		return "", nil
+	}
+	mover := &moveTunnelsImpl{env: a.env}
+	if _, err := mover.run(ctx, cal, c, moveTunnelsInput{pool: p.Name, nodeTimeout: tunnelDrainTimeout}); err != nil {
+		if errors.Is(err, ErrRefused) || ctx.Err() == nil {
+			return fmt.Sprintf("pool %s is disabled, and restarting calico-node did not move its tunnel addresses out: %v", p.Name, err), nil
+		}
+		return "", err
+	}
+	return a.awaitEmpty(ctx, cal, p, &h, tunnelDrainTimeout), nil
+}
+
+// tunnelReact is how long calico-node gets to move tunnel addresses out of a pool
+// it no longer may use before it is restarted for them: it reacts within a second
+// when it sees the change.
+const tunnelReact = 20 * time.Second
+
+// awaitEmpty waits up to d until nothing holds an address in p (h is updated),
+// and says why the pool is kept otherwise.
+func (a *ensurePoolImpl) awaitEmpty(ctx context.Context, cal calico.Client, p *calico.Pool, h *holders, d time.Duration) string {
+	wctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	err := cal.Await(wctx, func(r calico.Reader) (bool, error) {
 		now, err := poolHolders(wctx, r, p)
 		if err != nil {
 			return false, nil // the cache may hold a block it cannot decode; the live check decides
 		}
-		h = now
+		*h = now
 		return h.empty(), nil
 	})
 	if err != nil {
 		return fmt.Sprintf("pool %s is disabled, but calico-node did not move its tunnel addresses out within %s (is it running?): %s",
-			p.Name, tunnelDrainTimeout, strings.Join(h.lines(), "; ")), nil
+			p.Name, d, strings.Join(h.lines(), "; "))
 	}
-	return "", nil
+	return ""
 }
 
 func describeSpec(s v3.IPPoolSpec) string {

@@ -2,13 +2,18 @@
 // its flags and exit codes, as a pipeline or the container image would.
 //
 // One build per test process, the way the image builds it (static, no cgo,
-// -trimpath), into one fixed place under the temporary directory instead of a new
-// directory per package and run that nobody removes. Packages run by `go test ./...`
-// in parallel build side by side and rename into place: a rename is atomic, and a
-// process still running the previous file keeps it.
+// -trimpath), into one fixed place per checkout under the temporary directory
+// instead of a new directory per package and run that nobody removes. Packages run
+// by `go test ./...` in parallel build side by side and rename into place: a rename
+// is atomic, and a process still running the previous file keeps it. The place is
+// per checkout (a hash of its go.mod path): tests of two clones on one machine
+// once ran each other's binary.
 package testbin
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -37,7 +42,12 @@ func Runbook(t testing.TB) string {
 }
 
 func build() (string, error) {
-	dir := filepath.Join(os.TempDir(), "runbook-testbin")
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	sum := sha256.Sum256(bytes.TrimSpace(gomod))
+	dir := filepath.Join(os.TempDir(), "runbook-testbin", hex.EncodeToString(sum[:6]))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
