@@ -50,6 +50,15 @@ func newEnvironment(toolsDir, workDir string, cluster scenarios.Cluster, crds []
 		closeLogs()
 		return nil, nil, err
 	}
+	etcdPath, err := deathSigWrapper(workDir, "etcd", filepath.Join(toolsDir, "etcd"))
+	if err != nil {
+		closeLogs()
+		return nil, nil, err
+	}
+	if apiserver.Path, err = deathSigWrapper(workDir, "kube-apiserver", filepath.Join(toolsDir, "kube-apiserver")); err != nil {
+		closeLogs()
+		return nil, nil, err
+	}
 	return &envtest.Environment{
 		BinaryAssetsDirectory: toolsDir,
 		CRDs:                  crds,
@@ -60,7 +69,7 @@ func newEnvironment(toolsDir, workDir string, cluster scenarios.Cluster, crds []
 		ControlPlaneStartTimeout: time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,
 		ControlPlane: envtest.ControlPlane{
-			Etcd:      &envtest.Etcd{DataDir: etcdDir(workDir), Out: etcdLog, Err: etcdLog},
+			Etcd:      &envtest.Etcd{Path: etcdPath, DataDir: etcdDir(workDir), Out: etcdLog, Err: etcdLog},
 			APIServer: apiserver,
 		},
 	}, closeLogs, nil
