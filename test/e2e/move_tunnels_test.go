@@ -203,8 +203,8 @@ func watchCalicoNodes(ctx context.Context, t *testing.T, r *poolRig) *nodeWatch 
 		ready := map[string]map[types.UID]bool{} // node -> pod -> Ready
 		for ev := range pw.ResultChan() {
 			p, ok := ev.Object.(*corev1.Pod)
-			if !ok {
-				continue
+			if !ok || p.Spec.NodeName == "" {
+				continue // a DaemonSet's new pod is scheduled onto its node after it is created
 			}
 			if ready[p.Spec.NodeName] == nil {
 				ready[p.Spec.NodeName] = map[types.UID]bool{}
