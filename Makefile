@@ -33,7 +33,8 @@ fuzz:
 tools:
 	@bash hack/build-tools.sh
 
-# SCENARIO=<name|file> (default: default) FLAVOUR=crd|apiserver|operator (default: crd)
+# SCENARIO=<name|file> (default: default) FLAVOUR=crd|apiserver|operator|operator-v1.40 (default: crd;
+# operator: tigera-operator v1.34.13 as Calico v3.28.5 ships it, operator-v1.40: a newer one; both stand-ins)
 sandbox-up:
 	@SCENARIO="$(SCENARIO)" FLAVOUR="$(FLAVOUR)" bash hack/sandbox.sh up
 

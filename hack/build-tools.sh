@@ -7,7 +7,8 @@
 #                                 calico-kube-controllers, calico-allocate-tunnel-addrs
 #                                 (calico-node's allocateip), k8s.io/* v0.29 like the
 #                                 Calico monorepo
-# and downloads the tigera-operator module pinned by hack/tools-operator (its CRDs).
+# and downloads the tigera-operator module pinned by hack/tools-operator-v1.40 (its
+# CRDs, for flavour operator-v1.40; flavour operator's v1.34.13 CRDs come with Calico).
 #
 #   bash hack/build-tools.sh              build if needed, report where the binaries are
 #   bash hack/build-tools.sh --print-dir  print ONLY the binary directory on stdout
@@ -105,9 +106,10 @@ build_set "the Calico API server, kube-controllers, tunnel allocator (~3 min)" "
   ./cmd/calico-allocate-tunnel-addrs=calico-allocate-tunnel-addrs
 dirs+=("$set_dir")
 
-# Not a binary: the operator flavour installs tigera-operator's CRDs from its
-# module, pinned by hack/tools-operator; fetching it here keeps tests offline.
-(cd "$root/hack/tools-operator" && GOWORK=off GOFLAGS=-mod=readonly "$go" mod download github.com/tigera/operator) >&2
+# Not a binary: flavour operator-v1.40 installs tigera-operator v1.40.0's CRDs from
+# its module, pinned by hack/tools-operator-v1.40; fetching it here keeps tests
+# offline. (Flavour operator's, v1.34.13's, are in the pinned Calico module.)
+(cd "$root/hack/tools-operator-v1.40" && GOWORK=off GOFLAGS=-mod=readonly "$go" mod download github.com/tigera/operator) >&2
 
 # The directory handed to the sandbox links every set's binaries.
 all="$cache/all-$(printf '%s\n' "${dirs[@]}" | sha256sum | cut -c1-16)"

@@ -6,7 +6,8 @@
 #   bash hack/sandbox.sh status   running? memory of its processes
 #
 # Environment: SCENARIO (name in test/scenarios or a file; default "default"),
-# FLAVOUR (Calico install: crd (default) | apiserver | operator), SANDBOX_DIR
+# FLAVOUR (Calico install: crd (default) | apiserver | operator (tigera-operator
+# v1.34.13, the one Calico v3.28.5 ships) | operator-v1.40 (a newer operator)), SANDBOX_DIR
 # (default .sandbox), SANDBOX_NETWORK_GUARD (auto (default) | routes | egress-proxy:
 # how the cluster's addresses are kept on this machine, test/sandbox/README.md).
 set -euo pipefail

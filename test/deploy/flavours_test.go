@@ -65,7 +65,10 @@ func TestLeastPrivilegePerFlavour(t *testing.T) {
 			notNamed: []string{"crd.projectcalico.org/ippools", "operator.tigera.io/installations named"},
 		},
 		{
-			flavour: sandbox.FlavourOperator, values: "sandbox-operator.yaml", proves: actions.FlavourOperator,
+			// On operator-v1.40 for now: on v1.34.13 (flavour operator) the old pool is
+			// disabled by nodeSelector and the migration's move-tunnels step fails its
+			// postcondition (product gap, #16; see test/e2e TestFlavourOperator).
+			flavour: sandbox.FlavourOperatorV140, values: "sandbox-operator.yaml", proves: actions.FlavourOperator,
 			drop: struct{ group, resource, verb string }{"operator.tigera.io", "installations", "update"},
 			named: []string{"missing 1 permission(s); nothing was changed",
 				"update operator.tigera.io/installations named default cluster-wide — needed by step add-new-pool (ensurePool): operator-managed pools are changed through Installation default",
@@ -85,7 +88,7 @@ func TestLeastPrivilegePerFlavour(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 			defer cancel()
 			dyn := dynamic.NewForConfigOrDie(c.RESTConfig())
-			if tc.flavour == sandbox.FlavourOperator {
+			if sandbox.IsOperatorFlavour(tc.flavour) {
 				if err := c.WaitOperatorReady(ctx); err != nil { // before, a run is refused for the operator's state rather than for permissions
 					t.Fatal(err)
 				}
@@ -187,7 +190,7 @@ func flavourState(ctx context.Context, t *testing.T, dyn dynamic.Interface, flav
 	t.Helper()
 	lines := []string{clusterState(ctx, t, dyn)}
 	gvrs := []schema.GroupVersionResource{gvrV3Pools}
-	if flavour == sandbox.FlavourOperator {
+	if sandbox.IsOperatorFlavour(flavour) {
 		gvrs = append(gvrs, gvrInstallations)
 	}
 	for _, gvr := range gvrs {

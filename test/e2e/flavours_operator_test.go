@@ -19,15 +19,30 @@ import (
 )
 
 // TestFlavourOperator runs the example migration, unchanged, on an operator
-// install (the doc's cluster migrated to tigera-operator v1.40.0: its pool is
-// listed in Installation default and owned by the operator's pool controller).
+// install (the doc's cluster migrated to tigera-operator: its pool is listed in
+// Installation default and owned by the operator's pool controller), on both
+// operator flavours: v1.34.13, the release Calico v3.28.5 ships, where the old
+// pool is disabled by nodeSelector "!all()", and v1.40.0, where it is disabled
+// by disableNewAllocations.
 // The pools are changed only through the Installation, and every refusal leaves
 // the pools and the Installation as they were: the operator's APIServer not
 // Ready, another field manager owning the pool list, an operator-managed pool
 // edited behind the operator's back. A failed run rolls back through the
 // Installation too; the migration converges and re-runs unchanged.
 func TestFlavourOperator(t *testing.T) {
-	r := newFlavourRig(t, sandbox.FlavourOperator)
+	for _, flavour := range sandbox.OperatorFlavours() {
+		t.Run(flavour, func(t *testing.T) { testFlavourOperator(t, flavour) })
+	}
+}
+
+func testFlavourOperator(t *testing.T, flavour string) {
+	v, _ := sandbox.OperatorVersion(flavour)
+	// How disable-old-pool disables the old pool's entry on this release.
+	disableHow := "set disableNewAllocations: true on the entry of operator-managed pool default-ipv4-ippool"
+	if !v.DisableNewAllocations {
+		disableHow = `set nodeSelector: "!all()" (this operator's Installation has no disableNewAllocations) on the entry of operator-managed pool default-ipv4-ippool`
+	}
+	r := newFlavourRig(t, flavour)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	r.waitOperatorReady(ctx, t)
@@ -41,9 +56,18 @@ func TestFlavourOperator(t *testing.T) {
 		if err := r.c.Component(sandbox.CalicoAPIServer).Stop(ctx); err != nil {
 			t.Fatal(err)
 		}
-		waitCond(ctx, t, "APIServer default not Ready", 2*time.Minute, func(ctx context.Context) (bool, error) {
-			return r.apiServerState(ctx) != "Ready", nil
+		// The operator sets APIServer default Ready once the calico-apiserver
+		// Deployment is available and never clears it (both releases), so an
+		// outage alone leaves it Ready. Not Ready is an install whose API server
+		// has not been available since APIServer default was created: that
+		// state, with the Deployment unavailable, so the operator keeps it.
+		// (What runbook does in an outage with APIServer still Ready is another
+		// case: it does not look at the APIService; see issue #16's report.)
+		waitCond(ctx, t, "Deployment calico-apiserver unavailable", 2*time.Minute, func(ctx context.Context) (bool, error) {
+			d, err := r.kube.AppsV1().Deployments("calico-apiserver").Get(ctx, "calico-apiserver", metav1.GetOptions{})
+			return err == nil && d.Status.UnavailableReplicas > 0, nil
 		})
+		r.clearAPIServerState(ctx, t)
 		before := r.poolsState(ctx, t, true)
 		res, _ := r.cli(t, "plan", exampleRunbook, "-f", operatorValues)
 		res.Must(t, 11, "APIServer default is not Ready", "the operator changes IP pools only while its Calico API server is Ready")
@@ -106,7 +130,7 @@ func TestFlavourOperator(t *testing.T) {
 	// the list itself passes to the operator's manager when it writes defaults.
 	requireOwns(t, inst, "runbook", `"f:`+calico.AnnotationPoolsCreatedByRun+`"`)
 	res, _ = r.cli(t, "plan", exampleRunbook, "-f", operatorValues)
-	res.Must(t, 4, "set disableNewAllocations: true on the entry of operator-managed pool default-ipv4-ippool")
+	res.Must(t, 4, disableHow)
 
 	t.Run("operator-managed pool edited behind the operator's back: detected", func(t *testing.T) {
 		// With the operator stopped nothing reverts the edit at once (it would in
@@ -135,6 +159,16 @@ func TestFlavourOperator(t *testing.T) {
 		r.waitOperatorReady(ctx, t)
 	})
 
+	if !v.DisableNewAllocations {
+		// Product gap (#16), kept on operator-v1.40 for now: on v1.34.13 the old
+		// pool is disabled by nodeSelector "!all()", which the real allocateip
+		// ignores, and step move-tunnels (moveTunnelAddresses) fails its
+		// postcondition len(tunnelAddresses(params.oldPool)) == 0 two seconds in,
+		// although calico-node's restarts do move the addresses (the rollback
+		// finds all three in the new pool).
+		t.Skip("tigera-operator v1.34.13: the nodeSelector path's move-tunnels step fails its postcondition (product gap, #16); the migration runs on operator-v1.40")
+	}
+
 	// The rest of the migration (the stopped run resumes).
 	res, rep = r.cli(t, "apply", exampleRunbook, "-f", operatorValues, "--yes")
 	res.Must(t, 0)
@@ -157,6 +191,23 @@ func TestFlavourOperator(t *testing.T) {
 	res.Must(t, 0)
 	requireAllUnchanged(t, rep)
 	t.Logf("operator stats %+v", r.c.OperatorStats())
+}
+
+// clearAPIServerState empties APIServer default status.state, as it is until
+// the operator first sees its API server available.
+func (r *flavourRig) clearAPIServerState(ctx context.Context, t *testing.T) {
+	t.Helper()
+	u, err := r.dyn.Resource(gvrOpAPIServers).Get(ctx, "default", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unstructured.RemoveNestedField(u.Object, "status", "state")
+	if _, err := r.dyn.Resource(gvrOpAPIServers).UpdateStatus(ctx, u, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitCond(ctx, t, "APIServer default not Ready", time.Minute, func(ctx context.Context) (bool, error) {
+		return r.apiServerState(ctx) != "Ready", nil
+	})
 }
 
 func (r *flavourRig) apiServerState(ctx context.Context) string {

@@ -28,7 +28,7 @@ func sandboxObjects(s *scenarios.Scenario, flavour string, m *calicoManifest, op
 	for _, crd := range m.crds {
 		objs = append(objs, crd)
 	}
-	if flavour == FlavourOperator {
+	if IsOperatorFlavour(flavour) {
 		for _, crd := range operatorCRDs {
 			objs = append(objs, crd)
 		}
@@ -65,13 +65,11 @@ func TestSandboxObjectsDialOnlyGuardedAddresses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opDir, err := operatorModuleDir(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	operatorCRDs, err := loadOperatorCRDs(opDir)
-	if err != nil {
-		t.Fatal(err)
+	crdsOf := map[string][]*apiextensionsv1.CustomResourceDefinition{}
+	for _, flavour := range OperatorFlavours() {
+		if crdsOf[flavour], err = operatorCRDs(ctx, flavour, dir, ""); err != nil {
+			t.Fatal(err)
+		}
 	}
 	proxied := egressContextsOfGuard(t)
 
@@ -86,7 +84,7 @@ func TestSandboxObjectsDialOnlyGuardedAddresses(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			targets, err := objectDialTargets(sandboxObjects(s, flavour, manifest, operatorCRDs), netip.MustParsePrefix(s.Cluster.ServiceSubnet))
+			targets, err := objectDialTargets(sandboxObjects(s, flavour, manifest, crdsOf[flavour]), netip.MustParsePrefix(s.Cluster.ServiceSubnet))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -17,7 +17,16 @@ const (
 )
 
 // Flavours lists the supported flavours.
-func Flavours() []string { return []string{FlavourCRD, FlavourAPIServer, FlavourOperator} }
+func Flavours() []string {
+	return []string{FlavourCRD, FlavourAPIServer, FlavourOperator, FlavourOperatorV140}
+}
+
+// OperatorFlavours lists the tigera-operator flavours: the operator the pinned
+// Calico ships, and a newer one.
+func OperatorFlavours() []string { return []string{FlavourOperator, FlavourOperatorV140} }
+
+// IsOperatorFlavour reports whether flavour is a tigera-operator install.
+func IsOperatorFlavour(flavour string) bool { return slices.Contains(OperatorFlavours(), flavour) }
 
 // CheckFlavour reports whether name is a supported flavour.
 func CheckFlavour(name string) error {

@@ -26,16 +26,52 @@ import (
 
 const (
 	// FlavourOperator is an operator install: Installation "default" lists the
-	// pools, and tigera-operator's pool controller (a stand-in) owns them.
+	// pools, and tigera-operator's pool controller (a stand-in) owns them. It
+	// models tigera-operator v1.34.13, the release the pinned Calico (v3.28.5)
+	// ships: no disableNewAllocations, spec.disabled never written.
 	FlavourOperator = "operator"
-	// OperatorVersion is the tigera-operator release whose API and behaviour the
-	// flavour serves.
-	OperatorVersion = "v1.40.0"
+	// FlavourOperatorV140 is the same install with a newer operator, v1.40.0
+	// (Calico v3.31's), whose Installation pools have disableNewAllocations.
+	FlavourOperatorV140 = "operator-v1.40"
 	// operatorReadyTimeout bounds the wait for the operator's first pools and its
 	// TigeraStatus once the Calico API server is up (seconds when the machine is
 	// not busy).
 	operatorReadyTimeout = 2 * time.Minute
 )
+
+// OperatorVersion returns the tigera-operator release an operator flavour
+// models (false for the other flavours).
+func OperatorVersion(flavour string) (operator.Version, bool) {
+	switch flavour {
+	case FlavourOperator:
+		return operator.V1_34_13, true
+	case FlavourOperatorV140:
+		return operator.V1_40_0, true
+	}
+	return operator.Version{}, false
+}
+
+// OperatorFlavourSummary says, for an operator flavour, which tigera-operator
+// release it models and that the operator is a stand-in ("" for the other
+// flavours): what `make sandbox-up` prints.
+func OperatorFlavourSummary(flavour string) string {
+	v, ok := OperatorVersion(flavour)
+	if !ok {
+		return ""
+	}
+	note := "the release the pinned Calico v3.28.5 ships; no disableNewAllocations"
+	if v.DisableNewAllocations {
+		note = "a newer operator (it ships Calico " + v.Calico + "), with disableNewAllocations; Calico itself is still v3.28.5"
+	}
+	return fmt.Sprintf("tigera-operator %s (%s): its Installation/APIServer/TigeraStatus CRDs are %s's; the operator is a stand-in (in-process, test/sandbox/operator) for its IP pool controller and its apiserver controller's Ready state",
+		v.Name, note, v.Name)
+}
+
+// operatorVersion is the release this cluster's operator flavour models.
+func (c *Cluster) operatorVersion() operator.Version {
+	v, _ := OperatorVersion(c.opts.Flavour)
+	return v
+}
 
 // operatorUser is tigera-operator's service account; system:masters stands for
 // the broad ClusterRole the operator has.
@@ -64,7 +100,12 @@ func (c *Cluster) installOperatorFlavour(ctx context.Context, calico clientv3.In
 	if err != nil {
 		return fmt.Errorf("dynamic client: %w", err)
 	}
-	if err := createOperatorDeployment(ctx, cs); err != nil {
+	v := c.operatorVersion()
+	entries, err := installationEntries(s, v)
+	if err != nil {
+		return err
+	}
+	if err := createOperatorDeployment(ctx, cs, v); err != nil {
 		return err
 	}
 	if !poolsInPodSubnet(s) {
@@ -74,7 +115,7 @@ func (c *Cluster) installOperatorFlavour(ctx context.Context, calico clientv3.In
 			}
 		}
 	}
-	for _, obj := range []*unstructured.Unstructured{apiServerObject(), installationObject(s)} {
+	for _, obj := range []*unstructured.Unstructured{apiServerObject(), installationObject(entries)} {
 		if _, err := dyn.Resource(operatorGVR(obj)).Create(ctx, obj, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("creating %s %s: %w", obj.GetKind(), obj.GetName(), err)
 		}
@@ -104,7 +145,7 @@ func (c *Cluster) startOperator(ctx context.Context) error {
 		return err
 	}
 	c.closers = append(c.closers, logFile.Close)
-	ocfg := operator.Config{Dynamic: dyn, Kube: kube, Log: log.New(logFile, "", log.LstdFlags|log.Lmicroseconds)}
+	ocfg := operator.Config{Dynamic: dyn, Kube: kube, Log: log.New(logFile, "", log.LstdFlags|log.Lmicroseconds), Version: c.operatorVersion()}
 	c.operator = &inProcess[*operator.Operator]{name: Operator, newService: func() *operator.Operator { return operator.New(ocfg) }}
 	c.components = append(c.components, c.operator)
 	return c.operator.Start(ctx)
@@ -129,10 +170,17 @@ func poolsInPodSubnet(s *scenarios.Scenario) bool {
 	return true
 }
 
-// installationEntries are the scenario's pools as Installation ipPools entries.
-func installationEntries(s *scenarios.Scenario) []any {
+// installationEntries are the scenario's pools as Installation ipPools entries
+// of release v. A disabled pool is listed with disableNewAllocations where the
+// release has it; before v1.36 an operator-managed pool cannot be disabled (the
+// operator re-enables it), so such a scenario is refused.
+func installationEntries(s *scenarios.Scenario, v operator.Version) ([]any, error) {
 	entries := make([]any, 0, len(s.Calico.IPPools))
 	for _, p := range s.Calico.IPPools {
+		if p.Disabled && !v.DisableNewAllocations {
+			return nil, fmt.Errorf("scenario %s: pool %s is disabled, which tigera-operator %s cannot keep (no disableNewAllocations; its updates write disabled: false): use flavour %s, or disable it with nodeSelector: \"!all()\"",
+				s.Name, p.Name, v.Name, FlavourOperatorV140)
+		}
 		encapsulation := operator.EncapsulationNone
 		switch {
 		case p.IPIPMode == "Always":
@@ -150,7 +198,10 @@ func installationEntries(s *scenarios.Scenario) []any {
 		}
 		entry := map[string]any{
 			"name": p.Name, "cidr": p.CIDR, "encapsulation": encapsulation, "natOutgoing": nat,
-			"nodeSelector": p.NodeSelector, "blockSize": int64(p.BlockSize), "disableNewAllocations": p.Disabled,
+			"nodeSelector": p.NodeSelector, "blockSize": int64(p.BlockSize),
+		}
+		if v.DisableNewAllocations {
+			entry["disableNewAllocations"] = p.Disabled
 		}
 		if len(p.AllowedUses) > 0 {
 			uses := make([]any, 0, len(p.AllowedUses))
@@ -161,19 +212,19 @@ func installationEntries(s *scenarios.Scenario) []any {
 		}
 		entries = append(entries, entry)
 	}
-	return entries
+	return entries, nil
 }
 
 // installationObject is Installation "default" as the operator's core controller
 // leaves it after defaulting: Calico CNI and IPAM, its finalizer.
-func installationObject(s *scenarios.Scenario) *unstructured.Unstructured {
+func installationObject(entries []any) *unstructured.Unstructured {
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "operator.tigera.io/v1",
 		"kind":       "Installation",
 		"metadata":   map[string]any{"name": operator.DefaultName, "finalizers": []any{operator.CompleteFinalizer}},
 		"spec": map[string]any{
 			"cni":           map[string]any{"type": "Calico", "ipam": map[string]any{"type": "Calico"}},
-			"calicoNetwork": map[string]any{"ipPools": installationEntries(s)},
+			"calicoNetwork": map[string]any{"ipPools": entries},
 		},
 	}}
 }
@@ -197,7 +248,7 @@ func operatorGVR(obj *unstructured.Unstructured) schema.GroupVersionResource {
 // createOperatorDeployment publishes tigera-operator's Deployment, so tools that
 // look for the operator find it (its pod is a host-network pod kwok runs; the
 // work is the in-process stand-in's).
-func createOperatorDeployment(ctx context.Context, cs kubernetes.Interface) error {
+func createOperatorDeployment(ctx context.Context, cs kubernetes.Interface, v operator.Version) error {
 	const ns = "tigera-operator"
 	if err := createOrKeep(ctx, cs.CoreV1().Namespaces().Create, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, "namespace "+ns); err != nil {
 		return err
@@ -214,7 +265,7 @@ func createOperatorDeployment(ctx context.Context, cs kubernetes.Interface) erro
 				Spec: corev1.PodSpec{
 					HostNetwork: true,
 					Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
-					Containers:  []corev1.Container{{Name: "tigera-operator", Image: "quay.io/tigera/operator:" + OperatorVersion}},
+					Containers:  []corev1.Container{{Name: "tigera-operator", Image: "quay.io/tigera/operator:" + v.Name}},
 				},
 			},
 		},

@@ -200,8 +200,12 @@ func guardedCIDRs(s *scenarios.Scenario, flavour string) ([]netip.Prefix, error)
 			return nil, err
 		}
 	}
-	if flavour == FlavourOperator {
-		for _, cidr := range installationPoolCIDRs(s) {
+	if IsOperatorFlavour(flavour) {
+		cidrs, err := installationPoolCIDRs(s, flavour)
+		if err != nil {
+			return nil, err
+		}
+		for _, cidr := range cidrs {
 			if err := add("Installation pool", cidr); err != nil {
 				return nil, err
 			}
@@ -228,8 +232,13 @@ func guardedCIDRs(s *scenarios.Scenario, flavour string) ([]netip.Prefix, error)
 
 // installationPoolCIDRs are the cidr fields of the operator flavour's
 // Installation ipPools, read off the object the flavour creates.
-func installationPoolCIDRs(s *scenarios.Scenario) []string {
-	inst := installationObject(s)
+func installationPoolCIDRs(s *scenarios.Scenario, flavour string) ([]string, error) {
+	v, _ := OperatorVersion(flavour)
+	entries, err := installationEntries(s, v)
+	if err != nil {
+		return nil, err
+	}
+	inst := installationObject(entries)
 	spec, _ := inst.Object["spec"].(map[string]any)
 	network, _ := spec["calicoNetwork"].(map[string]any)
 	pools, _ := network["ipPools"].([]any)
@@ -241,7 +250,7 @@ func installationPoolCIDRs(s *scenarios.Scenario) []string {
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // outermost drops duplicates and prefixes contained in another one, keeping the

@@ -35,6 +35,7 @@ func TestGuardedCIDRs(t *testing.T) {
 		{"default", FlavourCRD, prefixes("192.168.0.0/16", "10.0.0.0/16", "10.96.0.0/12", "172.18.0.0/16")},
 		{"dualstack", FlavourCRD, prefixes("192.168.0.0/16", "fd00:192:168::/48", "10.0.0.0/16", "fd00:10::/56", "10.96.0.0/12", "172.18.0.0/16")},
 		{"default", FlavourOperator, prefixes("192.168.0.0/16", "10.0.0.0/16", "10.96.0.0/12", "172.18.0.0/16")},
+		{"default", FlavourOperatorV140, prefixes("192.168.0.0/16", "10.0.0.0/16", "10.96.0.0/12", "172.18.0.0/16")},
 	} {
 		s, err := scenarios.Load(tc.scenario)
 		if err != nil {

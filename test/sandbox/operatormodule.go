@@ -14,22 +14,57 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// operatorModule is tigera-operator at the version whose Installation API the
-// operator flavour serves. It is pinned (with its go.sum line) by the tools
-// module hack/tools-operator, which exists only for that: the main module never
-// imports the operator.
+// The operator flavours install tigera-operator's own CRDs (Installation,
+// APIServer, TigeraStatus) of the release they model:
+//
+//   - v1.34.13 (flavour operator): from the pinned Calico module, which ships
+//     them in charts/tigera-operator/crds/operator.tigera.io_*_crd.yaml — the
+//     files of tigera/operator v1.34.13's pkg/crds/operator, byte for byte
+//     (sha256 of the Installation CRD 91fbedca…). The module proxy does not
+//     serve github.com/tigera/operator v1.34.x, so no tools module can pin it.
+//   - v1.40.0 (flavour operator-v1.40): from github.com/tigera/operator, pinned
+//     (with its go.sum line) by the tools module hack/tools-operator-v1.40,
+//     which exists only for that: the main module never imports the operator.
 const (
 	operatorModule    = "github.com/tigera/operator"
-	operatorToolsPath = "hack/tools-operator"
+	operatorToolsPath = "hack/tools-operator-v1.40"
 )
 
-// operatorCRDs are the operator's CRDs the flavour installs: Installation (1.5 MB;
-// envtest creates it, a client-side apply would not fit its annotation), APIServer
-// and TigeraStatus.
-var operatorCRDs = []string{
-	"operator.tigera.io_installations.yaml",
-	"operator.tigera.io_apiservers.yaml",
-	"operator.tigera.io_tigerastatuses.yaml",
+// operatorCRDNames are the operator's CRDs the flavours install: Installation
+// (1.3–1.5 MB; envtest creates it, a client-side apply would not fit its
+// annotation), APIServer and TigeraStatus.
+var operatorCRDNames = []string{"installations", "apiservers", "tigerastatuses"}
+
+// operatorCRDs loads the CRDs of an operator flavour's release: v1.34.13's
+// from the Calico module in calicoDir, v1.40.0's from the tigera/operator
+// module in operatorDir ("": downloaded through its tools module).
+func operatorCRDs(ctx context.Context, flavour, calicoDir, operatorDir string) ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	switch flavour {
+	case FlavourOperator:
+		return loadCalicoChartOperatorCRDs(calicoDir)
+	case FlavourOperatorV140:
+	default:
+		return nil, fmt.Errorf("flavour %s installs no operator CRDs", flavour)
+	}
+	dir := operatorDir
+	if dir == "" {
+		var err error
+		if dir, err = operatorModuleDir(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return loadOperatorCRDs(dir)
+}
+
+// loadCalicoChartOperatorCRDs reads the operator CRDs the Calico module's
+// tigera-operator chart ships (those of the operator release the chart installs,
+// charts/tigera-operator/values.yaml tigeraOperator.version).
+func loadCalicoChartOperatorCRDs(calicoDir string) ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	paths := make([]string, 0, len(operatorCRDNames))
+	for _, name := range operatorCRDNames {
+		paths = append(paths, filepath.Join(calicoDir, "charts", "tigera-operator", "crds", "operator.tigera.io_"+name+"_crd.yaml"))
+	}
+	return readCRDs(paths)
 }
 
 // operatorModuleDir downloads (once; later from the module cache) the pinned
@@ -56,9 +91,16 @@ func operatorModuleDir(ctx context.Context) (string, error) {
 
 // loadOperatorCRDs reads the operator's CRDs from its module.
 func loadOperatorCRDs(moduleDir string) ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	paths := make([]string, 0, len(operatorCRDNames))
+	for _, name := range operatorCRDNames {
+		paths = append(paths, filepath.Join(moduleDir, "pkg", "crds", "operator", "operator.tigera.io_"+name+".yaml"))
+	}
+	return readCRDs(paths)
+}
+
+func readCRDs(paths []string) ([]*apiextensionsv1.CustomResourceDefinition, error) {
 	var crds []*apiextensionsv1.CustomResourceDefinition
-	for _, name := range operatorCRDs {
-		path := filepath.Join(moduleDir, "pkg", "crds", "operator", name)
+	for _, path := range paths {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("operator CRD: %w", err)

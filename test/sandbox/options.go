@@ -24,15 +24,17 @@ type Options struct {
 	WorkDir string
 	// Scenario is the cluster to build. Default: the shipped "default" scenario.
 	Scenario *scenarios.Scenario
-	// Flavour is how Calico is installed: FlavourCRD (default), FlavourAPIServer
-	// or FlavourOperator.
+	// Flavour is how Calico is installed: FlavourCRD (default), FlavourAPIServer,
+	// FlavourOperator (tigera-operator v1.34.13) or FlavourOperatorV140 (v1.40.0).
 	Flavour string
 	// CalicoModuleDir is the checkout of the pinned github.com/projectcalico/calico
 	// module whose manifests/calico.yaml is installed. Default: `go list -m`.
 	CalicoModuleDir string
-	// OperatorModuleDir is the checkout of github.com/tigera/operator (the version
-	// pinned by hack/tools-operator) whose CRDs the operator flavour installs.
-	// Default: downloaded through hack/tools-operator with the go command.
+	// OperatorModuleDir is the checkout of github.com/tigera/operator v1.40.0 (the
+	// version pinned by hack/tools-operator-v1.40) whose CRDs flavour
+	// operator-v1.40 installs. Default: downloaded through hack/tools-operator-v1.40
+	// with the go command. (Flavour operator's v1.34.13 CRDs come from the Calico
+	// module, CalicoModuleDir.)
 	OperatorModuleDir string
 	// ReadyTimeout bounds the wait for nodes and scenario pods. Default: 2 minutes
 	// plus 60 ms per scenario pod (the 2,000-pod scenario takes 1.5–2 minutes on

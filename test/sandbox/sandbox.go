@@ -23,7 +23,6 @@ import (
 	"github.com/projectcalico/calico/libcalico-go/lib/apiconfig"
 	"github.com/projectcalico/calico/libcalico-go/lib/clientv3"
 	"github.com/sirupsen/logrus"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -115,15 +114,10 @@ func (c *Cluster) start(ctx context.Context) error {
 			return err
 		}
 		c.calicoVersion = manifest.version
-		if c.opts.Flavour != FlavourOperator {
+		if !IsOperatorFlavour(c.opts.Flavour) {
 			return nil
 		}
-		if dir = c.opts.OperatorModuleDir; dir == "" {
-			if dir, err = operatorModuleDir(ctx); err != nil {
-				return err
-			}
-		}
-		crds, err := loadOperatorCRDs(dir)
+		crds, err := operatorCRDs(ctx, c.opts.Flavour, dir, c.opts.OperatorModuleDir)
 		manifest.crds = append(manifest.crds, crds...)
 		return err
 	}); err != nil {
@@ -164,7 +158,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		if err := c.installKubeadmObjects(ctx, cs); err != nil {
 			return err
 		}
-		if c.opts.Flavour == FlavourOperator {
+		if IsOperatorFlavour(c.opts.Flavour) {
 			if err := installManifestObjects(ctx, c.admin, calico, manifest, s); err != nil {
 				return err
 			}
@@ -180,14 +174,8 @@ func (c *Cluster) start(ctx context.Context) error {
 			return err
 		}
 	}
-	if c.opts.Flavour == FlavourOperator {
-		if err := c.phase("operator with API server", func() error {
-			dyn, err := dynamic.NewForConfig(c.admin)
-			if err != nil {
-				return fmt.Errorf("dynamic client: %w", err)
-			}
-			return waitOperatorAvailable(ctx, dyn, s)
-		}); err != nil {
+	if IsOperatorFlavour(c.opts.Flavour) {
+		if err := c.phase("operator with API server", func() error { return c.operatorWithAPIServer(ctx) }); err != nil {
 			return err
 		}
 	}

@@ -18,7 +18,7 @@ var (
 	TigeraStatuses = schema.GroupVersionResource{Group: "operator.tigera.io", Version: "v1", Resource: "tigerastatuses"}
 	CRDPools       = schema.GroupVersionResource{Group: "crd.projectcalico.org", Version: "v1", Resource: "ippools"}
 	V3Pools        = schema.GroupVersionResource{Group: "projectcalico.org", Version: "v3", Resource: "ippools"}
-	APIServices    = schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}
+	Deployments    = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
 )
 
 const (
@@ -34,9 +34,11 @@ const (
 	StatusName = "ippools"
 	// StateReady is APIServer status.state when the Calico API server is up.
 	StateReady = "Ready"
-	// calicoAPIService is the APIService of the Calico API server, whose
-	// availability stands for the operator's view of its Deployment.
-	calicoAPIService = "v3.projectcalico.org"
+	// APIServerNamespace and APIServerDeployment name the Calico API server's
+	// Deployment as the operator renders it (v1.34.13 pkg/render/apiserver.go:925-
+	// 990, Calico variant), whose availability makes APIServer "default" Ready.
+	APIServerNamespace  = "calico-apiserver"
+	APIServerDeployment = "calico-apiserver"
 	// v3MetadataAnnotation holds the projectcalico.org/v3 metadata (labels
 	// included) of a pool written through the v3 API (libcalico-go's KDD backend).
 	v3MetadataAnnotation = "projectcalico.org/metadata"
@@ -70,8 +72,10 @@ type CalicoNetworkSpec struct {
 	IPPools []IPPool `json:"ipPools"`
 }
 
-// IPPool is one entry of spec.calicoNetwork.ipPools. assignmentMode is left out:
-// the pinned Calico (3.28) pool API has no such field.
+// IPPool is one entry of spec.calicoNetwork.ipPools (v1.34.13
+// api/v1/installation_types.go:630-670, plus disableNewAllocations from v1.36 on:
+// Version.DisableNewAllocations says whether a release has it). assignmentMode
+// (v1.39+) is left out: the pinned Calico (3.28) pool API has no such field.
 type IPPool struct {
 	Name                  string   `json:"name,omitempty"`
 	CIDR                  string   `json:"cidr"`

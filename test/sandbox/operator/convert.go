@@ -1,11 +1,15 @@
 package operator
 
-// toPoolSpec is the operator's ToProjectCalicoV1: an Installation pool entry as
-// a crd.projectcalico.org/v1 spec. Unlike the operator it writes "Never" for an
-// encapsulation that is off instead of leaving the mode empty: the Calico API
-// server defaults empty modes to "Never", and comparing the two would make every
-// reconciliation rewrite the pool.
-func toPoolSpec(p IPPool) PoolSpec {
+// toPoolSpec is the operator's ToProjectCalicoV1 (v1.34.13
+// api/v1/installation_types.go:680-730; v1.40.0 pool_controller.go:396-455): an
+// Installation pool entry as a crd.projectcalico.org/v1 spec. natOutgoing is
+// true only for "Enabled"; spec.disabled comes from disableNewAllocations where
+// the release has it and is otherwise never set, so every update writes
+// `disabled: false`. Unlike the operator it writes "Never" for an encapsulation
+// that is off instead of leaving the mode empty: the Calico API server defaults
+// empty modes to "Never", and comparing the two would make every reconciliation
+// rewrite the pool.
+func toPoolSpec(v Version, p IPPool) PoolSpec {
 	s := PoolSpec{CIDR: p.CIDR, IPIPMode: "Never", VXLANMode: "Never"}
 	switch p.Encapsulation {
 	case EncapsulationIPIP:
@@ -18,7 +22,7 @@ func toPoolSpec(p IPPool) PoolSpec {
 		s.VXLANMode = "CrossSubnet"
 	}
 	s.NATOutgoing = p.NATOutgoing == NATOutgoingEnabled
-	if p.DisableNewAllocations != nil {
+	if v.DisableNewAllocations && p.DisableNewAllocations != nil {
 		s.Disabled = *p.DisableNewAllocations
 	}
 	if p.BlockSize != nil {
@@ -32,10 +36,14 @@ func toPoolSpec(p IPPool) PoolSpec {
 	return s
 }
 
-// fromPoolSpec is the operator's FromProjectCalicoV1, its inverse: used to
-// recognise an unlabelled pool that matches an Installation entry exactly (which
-// the operator then adopts).
-func fromPoolSpec(name string, s PoolSpec) IPPool {
+// fromPoolSpec is the operator's FromProjectCalicoV1 (v1.34.13
+// installation_types.go:735-777; v1.40.0 pool_controller.go:457-508), its
+// inverse: used to recognise an unlabelled pool that matches an Installation
+// entry exactly (which the operator then adopts). BlockSize and
+// DisableBGPExport are always set. natOutgoing false is "Disabled" only from
+// v1.36 on; at v1.34.13 it stays "", which no defaulted entry has, so such a
+// pool is never adopted.
+func fromPoolSpec(v Version, name string, s PoolSpec) IPPool {
 	p := IPPool{Name: name, CIDR: s.CIDR}
 	switch s.IPIPMode {
 	case "Always":
@@ -49,14 +57,18 @@ func fromPoolSpec(name string, s PoolSpec) IPPool {
 	case "CrossSubnet":
 		p.Encapsulation = EncapsulationVXLANCrossSubnet
 	}
-	if s.NATOutgoing {
+	switch {
+	case s.NATOutgoing:
 		p.NATOutgoing = NATOutgoingEnabled
-	} else {
+	case v.DisableNewAllocations:
 		p.NATOutgoing = NATOutgoingDisabled
 	}
-	disabled, noExport := s.Disabled, s.DisableBGPExport
-	blockSize := int32(s.BlockSize)
-	p.DisableNewAllocations, p.DisableBGPExport, p.BlockSize = &disabled, &noExport, &blockSize
+	if v.DisableNewAllocations {
+		disabled := s.Disabled
+		p.DisableNewAllocations = &disabled
+	}
+	noExport, blockSize := s.DisableBGPExport, int32(s.BlockSize)
+	p.DisableBGPExport, p.BlockSize = &noExport, &blockSize
 	p.NodeSelector = s.NodeSelector
 	p.AllowedUses = append([]string(nil), s.AllowedUses...)
 	return p

@@ -20,14 +20,16 @@ const (
 // errNoPodSubnet is extractKubeadmCIDRs' error for a kubeadm-config without one.
 var errNoPodSubnet = errors.New("kubeadm configuration is missing required podSubnet field")
 
-// fillDefaults is the operator's ippool fillDefaults for a kubeadm cluster with
+// fillDefaults is the operator's ippool fillDefaults (v1.34.13
+// pkg/controller/ippool/defaults.go:69-237, kubeadm.go; v1.40.0 adds the
+// disableNewAllocations default, defaults.go:205-207) for a kubeadm cluster with
 // Calico CNI and IPAM (the only platform the sandbox is): with no pools in the
 // cluster yet, the Installation's pools must lie in kubeadm's podSubnet (or, if
 // it lists none, become one pool per podSubnet CIDR); with pools in the cluster
 // and none listed, the list becomes empty ("manage none"). Then every entry gets
 // the operator's defaults. kubeadm is the kube-system/kubeadm-config ConfigMap,
 // or nil if there is none.
-func fillDefaults(inst *Installation, current []Pool, kubeadm *corev1.ConfigMap) error {
+func fillDefaults(v Version, inst *Installation, current []Pool, kubeadm *corev1.ConfigMap) error {
 	if inst.Spec.CNI == nil || inst.Spec.CNI.IPAM == nil {
 		//lint:ignore ST1005 the operator's own message, verbatim
 		return errors.New("Cannot perform IP pool defaulting until CNI configuration is available")
@@ -86,11 +88,11 @@ func fillDefaults(inst *Installation, current []Pool, kubeadm *corev1.ConfigMap)
 				p.BlockSize = ptr(int32(122))
 			}
 		}
-		if p.DisableNewAllocations == nil {
+		if v.DisableNewAllocations && p.DisableNewAllocations == nil {
 			p.DisableNewAllocations = ptr(false)
 		}
 		if p.DisableBGPExport == nil {
-			p.DisableBGPExport = ptr(false) // the CRD's schema default
+			p.DisableBGPExport = ptr(false) // the CRD's schema default (+kubebuilder:default:=false)
 		}
 		if p.Name == "" {
 			switch name, ok := names[p.CIDR]; {
@@ -195,8 +197,10 @@ func cidrToName(cidr string) (string, error) {
 	return strings.ReplaceAll(p.Addr().StringExpanded(), ":", ".") + fmt.Sprintf("-%d", p.Bits()), nil
 }
 
-// validatePools is the operator's ValidatePools for Calico CNI.
-func validatePools(inst *Installation) error {
+// validatePools is the operator's ValidatePools for Calico CNI (v1.34.13
+// pkg/controller/ippool/validation.go:26-109; the LoadBalancer rules only where
+// the release has them, v1.40.0 validation.go:45-61, 75-79, 93-96, 133-134).
+func validatePools(v Version, inst *Installation) error {
 	cidrs, names := map[string]bool{}, map[string]bool{}
 	for _, p := range inst.Spec.CalicoNetwork.IPPools {
 		_, cidr, err := net.ParseCIDR(p.CIDR)
@@ -213,7 +217,7 @@ func validatePools(inst *Installation) error {
 		names[p.Name] = true
 		lb := false
 		for _, u := range p.AllowedUses {
-			lb = lb || u == "LoadBalancer"
+			lb = lb || (v.LoadBalancerUse && u == "LoadBalancer")
 		}
 		if lb && len(p.AllowedUses) > 1 {
 			return fmt.Errorf("IP pool %s AllowedUse LoadBalancer cannot be used with Workload/Tunnel", p.Name)
@@ -223,6 +227,9 @@ func validatePools(inst *Installation) error {
 		}
 		if p.NodeSelector == "" {
 			return errors.New("IP pool nodeSelector should not be empty")
+		}
+		if lb && p.NodeSelector != "all()" {
+			return errors.New("IP pool nodeSelector should be set to all() if allowedUse is LoadBalancer")
 		}
 		switch p.Encapsulation {
 		case EncapsulationIPIP, EncapsulationIPIPCrossSubnet, EncapsulationVXLAN, EncapsulationVXLANCrossSubnet:
@@ -234,18 +241,20 @@ func validatePools(inst *Installation) error {
 			return fmt.Errorf("%s is invalid for ipPool.encapsulation, should be one of IPIPCrossSubnet,IPIP,VXLAN,VXLANCrossSubnet,None", p.Encapsulation)
 		}
 		ones, _ := cidr.Mask.Size()
-		lo, hi := int32(20), int32(32)
-		if cidr.IP.To4() == nil {
-			lo, hi = 116, 128
-		}
 		if p.BlockSize != nil {
-			if *p.BlockSize < lo || *p.BlockSize > hi {
-				return fmt.Errorf("IP pool block size must be between %d and %d", lo, hi)
+			if cidr.IP.To4() != nil && (*p.BlockSize > 32 || *p.BlockSize < 20) {
+				return errors.New("IPv4 pool block size must be greater than 19 and less than or equal to 32")
+			}
+			if cidr.IP.To4() == nil && (*p.BlockSize > 128 || *p.BlockSize < 116) {
+				return errors.New("IPv6 pool block size must be greater than 115 and less than or equal to 128")
 			}
 			if int32(ones) > *p.BlockSize {
 				//lint:ignore ST1005 the operator's own message, verbatim
 				return errors.New("IP pool size is too small. It must be equal to or greater than the block size.")
 			}
+		}
+		if lb && p.DisableBGPExport != nil && *p.DisableBGPExport {
+			return errors.New("IP pool disable bgp export must be false when AllowedUse is LoadBalancer")
 		}
 	}
 	return nil

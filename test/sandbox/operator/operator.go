@@ -1,15 +1,18 @@
 // Package operator is the sandbox's stand-in for the part of tigera-operator
-// (v1.40.0) that IP pool migrations meet: its IP pool controller
-// (pkg/controller/ippool/pool_controller.go), which makes the pools listed in
-// Installation "default" spec.calicoNetwork.ipPools exist exactly as listed —
-// creating them, reverting direct edits, deleting managed pools that leave the
-// list — and only through the Calico API server while APIServer "default" is
-// Ready; otherwise TigeraStatus "ippools" goes Degraded. It also plays the
-// operator's apiserver controller to the extent of reporting APIServer
-// "default" Ready while the Calico API server's APIService is Available.
+// that IP pool migrations meet, at the release Config.Version names (v1.34.13,
+// the one the pinned Calico 3.28.5 ships, or the newer v1.40.0; what differs is
+// in Version): its IP pool controller (pkg/controller/ippool/pool_controller.go),
+// which makes the pools listed in Installation "default"
+// spec.calicoNetwork.ipPools exist exactly as listed — creating them, reverting
+// direct edits, deleting managed pools that leave the list — and only through
+// the Calico API server while APIServer "default" is Ready; otherwise
+// TigeraStatus "ippools" goes Degraded. It also plays the operator's apiserver
+// controller to the extent of setting APIServer "default" Ready once the
+// calico-apiserver Deployment is available, and never clearing it.
 //
 // Like the operator it is driven by watches (Installation, APIServer, IP pools,
-// and here the APIService), plus a periodic reconciliation every 5 minutes.
+// and the calico-apiserver Deployment the status manager polls), plus a periodic
+// reconciliation every 5 minutes.
 package operator
 
 import (
@@ -21,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/kubernetes"
@@ -40,6 +44,8 @@ type Config struct {
 	RetryBase, RetryMax time.Duration
 	// Log receives one line per pool written or deleted and per degraded pass.
 	Log *log.Logger
+	// Version is the operator release modelled. Default: V1_34_13.
+	Version Version
 }
 
 // Stats counts what the stand-in did.
@@ -53,7 +59,7 @@ type Operator struct {
 	status statusWriter
 	queue  workqueue.TypedRateLimitingInterface[string]
 
-	installations, apiServers, pools, apiServices cache.GenericLister
+	installations, apiServers, pools, deployments cache.GenericLister
 
 	synced chan struct{}
 	stats  struct{ reconciles, created, updated, deleted, degraded atomic.Int64 }
@@ -75,6 +81,9 @@ func New(cfg Config) *Operator {
 	}
 	if cfg.Log == nil {
 		cfg.Log = log.New(io.Discard, "", 0)
+	}
+	if cfg.Version.Name == "" {
+		cfg.Version = V1_34_13
 	}
 	return &Operator{
 		cfg:    cfg,
@@ -101,31 +110,49 @@ func (o *Operator) Stats() Stats {
 // caches never sync.
 func (o *Operator) Run(ctx context.Context) error {
 	factory := dynamicinformer.NewDynamicSharedInformerFactory(o.cfg.Dynamic, o.cfg.Resync)
+	// The status manager reads only the Deployments it monitors
+	// (status.go:478-484); a watch of the one namespace stands for its 5 s poll.
+	apiNS := dynamicinformer.NewFilteredDynamicSharedInformerFactory(o.cfg.Dynamic, o.cfg.Resync, APIServerNamespace, nil)
 	enqueue := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { o.queue.Add(key) },
 		UpdateFunc: func(any, any) { o.queue.Add(key) },
 		DeleteFunc: func(any) { o.queue.Add(key) },
 	}
-	inst, apis, pools, svcs := factory.ForResource(Installations), factory.ForResource(APIServers), factory.ForResource(CRDPools), factory.ForResource(APIServices)
-	for gvr, informer := range map[string]cache.SharedIndexInformer{
-		Installations.Resource: inst.Informer(), APIServers.Resource: apis.Informer(),
-		CRDPools.Resource: pools.Informer(), APIServices.Resource: svcs.Informer(),
+	inst, apis, pools, deps := factory.ForResource(Installations), factory.ForResource(APIServers), factory.ForResource(CRDPools), apiNS.ForResource(Deployments)
+	// The Deployment matters only until APIServer "default" is Ready: the pool
+	// controller does not watch it (pool_controller.go:54-111), and once Ready
+	// nothing reads it again, so an API server outage triggers no pass.
+	untilReady := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { o.enqueueUntilReady() },
+		UpdateFunc: func(any, any) { o.enqueueUntilReady() },
+		DeleteFunc: func(any) { o.enqueueUntilReady() },
+	}
+	for gvr, w := range map[string]struct {
+		informer cache.SharedIndexInformer
+		handler  cache.ResourceEventHandler
+	}{
+		Installations.Resource: {inst.Informer(), enqueue}, APIServers.Resource: {apis.Informer(), enqueue},
+		CRDPools.Resource: {pools.Informer(), enqueue}, Deployments.Resource: {deps.Informer(), untilReady},
 	} {
-		if _, err := informer.AddEventHandler(enqueue); err != nil {
+		if _, err := w.informer.AddEventHandler(w.handler); err != nil {
 			return fmt.Errorf("tigera-operator: watching %s: %w", gvr, err)
 		}
 	}
 	o.installations, o.apiServers = inst.Lister(), apis.Lister()
-	o.pools, o.apiServices = pools.Lister(), svcs.Lister()
+	o.pools, o.deployments = pools.Lister(), deps.Lister()
 
 	factory.Start(ctx.Done())
+	apiNS.Start(ctx.Done())
 	defer func() {
 		o.queue.ShutDown()
 		factory.Shutdown()
+		apiNS.Shutdown()
 	}()
-	for gvr, ok := range factory.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return fmt.Errorf("tigera-operator: %v cache did not sync", gvr)
+	for _, f := range []dynamicinformer.DynamicSharedInformerFactory{factory, apiNS} {
+		for gvr, ok := range f.WaitForCacheSync(ctx.Done()) {
+			if !ok {
+				return fmt.Errorf("tigera-operator: %v cache did not sync", gvr)
+			}
 		}
 	}
 	o.queue.Add(key)
@@ -144,6 +171,19 @@ func (o *Operator) Run(ctx context.Context) error {
 	o.queue.ShutDown()
 	<-done
 	return nil
+}
+
+// enqueueUntilReady queues a pass while APIServer "default" is not Ready yet.
+func (o *Operator) enqueueUntilReady() {
+	if o.apiServers == nil {
+		return
+	}
+	if obj, err := o.apiServers.Get(DefaultName); err == nil {
+		if state, _, _ := unstructured.NestedString(obj.(*unstructured.Unstructured).Object, "status", "state"); state == StateReady {
+			return
+		}
+	}
+	o.queue.Add(key)
 }
 
 // work runs one pass; false once the queue shuts down.

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"reflect"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -19,9 +21,10 @@ import (
 // already reported in TigeraStatus; it is not retried until something changes.
 var errDegraded = errors.New("degraded")
 
-// reconcile is one pass of the operator's IP pool controller (pool_controller.go
-// Reconcile), preceded by what its apiserver controller reports: APIServer
-// "default" is Ready while the Calico API server's APIService is Available.
+// reconcile is one pass of the operator's IP pool controller (v1.34.13
+// pkg/controller/ippool/pool_controller.go:144-394, the same at v1.40.0 but for
+// the conversions), preceded by what its apiserver controller reports: APIServer
+// "default" becomes Ready once the calico-apiserver Deployment is available.
 func (o *Operator) reconcile(ctx context.Context) error {
 	apiAvailable, err := o.syncAPIServerState(ctx)
 	if err != nil {
@@ -47,10 +50,11 @@ func (o *Operator) reconcile(ctx context.Context) error {
 	if err != nil {
 		return o.degraded(ctx, ReasonResourceReadError, "error filling IP pool defaults", err)
 	}
-	if err := fillDefaults(inst, current, kubeadm); err != nil {
+	v := o.cfg.Version
+	if err := fillDefaults(v, inst, current, kubeadm); err != nil {
 		return o.degraded(ctx, ReasonResourceReadError, "error filling IP pool defaults", err)
 	}
-	if err := validatePools(inst); err != nil {
+	if err := validatePools(v, inst); err != nil {
 		return o.degraded(ctx, ReasonInvalidConfiguration, "error validating IP pool configuration", err)
 	}
 	if after, _ := json.Marshal(inst.Spec.CalicoNetwork); string(after) != string(before) {
@@ -60,29 +64,12 @@ func (o *Operator) reconcile(ctx context.Context) error {
 	}
 	desired := inst.Spec.CalicoNetwork.IPPools
 
-	// Ours: labelled managed-by, or unlabelled but exactly an Installation entry
-	// (the operator assumes ownership of such pools).
-	ours := map[string]Pool{}
-	notOurs := map[string]bool{}
-	for _, p := range current {
-		if p.managed() {
-			ours[p.Spec.CIDR] = p
-			continue
-		}
-		for _, entry := range desired {
-			if reflect.DeepEqual(entry, fromPoolSpec(p.Name, p.Spec)) {
-				ours[p.Spec.CIDR] = p
-			}
-		}
-		if _, ok := ours[p.Spec.CIDR]; !ok {
-			notOurs[p.Spec.CIDR] = true
-		}
-	}
+	ours, notOurs := ownership(v, desired, current)
 
 	var writes []poolWrite
 	var notOwned bool
 	for _, entry := range desired {
-		want := Pool{Name: entry.Name, Labels: map[string]string{ManagedByLabel: ManagedByValue}, Spec: toPoolSpec(entry)}
+		want := Pool{Name: entry.Name, Labels: map[string]string{ManagedByLabel: ManagedByValue}, Spec: toPoolSpec(v, entry)}
 		if notOurs[entry.CIDR] {
 			notOwned = true
 			if err := o.status.degraded(ctx, ReasonResourceValidation, "Cannot update an IP pool not owned by the operator"); err != nil {
@@ -90,6 +77,8 @@ func (o *Operator) reconcile(ctx context.Context) error {
 			}
 			continue
 		}
+		// With the API server up every entry is written (l.304); the stand-in
+		// then skips the writes that would change nothing (write).
 		have, ok := ours[entry.CIDR]
 		if ok && !apiAvailable && reflect.DeepEqual(have.Spec.normalized(), want.Spec.normalized()) {
 			continue
@@ -114,14 +103,16 @@ func (o *Operator) reconcile(ctx context.Context) error {
 		if listed {
 			continue
 		}
-		// Deletion only through the v3 API: it disables the pool and releases
-		// its blocks' affinities before deleting (Calico's safe path).
+		// Deletion only through the v3 API (l.331-362): it disables the pool,
+		// waits 500 ms, releases its blocks' affinities and deletes it
+		// (libcalico-go clientv3 ipPools.Delete), whatever addresses are in use.
 		if !apiAvailable {
 			return o.degraded(ctx, ReasonResourceNotReady, "Unable to delete IP pools while Calico API server is unavailable", nil)
 		}
 		deletes = append(deletes, p.Name)
 	}
 
+	// Creates and updates before deletes (l.368-379).
 	for _, w := range writes {
 		if err := o.write(ctx, w); err != nil {
 			return o.degraded(ctx, ReasonResourceUpdateError, "Error creating / updating IPPools", err)
@@ -140,6 +131,31 @@ func (o *Operator) reconcile(ctx context.Context) error {
 	return o.status.available(ctx)
 }
 
+// ownership sorts the cluster's pools by CIDR as the operator does
+// (pool_controller.go:234-271): ours are those labelled managed-by, or
+// unlabelled but, read back through FromProjectCalicoV1, exactly an Installation
+// entry (the operator assumes ownership of such pools); the other unlabelled
+// ones are not ours, and the operator refuses to write a listed pool with their
+// CIDR.
+func ownership(v Version, desired []IPPool, current []Pool) (ours map[string]Pool, notOurs map[string]bool) {
+	ours, notOurs = map[string]Pool{}, map[string]bool{}
+	for _, p := range current {
+		if p.managed() {
+			ours[p.Spec.CIDR] = p
+			continue
+		}
+		for _, entry := range desired {
+			if reflect.DeepEqual(entry, fromPoolSpec(v, p.Name, p.Spec)) {
+				ours[p.Spec.CIDR] = p
+			}
+		}
+		if _, ok := ours[p.Spec.CIDR]; !ok {
+			notOurs[p.Spec.CIDR] = true
+		}
+	}
+	return ours, notOurs
+}
+
 // poolWrite is a create or update of one pool, through the CRD (v1) or the v3 API.
 type poolWrite struct {
 	pool Pool
@@ -147,7 +163,11 @@ type poolWrite struct {
 }
 
 // write creates the pool, or brings an existing one to the desired spec and
-// label (which reverts direct edits).
+// label (which reverts direct edits). The desired spec replaces the current one
+// whole, as the operator's mergeState does for a kind it has no case for
+// (v1.34.13 pkg/controller/utils/component.go:371-414: only labels and
+// annotations are merged) — so a field the release does not write, such as
+// disabled at v1.34.13, goes back to its zero value.
 func (o *Operator) write(ctx context.Context, w poolWrite) error {
 	gvr, apiVersion := V3Pools, "projectcalico.org/v3"
 	if w.v1 {
@@ -179,14 +199,7 @@ func (o *Operator) write(ctx context.Context, w poolWrite) error {
 	if cur.GetLabels()[ManagedByLabel] == ManagedByValue && reflect.DeepEqual(have.Spec.normalized(), w.pool.Spec.normalized()) {
 		return nil
 	}
-	spec, _, _ := unstructured.NestedMap(cur.Object, "spec")
-	if spec == nil {
-		spec = map[string]any{}
-	}
-	for k, v := range specMap(w.pool.Spec) {
-		spec[k] = v
-	}
-	if err := unstructured.SetNestedMap(cur.Object, spec, "spec"); err != nil {
+	if err := unstructured.SetNestedMap(cur.Object, specMap(w.pool.Spec), "spec"); err != nil {
 		return err
 	}
 	lbls := cur.GetLabels()
@@ -256,27 +269,63 @@ func (o *Operator) degraded(ctx context.Context, reason, message string, cause e
 	return errDegraded
 }
 
-// syncAPIServerState mirrors the APIService's availability into APIServer
-// "default" and returns whether the operator may use the v3 API.
+// syncAPIServerState plays the operator's apiserver controller: APIServer
+// "default" gets status.state Ready once the calico-apiserver Deployment is
+// available (v1.34.13 apiserver_controller.go:502-513, through the status
+// manager's IsAvailable, status.go:378-394, 478-505), and nothing ever clears it
+// (l.511 is the only write of the state; v1.40.0 is the same). It returns
+// whether the pool controller may use the v3 API: APIServer "default" Ready
+// (pool_controller.go:222-227) — however the API server is doing now.
 func (o *Operator) syncAPIServerState(ctx context.Context) (bool, error) {
-	ready := false
-	if obj, err := o.apiServices.Get(calicoAPIService); err == nil {
-		conditions, _, _ := unstructured.NestedSlice(obj.(*unstructured.Unstructured).Object, "status", "conditions")
-		for _, c := range conditions {
-			c, _ := c.(map[string]any)
-			ready = ready || (c["type"] == "Available" && c["status"] == "True")
-		}
-	}
-	if err := o.status.setAPIServerState(ctx, ready); err != nil {
-		return false, err
-	}
-	// Without an APIServer resource the operator runs no API server and never
-	// uses the v3 API. (The lister may lag behind the state just written; what
-	// was written counts.)
-	if _, err := o.apiServers.Get(DefaultName); err != nil {
+	obj, err := o.apiServers.Get(DefaultName)
+	if apierrors.IsNotFound(err) {
+		// Without an APIServer resource the operator runs no API server and never
+		// uses the v3 API.
 		return false, nil
 	}
-	return ready, nil
+	if err != nil {
+		return false, err
+	}
+	if state, _, _ := unstructured.NestedString(obj.(*unstructured.Unstructured).Object, "status", "state"); state == StateReady {
+		return true, nil
+	}
+	if !o.apiServerDeploymentAvailable() {
+		return false, nil
+	}
+	// The lister may lag behind the state just written; what was written counts.
+	if err := o.status.setAPIServerReady(ctx); err != nil {
+		return false, err
+	}
+	o.cfg.Log.Printf("APIServer %s Ready: Deployment %s/%s available", DefaultName, APIServerNamespace, APIServerDeployment)
+	return true, nil
+}
+
+// apiServerDeploymentAvailable is the status manager's view of the
+// calico-apiserver Deployment (status.go:485-505): neither progressing (no
+// unavailable replica, some available, the current generation observed) nor
+// short of ready replicas. (Failing pods, which would make it degraded, are not
+// looked at: kwok's pods do not crash-loop unless a test asks them to.)
+func (o *Operator) apiServerDeploymentAvailable() bool {
+	obj, err := o.deployments.ByNamespace(APIServerNamespace).Get(APIServerDeployment)
+	if err != nil {
+		return false
+	}
+	var d appsv1.Deployment
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.(*unstructured.Unstructured).Object, &d); err != nil {
+		return false
+	}
+	return deploymentAvailable(&d)
+}
+
+func deploymentAvailable(d *appsv1.Deployment) bool {
+	replicas := int32(1)
+	if d.Spec.Replicas != nil {
+		replicas = *d.Spec.Replicas
+	}
+	st := d.Status
+	progressing := st.UnavailableReplicas > 0 || st.AvailableReplicas == 0 || st.ObservedGeneration < d.Generation
+	full := st.ObservedGeneration == d.Generation && st.UnavailableReplicas == 0 && st.AvailableReplicas == replicas && st.ReadyReplicas == replicas
+	return !progressing && full
 }
 
 func (o *Operator) installation() (*Installation, bool, error) {

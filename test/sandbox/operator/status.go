@@ -97,10 +97,10 @@ func (s statusWriter) set(ctx context.Context, want []condition) error {
 	return nil
 }
 
-// setAPIServerState mirrors the Calico API server's availability into APIServer
-// "default" status.state, as the operator's apiserver controller does from its
-// Deployment: "Ready", or empty while it is not.
-func (s statusWriter) setAPIServerState(ctx context.Context, ready bool) error {
+// setAPIServerReady sets APIServer "default" status.state to Ready, as the
+// operator's apiserver controller does once its Deployment is available; it never
+// writes anything else there.
+func (s statusWriter) setAPIServerReady(ctx context.Context) error {
 	client := s.dyn.Resource(APIServers)
 	cur, err := client.Get(ctx, DefaultName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -109,14 +109,10 @@ func (s statusWriter) setAPIServerState(ctx context.Context, ready bool) error {
 	if err != nil {
 		return fmt.Errorf("APIServer %s: %w", DefaultName, err)
 	}
-	want := ""
-	if ready {
-		want = StateReady
-	}
-	if state, _, _ := unstructured.NestedString(cur.Object, "status", "state"); state == want {
+	if state, _, _ := unstructured.NestedString(cur.Object, "status", "state"); state == StateReady {
 		return nil
 	}
-	if err := unstructured.SetNestedField(cur.Object, want, "status", "state"); err != nil {
+	if err := unstructured.SetNestedField(cur.Object, StateReady, "status", "state"); err != nil {
 		return err
 	}
 	if _, err := client.UpdateStatus(ctx, cur, metav1.UpdateOptions{}); err != nil {

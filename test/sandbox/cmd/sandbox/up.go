@@ -59,6 +59,9 @@ func up(ctx context.Context, c config) error {
 	}
 	fmt.Printf("sandbox: starting (pid %d, scenario %s, flavour %s, logs in %s)\n",
 		cmd.Process.Pid, c.scenario, c.flavour, filepath.Dir(daemonLogPath(c.dir)))
+	if summary := sandbox.OperatorFlavourSummary(c.flavour); summary != "" {
+		fmt.Printf("sandbox: flavour %s models %s\n", c.flavour, summary)
+	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 
@@ -164,7 +167,7 @@ func printUsage(dir, flavour string) {
 	if flavour != sandbox.FlavourCRD {
 		fmt.Printf("  %s get ippools.projectcalico.org   # the v3 API of the Calico API server\n", kubectl)
 	}
-	if flavour == sandbox.FlavourOperator {
+	if sandbox.IsOperatorFlavour(flavour) {
 		fmt.Printf("  %s get installation default -o yaml; %s get tigerastatus,apiserver\n", kubectl, kubectl)
 	}
 }
