@@ -93,7 +93,7 @@ func TestDualStackExample(t *testing.T) {
 	if err := json.Unmarshal(raw, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if rep.Status != engine.StatusDone || rep.Resumed || len(rep.Steps) != 10 {
+	if rep.Status != engine.StatusDone || rep.Resumed || len(rep.Steps) != 12 {
 		t.Fatalf("re-apply: %+v", rep)
 	}
 	for _, st := range rep.Steps {
