@@ -222,6 +222,9 @@ func (a *moveTunnelsImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 		Warnings: []string{"each restart briefly stops that node's calico-node (felix, BGP); established pod traffic keeps flowing through the programmed dataplane"}}, nil
 }
 
+// cacheCatchUp bounds the wait for the shared cache to show the moves.
+const cacheCatchUp = 30 * time.Second
+
 // restartIntent is the journal key under which the UID of the calico-node pod
 // deleted on a node is recorded, before the delete.
 func restartIntent(node string) string { return "restart/" + node }
@@ -305,5 +308,20 @@ func (a *moveTunnelsImpl) run(ctx context.Context, cal calico.Client, c *Call, i
 		lines = append(lines, res.String())
 	}
 	m.message = fmt.Sprintf("restarted calico-node on %d node(s), one at a time; tunnel addresses left pool %s: %s", m.restarted, in.pool, capped(lines, maxListed))
+	// The step's guards (assert: tunnelAddresses(...)) read the shared cache,
+	// which may not have seen the last node's update yet (seen on the operator
+	// flavour: the assert failed while the restarts had moved every address).
+	// Return once it has, so a guard judges what this step did.
+	wctx, cancel := context.WithTimeout(ctx, cacheCatchUp)
+	defer cancel()
+	if err := cal.Await(wctx, func(r calico.Reader) (bool, error) {
+		nodes, err := r.Nodes(wctx)
+		if err != nil {
+			return false, nil
+		}
+		return len(calico.TunnelAddressesIn(nodes, v.pool.CIDR)) == 0, nil
+	}); err != nil && ctx.Err() == nil {
+		return m, fmt.Errorf("the nodes' tunnel addresses left pool %s, but the watch cache did not show it within %s: %w", in.pool, cacheCatchUp, err)
+	}
 	return m, nil
 }
