@@ -65,10 +65,9 @@ func TestLeastPrivilegePerFlavour(t *testing.T) {
 			notNamed: []string{"crd.projectcalico.org/ippools", "operator.tigera.io/installations named"},
 		},
 		{
-			// On operator-v1.40 for now: on v1.34.13 (flavour operator) the old pool is
-			// disabled by nodeSelector and the migration's move-tunnels step fails its
-			// postcondition (product gap, #16; see test/e2e TestFlavourOperator).
-			flavour: sandbox.FlavourOperatorV140, values: "sandbox-operator.yaml", proves: actions.FlavourOperator,
+			// v1.34.13, the operator the pinned Calico ships: the old pool is disabled
+			// by nodeSelector, and move-tunnels restarts calico-node (pods delete).
+			flavour: sandbox.FlavourOperator, values: "sandbox-operator.yaml", proves: actions.FlavourOperator,
 			drop: struct{ group, resource, verb string }{"operator.tigera.io", "installations", "update"},
 			named: []string{"missing 1 permission(s); nothing was changed",
 				"update operator.tigera.io/installations named default cluster-wide — needed by step add-new-pool (ensurePool): operator-managed pools are changed through Installation default",
