@@ -18,7 +18,7 @@ import (
 type child struct {
 	path        string
 	args        []string
-	env         []string // added to the sandbox's environment
+	env         []string // the whole environment (nothing is inherited)
 	logPath     string   // appended to across runs
 	stopTimeout time.Duration
 }
@@ -34,7 +34,11 @@ func (c child) run(ctx context.Context, onStart func(pid int)) error {
 	defer log.Close()
 	cmd := exec.Command(c.path, c.args...)
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.Env = append(os.Environ(), c.env...)
+	// Not the sandbox's environment: a KUBECONFIG, K8S_API_ENDPOINT, ETCD_ENDPOINTS,
+	// CALICO_* or FELIX_TYPHA* of the caller's would point Calico's clients at
+	// another cluster or at Typha (libcalico-go/lib/apiconfig/load.go,
+	// typha/pkg/syncclientutils); these processes dial only what their env says.
+	cmd.Env = append([]string{}, c.env...) // non-nil: an empty env stays empty
 	// Killed with us if we die without stopping it (as in process.go).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
