@@ -25,7 +25,8 @@ func (c *Cluster) CalicoComponents() []CalicoComponent {
 		out = append(out, CalicoComponent{Name: "calico-apiserver", Real: true, Version: v, How: "calico-apiserver process"})
 	}
 	if c.operator != nil {
-		out = append(out, CalicoComponent{Name: "tigera-operator (IP pool controller)", How: "operator/, in-process"})
+		out = append(out, CalicoComponent{Name: "tigera-operator (IP pool controller, APIServer Ready)", Version: c.operatorVersion().Name,
+			How: "operator/, in-process stand-in; APIServer Ready follows Deployment calico-apiserver, whose kwok pod's readiness probes the real server"})
 	}
 	return out
 }
