@@ -124,6 +124,8 @@ var operatorNeeds = []Permission{
 		Why: "operator-managed pools are changed through Installation default spec.calicoNetwork.ipPools, one update under a resourceVersion precondition (internal/calico/operator.go Installation, Update)"},
 	{Flavour: FlavourOperator, Group: "operator.tigera.io", Resource: "apiservers", Names: []string{calico.InstallationName}, Verbs: []string{"get"},
 		Why: "the operator changes pools only while APIServer default is Ready (internal/calico/operator.go NotReady)"},
+	{Flavour: FlavourOperator, Group: "apiregistration.k8s.io", Resource: "apiservices", Names: []string{"v3.projectcalico.org"}, Verbs: []string{"get"},
+		Why: "the operator writes pools only through the Calico API server, and never clears APIServer Ready: an outage shows on the APIService (internal/calico/operator.go NotReady)"},
 	{Flavour: FlavourOperator, Group: "operator.tigera.io", Resource: "tigerastatuses", Names: []string{"apiserver", "ippools"}, Verbs: []string{"get"},
 		Why: "a Degraded apiserver or pool controller says why the operator is not applying pool changes (internal/calico/operator.go NotReady)"},
 	{Flavour: FlavourOperator, Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions", Names: []string{"installations.operator.tigera.io"}, Verbs: []string{"get"},

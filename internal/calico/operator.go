@@ -234,6 +234,21 @@ func (o *Operator) NotReady(ctx context.Context) (string, error) {
 			}
 		}
 	}
+	// Once Ready, status.state is never cleared (tigera/operator v1.34.13 and
+	// v1.40.0 pkg/controller/apiserver/apiserver_controller.go: the only write),
+	// so a Calico API server that is down now shows only on its APIService. The
+	// operator writes pools through it alone: an edit made now is not applied,
+	// and the step would wait out its timeout.
+	svc, err := o.dyn.Resource(gvrAPIServices).Get(ctx, v3APIServiceName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return "APIService " + v3APIServiceName + " does not exist: the operator writes IP pools through the Calico API server, which is not registered", nil
+	case err != nil:
+		return "", fmt.Errorf("read APIService %s: %w", v3APIServiceName, err)
+	}
+	if why := apiServiceUnavailable(svc.Object); why != "" {
+		return fmt.Sprintf("APIService %s is not Available (%s): the Calico API server the operator writes IP pools through is down, so the operator would not apply the change (APIServer default still says Ready: the operator never clears it)", v3APIServiceName, why), nil
+	}
 	return "", nil
 }
 

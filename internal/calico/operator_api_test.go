@@ -11,7 +11,11 @@ import (
 	dynfake "k8s.io/client-go/dynamic/fake"
 )
 
-func operatorObjects(state string, degraded bool, withDNA bool) []runtime.Object {
+func operatorObjects(state string, degraded bool, withDNA bool, serverDown bool) []runtime.Object {
+	available := "True"
+	if serverDown {
+		available = "False"
+	}
 	items := map[string]any{"name": map[string]any{"type": "string"}, "cidr": map[string]any{"type": "string"}}
 	if withDNA {
 		items["disableNewAllocations"] = map[string]any{"type": "boolean"}
@@ -33,6 +37,9 @@ func operatorObjects(state string, degraded bool, withDNA bool) []runtime.Object
 		&unstructured.Unstructured{Object: map[string]any{"apiVersion": "operator.tigera.io/v1", "kind": "TigeraStatus",
 			"metadata": map[string]any{"name": "ippools"}, "status": map[string]any{"conditions": []any{
 				map[string]any{"type": "Degraded", "status": status, "reason": "ResourceNotReady", "message": "Unable to modify IP pools"}}}}},
+		&unstructured.Unstructured{Object: map[string]any{"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+			"metadata": map[string]any{"name": "v3.projectcalico.org"}, "status": map[string]any{"conditions": []any{
+				map[string]any{"type": "Available", "status": available, "reason": "FailedDiscoveryCheck", "message": "no response from https://localhost:1234"}}}}},
 		&unstructured.Unstructured{Object: map[string]any{"apiVersion": "operator.tigera.io/v1", "kind": "Installation",
 			"metadata": map[string]any{"name": "default", "resourceVersion": "5"},
 			"spec":     map[string]any{"calicoNetwork": map[string]any{"ipPools": []any{map[string]any{"name": "a", "cidr": "10.0.0.0/16"}}}}}},
@@ -41,7 +48,7 @@ func operatorObjects(state string, degraded bool, withDNA bool) []runtime.Object
 
 func fakeOperator(objs []runtime.Object) *Operator {
 	dyn := dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
-		gvrInstallations: "InstallationList", gvrOpAPIServers: "APIServerList", gvrTigeraStatuses: "TigeraStatusList", gvrCRDs: "CustomResourceDefinitionList",
+		gvrInstallations: "InstallationList", gvrOpAPIServers: "APIServerList", gvrAPIServices: "APIServiceList", gvrTigeraStatuses: "TigeraStatusList", gvrCRDs: "CustomResourceDefinitionList",
 	}, objs...)
 	return NewOperator(dyn)
 }
@@ -53,14 +60,16 @@ func TestOperatorReadinessAndSchema(t *testing.T) {
 		state    string
 		degraded bool
 		dna      bool
+		down     bool // the Calico API server's APIService is not Available
 		want     string
 	}{
-		{"ready, operator 1.36+", "Ready", false, true, ""},
-		{"API server not ready", "", false, true, "APIServer default is not Ready (status.state: not reported)"},
-		{"pool controller degraded, older operator", "Ready", true, false, "TigeraStatus ippools is Degraded (ResourceNotReady: Unable to modify IP pools)"},
+		{"ready, operator 1.36+", "Ready", false, true, false, ""},
+		{"API server not ready", "", false, true, false, "APIServer default is not Ready (status.state: not reported)"},
+		{"pool controller degraded, older operator", "Ready", true, false, false, "TigeraStatus ippools is Degraded (ResourceNotReady: Unable to modify IP pools)"},
+		{"API server down, APIServer still Ready", "Ready", false, false, true, "APIService v3.projectcalico.org is not Available (FailedDiscoveryCheck no response from https://localhost:1234)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			op := fakeOperator(operatorObjects(tc.state, tc.degraded, tc.dna))
+			op := fakeOperator(operatorObjects(tc.state, tc.degraded, tc.dna, tc.down))
 			msg, err := op.NotReady(ctx)
 			if err != nil || (tc.want == "") != (msg == "") || !strings.Contains(msg, tc.want) {
 				t.Errorf("NotReady = %q, %v; want %q", msg, err, tc.want)
@@ -85,7 +94,7 @@ func TestOperatorReadinessAndSchema(t *testing.T) {
 		})
 	}
 	// No APIServer at all: the operator changes no pools.
-	objs := operatorObjects("Ready", false, true)
+	objs := operatorObjects("Ready", false, true, false)
 	op := fakeOperator(append(objs[:1:1], objs[2:]...))
 	if msg, _ := op.NotReady(ctx); !strings.Contains(msg, "APIServer default does not exist") {
 		t.Errorf("NotReady without APIServer = %q", msg)

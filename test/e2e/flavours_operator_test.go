@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/runbookdev/runbook/internal/calico"
@@ -52,6 +53,41 @@ func testFlavourOperator(t *testing.T, flavour string) {
 	res, _ = r.cli(t, "plan", exampleRunbook, "-f", operatorValues, "-o", "json")
 	res.Must(t, 4, "tigera-operator Installation API served")
 
+	t.Run("the Calico API server down, APIServer still Ready: refused, nothing changed", func(t *testing.T) {
+		if err := r.c.Component(sandbox.CalicoAPIServer).Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		waitCond(ctx, t, "APIService v3.projectcalico.org not Available", 2*time.Minute, func(ctx context.Context) (bool, error) {
+			u, err := r.dyn.Resource(schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}).Get(ctx, "v3.projectcalico.org", metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+			for _, c := range conds {
+				if m, _ := c.(map[string]any); m["type"] == "Available" {
+					return m["status"] != "True", nil
+				}
+			}
+			return false, nil
+		})
+		if state := r.apiServerState(ctx); state != "Ready" {
+			t.Fatalf("APIServer default is %q during an outage; the operator never clears Ready", state)
+		}
+		before := r.poolsState(ctx, t, true)
+		res, _ := r.cli(t, "plan", exampleRunbook, "-f", operatorValues)
+		res.Must(t, 11, "APIService v3.projectcalico.org is not Available", "the operator never clears it")
+		res, rep := r.cli(t, "apply", exampleRunbook, "-f", operatorValues, "--yes")
+		res.Must(t, 6, "APIService v3.projectcalico.org is not Available")
+		if s := step(t, rep, "add-new-pool"); !strings.Contains(s.Error, "refused, nothing was changed") {
+			t.Errorf("add-new-pool: %+v", s)
+		}
+		requireUnchanged(t, before, r.poolsState(ctx, t, true))
+		if err := r.c.Component(sandbox.CalicoAPIServer).Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		r.waitOperatorReady(ctx, t)
+	})
+
 	t.Run("APIServer not Ready: refused, nothing changed", func(t *testing.T) {
 		if err := r.c.Component(sandbox.CalicoAPIServer).Stop(ctx); err != nil {
 			t.Fatal(err)
@@ -61,8 +97,7 @@ func testFlavourOperator(t *testing.T, flavour string) {
 		// outage alone leaves it Ready. Not Ready is an install whose API server
 		// has not been available since APIServer default was created: that
 		// state, with the Deployment unavailable, so the operator keeps it.
-		// (What runbook does in an outage with APIServer still Ready is another
-		// case: it does not look at the APIService; see issue #16's report.)
+		// (An outage with APIServer still Ready is the case above.)
 		waitCond(ctx, t, "Deployment calico-apiserver unavailable", 2*time.Minute, func(ctx context.Context) (bool, error) {
 			d, err := r.kube.AppsV1().Deployments("calico-apiserver").Get(ctx, "calico-apiserver", metav1.GetOptions{})
 			return err == nil && d.Status.UnavailableReplicas > 0, nil
