@@ -86,7 +86,7 @@ func TestRestart(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		nodeIPIP   string
-		daemon     daemon
+		daemon     *daemon
 		resumed    bool // the pod was deleted by an earlier attempt
 		timeout    time.Duration
 		wantErr    string
@@ -95,17 +95,17 @@ func TestRestart(t *testing.T) {
 		wantSkip   bool
 		wantAfter  string
 	}{
-		{name: "replaced in one write", nodeIPIP: "192.168.0.1", daemon: daemon{addresses: []string{"10.0.0.1"}, ready: true},
+		{name: "replaced in one write", nodeIPIP: "192.168.0.1", daemon: &daemon{addresses: []string{"10.0.0.1"}, ready: true},
 			timeout: 5 * time.Second, wantDelete: 1, wantAfter: "10.0.0.1"},
-		{name: "removed, then assigned: the gap is measured", nodeIPIP: "192.168.0.1", daemon: daemon{addresses: []string{"", "10.0.0.1"}, ready: true},
+		{name: "removed, then assigned: the gap is measured", nodeIPIP: "192.168.0.1", daemon: &daemon{addresses: []string{"", "10.0.0.1"}, ready: true},
 			timeout: 5 * time.Second, wantDelete: 1, wantGap: true, wantAfter: "10.0.0.1"},
-		{name: "replacement never Ready", nodeIPIP: "192.168.0.1", daemon: daemon{addresses: []string{"10.0.0.1"}, ready: false},
+		{name: "replacement never Ready", nodeIPIP: "192.168.0.1", daemon: &daemon{addresses: []string{"10.0.0.1"}, ready: false},
 			timeout: 500 * time.Millisecond, wantDelete: 1, wantErr: "no new calico-node pod is Ready"},
-		{name: "address stays in the pool", nodeIPIP: "192.168.0.1", daemon: daemon{addresses: []string{"192.168.0.7"}, ready: true},
+		{name: "address stays in the pool", nodeIPIP: "192.168.0.1", daemon: &daemon{addresses: []string{"192.168.0.7"}, ready: true},
 			timeout: 500 * time.Millisecond, wantDelete: 1, wantErr: "is still in 192.168.0.0/16"},
-		{name: "already moved: nothing deleted", nodeIPIP: "10.0.0.9", daemon: daemon{ready: true},
+		{name: "already moved: nothing deleted", nodeIPIP: "10.0.0.9", daemon: &daemon{ready: true},
 			timeout: time.Second, wantSkip: true},
-		{name: "resumed after the delete: waits for the replacement only", nodeIPIP: "10.0.0.1", resumed: true,
+		{name: "resumed after the delete: waits for the replacement only", nodeIPIP: "10.0.0.1", resumed: true, daemon: &daemon{},
 			timeout: time.Second, wantAfter: "10.0.0.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
