@@ -100,7 +100,7 @@ build_set "the Kubernetes control plane (~5 min)" "$root/hack/tools" "$k8s_ldfla
   sigs.k8s.io/kwok/cmd/kwok=kwok \
   ./cmd/etcd=etcd
 dirs+=("$set_dir")
-build_set "the Calico API server, kube-controllers, tunnel allocator (~3 min)" "$root/hack/tools-calico" "-s -w" \
+build_set "the Calico API server, kube-controllers, tunnel allocator (~5 min)" "$root/hack/tools-calico" "-s -w" \
   github.com/projectcalico/calico/apiserver/cmd/apiserver=calico-apiserver \
   github.com/projectcalico/calico/kube-controllers/cmd/kube-controllers=calico-kube-controllers \
   ./cmd/calico-allocate-tunnel-addrs=calico-allocate-tunnel-addrs
