@@ -515,7 +515,7 @@ func (a *ensurePoolImpl) drainTunnels(ctx context.Context, cal calico.Client, c 
 		return "", nil
 	}
 	mover := &moveTunnelsImpl{env: a.env}
-	if _, err := mover.run(ctx, cal, c, moveTunnelsInput{pool: p.Name, nodeTimeout: tunnelDrainTimeout}); err != nil {
+	if _, err := mover.run(ctx, cal, c, moveTunnelsInput{pool: p.Name, nodeTimeout: tunnelDrainTimeout, allowRemoval: true}); err != nil {
 		if errors.Is(err, ErrRefused) || ctx.Err() == nil {
 			return fmt.Sprintf("pool %s is disabled, and restarting calico-node did not move its tunnel addresses out: %v", p.Name, err), nil
 		}

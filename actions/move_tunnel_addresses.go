@@ -65,6 +65,9 @@ type tunnelVerdict struct {
 type moveTunnelsInput struct {
 	pool        string
 	nodeTimeout time.Duration
+	// allowRemoval: a tunnel kind no other pool serves may go (ensurePool's
+	// inverse removing a pool this run created: the nodes end as before the run).
+	allowRemoval bool
 }
 
 func (a *moveTunnelsImpl) start(c *Call) (moveTunnelsInput, calico.Client, error) {
@@ -88,7 +91,7 @@ func (a *moveTunnelsImpl) start(c *Call) (moveTunnelsInput, calico.Client, error
 
 // decide reads pools, nodes and calico-node pods from the API server. resumed
 // names nodes an earlier attempt already restarted (their pod may be coming back).
-func (a *moveTunnelsImpl) decide(ctx context.Context, cal calico.Client, name string, resumed map[string]string) (tunnelVerdict, error) {
+func (a *moveTunnelsImpl) decide(ctx context.Context, cal calico.Client, name string, resumed map[string]string, allowRemoval bool) (tunnelVerdict, error) {
 	var v tunnelVerdict
 	p, pools, err := livePool(ctx, cal, name)
 	if err != nil {
@@ -126,17 +129,22 @@ func (a *moveTunnelsImpl) decide(ctx context.Context, cal calico.Client, name st
 			continue
 		}
 		to := calico.TunnelPools(n, others, t.Kind)
-		if len(to) == 0 {
+		if len(to) == 0 && !allowRemoval {
 			v.problems = append(v.problems, what+" would be lost: no other enabled pool with matching encapsulation and Tunnel use selects the node")
 			continue
 		}
-		v.moves = append(v.moves, fmt.Sprintf("%s: %s %s -> %s", t.Node, t.Kind, t.IP, poolNames(to)))
 		tg := byNode[t.Node]
 		if tg == nil {
 			tg = &tunnelmove.Target{Node: t.Node, Pool: p.CIDR}
 			byNode[t.Node] = tg
 			order = append(order, t.Node)
 		}
+		if len(to) == 0 {
+			v.moves = append(v.moves, fmt.Sprintf("%s: %s %s removed (no other pool serves it)", t.Node, t.Kind, t.IP))
+			tg.Remove = append(tg.Remove, t.Kind)
+			continue
+		}
+		v.moves = append(v.moves, fmt.Sprintf("%s: %s %s -> %s", t.Node, t.Kind, t.IP, poolNames(to)))
 		tg.Kinds = append(tg.Kinds, t.Kind)
 	}
 	sort.Strings(order)
@@ -197,7 +205,7 @@ func (a *moveTunnelsImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 	if err != nil {
 		return Planned{}, err
 	}
-	v, err := a.decide(ctx, cal, in.pool, nil)
+	v, err := a.decide(ctx, cal, in.pool, nil, false)
 	if err != nil {
 		return Planned{}, fmt.Errorf("moveTunnelAddresses %q: %w", in.pool, err)
 	}
@@ -265,7 +273,7 @@ func (a *moveTunnelsImpl) run(ctx context.Context, cal calico.Client, c *Call, i
 			resumed[node] = uid
 		}
 	}
-	v, err := a.decide(ctx, cal, in.pool, resumed)
+	v, err := a.decide(ctx, cal, in.pool, resumed, in.allowRemoval)
 	if err != nil {
 		return m, err
 	}

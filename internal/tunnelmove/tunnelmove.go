@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -96,6 +97,9 @@ type Target struct {
 	// Kinds are the tunnel kinds whose address is in Pool now; each must have an
 	// address outside it afterwards.
 	Kinds []calico.TunnelKind
+	// Remove are kinds whose address is in Pool now and that no other pool
+	// serves: done once the node publishes none in Pool (calico-node removes it).
+	Remove []calico.TunnelKind
 }
 
 // Result is what restarting calico-node on one node did.
@@ -115,7 +119,11 @@ type Result struct {
 func (r Result) String() string {
 	var moves []string
 	for _, k := range sortedKinds(r.Before) {
-		moves = append(moves, fmt.Sprintf("%s %s -> %s", k, r.Before[k], r.After[k]))
+		after := "removed"
+		if r.After[k].IsValid() {
+			after = r.After[k].String()
+		}
+		moves = append(moves, fmt.Sprintf("%s %s -> %s", k, r.Before[k], after))
 	}
 	return fmt.Sprintf("node %s: %s in %s (no address for %s)", r.Node, strings.Join(moves, ", "), r.Took.Round(time.Millisecond), r.MaxGap.Round(time.Millisecond))
 }
@@ -145,7 +153,7 @@ func Restart(ctx context.Context, kube kubernetes.Interface, t Target, pod *core
 	}
 	defer w.stop()
 	if n := w.node(); n != nil {
-		for _, k := range t.Kinds {
+		for _, k := range append(slices.Clone(t.Kinds), t.Remove...) {
 			res.Before[k] = n.Tunnels[k]
 		}
 	}
@@ -174,7 +182,7 @@ func Restart(ctx context.Context, kube kubernetes.Interface, t Target, pod *core
 		if podOK && len(missing) == 0 {
 			res.Took = time.Since(began)
 			res.NewPod = fmt.Sprintf("%s/%s (%s)", newPod.Namespace, newPod.Name, newPod.UID)
-			for _, k := range t.Kinds {
+			for _, k := range append(slices.Clone(t.Kinds), t.Remove...) {
 				res.After[k] = node.Tunnels[k]
 			}
 			res.MaxGap = w.maxGap()
@@ -336,6 +344,11 @@ func (w *nodeWatch) missing(n *calico.Node) []string {
 			out = append(out, fmt.Sprintf("it publishes no %s tunnel address", k))
 		case w.t.Pool.Contains(ip):
 			out = append(out, fmt.Sprintf("its %s tunnel address %s is still in %s", k, ip, w.t.Pool))
+		}
+	}
+	for _, k := range w.t.Remove {
+		if ip := n.Tunnels[k]; ip.IsValid() && w.t.Pool.Contains(ip) {
+			out = append(out, fmt.Sprintf("its %s tunnel address %s is still in %s (no other pool serves it: calico-node should remove it)", k, ip, w.t.Pool))
 		}
 	}
 	return out

@@ -88,6 +88,7 @@ func TestRestart(t *testing.T) {
 		nodeIPIP   string
 		daemon     *daemon
 		resumed    bool // the pod was deleted by an earlier attempt
+		remove     bool // no other pool serves the kind: it is to go
 		timeout    time.Duration
 		wantErr    string
 		wantGap    bool
@@ -107,8 +108,16 @@ func TestRestart(t *testing.T) {
 			timeout: time.Second, wantSkip: true},
 		{name: "resumed after the delete: waits for the replacement only", nodeIPIP: "10.0.0.1", resumed: true, daemon: &daemon{},
 			timeout: time.Second, wantAfter: "10.0.0.1"},
+		{name: "no other pool serves it: removed", nodeIPIP: "192.168.0.1", remove: true, daemon: &daemon{addresses: []string{""}, ready: true},
+			timeout: 5 * time.Second, wantDelete: 1, wantAfter: "invalid IP"},
+		{name: "no other pool serves it, but it stays", nodeIPIP: "192.168.0.1", remove: true, daemon: &daemon{addresses: []string{"192.168.0.1"}, ready: true},
+			timeout: 500 * time.Millisecond, wantDelete: 1, wantErr: "calico-node should remove it"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			target := target
+			if tc.remove {
+				target.Kinds, target.Remove = nil, []calico.TunnelKind{calico.TunnelIPIP}
+			}
 			objs := []runtime.Object{node("node-1", tc.nodeIPIP), node("node-2", "192.168.0.2"), calicoNodePod("calico-node-other", "node-2", "uid-2", true)}
 			old := calicoNodePod("calico-node-old", "node-1", "uid-old", true)
 			if tc.resumed {
