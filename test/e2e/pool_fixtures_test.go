@@ -151,7 +151,9 @@ type stateOpts struct {
 	versions bool
 	// withoutTunnels leaves out node tunnel addresses: calico-node moves them
 	// whenever pools change (a rollback that disables and re-enables pools gives
-	// nodes new tunnel addresses, legitimately).
+	// nodes new tunnel addresses, legitimately). It also leaves out which
+	// calico-node pod runs on each node: a rollback restarts calico-node where it
+	// missed the change (actions/ensure_pool.go drainTunnels).
 	withoutTunnels bool
 }
 
@@ -194,6 +196,10 @@ func (r *poolRig) state(ctx context.Context, t *testing.T, o stateOpts) string {
 		t.Fatal(err)
 	}
 	for _, p := range pods.Items {
+		if o.withoutTunnels && p.Labels["k8s-app"] == "calico-node" {
+			lines = append(lines, fmt.Sprintf("calico-node on %s ips=%v", p.Spec.NodeName, p.Status.PodIPs))
+			continue
+		}
 		lines = append(lines, fmt.Sprintf("pod %s/%s uid=%s ips=%v", p.Namespace, p.Name, p.UID, p.Status.PodIPs))
 	}
 	nss, err := r.kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
