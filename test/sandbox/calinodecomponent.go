@@ -177,20 +177,7 @@ func (r *calicoNodeRuntime) Start(ctx context.Context) error {
 }
 
 func (r *calicoNodeRuntime) Stop(ctx context.Context) error {
-	r.mu.Lock()
-	cancel, done := r.cancel, r.done
-	r.cancel = nil
-	r.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("stopping the calico-node runtime: %w", ctx.Err())
-	}
+	return stopLoop(ctx, &r.mu, &r.cancel, &r.done, "the calico-node runtime")
 }
 
 // Stats returns the counters since the sandbox started.

@@ -184,19 +184,25 @@ func (s *supervised) setPID(pid int) {
 }
 
 func (s *supervised) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	cancel, done := s.cancel, s.done
-	s.cancel = nil
-	s.mu.Unlock()
-	if cancel == nil {
+	return stopLoop(ctx, &s.mu, &s.cancel, &s.done, s.name)
+}
+
+// stopLoop cancels a background loop started with *cancel and waits, up to ctx,
+// until it closes *done (both read under mu); a loop already stopped (nil *cancel) is left alone.
+func stopLoop(ctx context.Context, mu *sync.Mutex, cancel *context.CancelFunc, done *chan struct{}, what string) error {
+	mu.Lock()
+	c, d := *cancel, *done
+	*cancel = nil
+	mu.Unlock()
+	if c == nil {
 		return nil
 	}
-	cancel()
+	c()
 	select {
-	case <-done:
+	case <-d:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("stopping %s: %w", s.name, ctx.Err())
+		return fmt.Errorf("stopping %s: %w", what, ctx.Err())
 	}
 }
 
