@@ -73,19 +73,7 @@ func testFlavourOperator(t *testing.T, flavour string) {
 		if state := r.apiServerState(ctx); state != "Ready" {
 			t.Fatalf("APIServer default is %q during an outage; the operator never clears Ready", state)
 		}
-		before := r.poolsState(ctx, t, true)
-		res, _ := r.cli(t, "plan", exampleRunbook, "-f", operatorValues)
-		res.Must(t, 11, "APIService v3.projectcalico.org is not Available", "the operator never clears it")
-		res, rep := r.cli(t, "apply", exampleRunbook, "-f", operatorValues, "--yes")
-		res.Must(t, 6, "APIService v3.projectcalico.org is not Available")
-		if s := step(t, rep, "add-new-pool"); !strings.Contains(s.Error, "refused, nothing was changed") {
-			t.Errorf("add-new-pool: %+v", s)
-		}
-		requireUnchanged(t, before, r.poolsState(ctx, t, true))
-		if err := r.c.Component(sandbox.CalicoAPIServer).Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		r.waitOperatorReady(ctx, t)
+		r.requireRefusedWhileAPIServerDown(ctx, t, []string{"APIService v3.projectcalico.org is not Available", "the operator never clears it"}, "APIService v3.projectcalico.org is not Available")
 	})
 
 	t.Run("APIServer not Ready: refused, nothing changed", func(t *testing.T) {
@@ -103,19 +91,7 @@ func testFlavourOperator(t *testing.T, flavour string) {
 			return err == nil && d.Status.UnavailableReplicas > 0, nil
 		})
 		r.clearAPIServerState(ctx, t)
-		before := r.poolsState(ctx, t, true)
-		res, _ := r.cli(t, "plan", exampleRunbook, "-f", operatorValues)
-		res.Must(t, 11, "APIServer default is not Ready", "the operator changes IP pools only while its Calico API server is Ready")
-		res, rep := r.cli(t, "apply", exampleRunbook, "-f", operatorValues, "--yes")
-		res.Must(t, 6, "APIServer default is not Ready")
-		if s := step(t, rep, "add-new-pool"); !strings.Contains(s.Error, "refused, nothing was changed") {
-			t.Errorf("add-new-pool: %+v", s)
-		}
-		requireUnchanged(t, before, r.poolsState(ctx, t, true))
-		if err := r.c.Component(sandbox.CalicoAPIServer).Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		r.waitOperatorReady(ctx, t)
+		r.requireRefusedWhileAPIServerDown(ctx, t, []string{"APIServer default is not Ready", "the operator changes IP pools only while its Calico API server is Ready"}, "APIServer default is not Ready")
 	})
 
 	t.Run("another field manager owns the pool list: refused", func(t *testing.T) {
@@ -223,6 +199,26 @@ func testFlavourOperator(t *testing.T, flavour string) {
 	res.Must(t, 0)
 	requireAllUnchanged(t, rep)
 	t.Logf("operator stats %+v", r.c.OperatorStats())
+}
+
+// requireRefusedWhileAPIServerDown: with the Calico API server stopped, plan is
+// refused (exit 11, naming planWant) and apply refused with nothing changed
+// (exit 6, naming applyWant); then the API server is started again.
+func (r *flavourRig) requireRefusedWhileAPIServerDown(ctx context.Context, t *testing.T, planWant []string, applyWant string) {
+	t.Helper()
+	before := r.poolsState(ctx, t, true)
+	res, _ := r.cli(t, "plan", exampleRunbook, "-f", operatorValues)
+	res.Must(t, 11, planWant...)
+	res, rep := r.cli(t, "apply", exampleRunbook, "-f", operatorValues, "--yes")
+	res.Must(t, 6, applyWant)
+	if s := step(t, rep, "add-new-pool"); !strings.Contains(s.Error, "refused, nothing was changed") {
+		t.Errorf("add-new-pool: %+v", s)
+	}
+	requireUnchanged(t, before, r.poolsState(ctx, t, true))
+	if err := r.c.Component(sandbox.CalicoAPIServer).Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.waitOperatorReady(ctx, t)
 }
 
 // clearAPIServerState empties APIServer default status.state, as it is until
