@@ -1,6 +1,9 @@
 package sandbox
 
-import "github.com/runbookdev/runbook/test/scenarios"
+import (
+	"github.com/runbookdev/runbook/test/sandbox/cni"
+	"github.com/runbookdev/runbook/test/scenarios"
+)
 
 // Annotations the sandbox's kwok stages act on (kwok-stages.yaml). Scenarios set
 // them through workload fields; tests may set them on pods and nodes of their own.
@@ -16,6 +19,9 @@ const (
 	// AnnotationNodeNotReady on a node makes its kubelet report NotReady with the
 	// network plugin not initialised, until the annotation is removed.
 	AnnotationNodeNotReady = "sandbox.runbook.dev/not-ready"
+	// AnnotationShutdownDelay on a pod overrides the scenario's pods.shutdownDelay:
+	// how long its containers take to exit after SIGTERM (a Go duration).
+	AnnotationShutdownDelay = cni.AnnotationShutdownDelay
 )
 
 // Values of AnnotationFault (the scenario's workload fault names).

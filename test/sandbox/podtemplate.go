@@ -3,6 +3,7 @@ package sandbox
 import (
 	"encoding/json"
 	"maps"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,9 +15,18 @@ import (
 // podTemplate is the pod every workload kind runs: the scenario's image, labels
 // and annotations, plus the annotations that carry pool pins and fault knobs.
 func podTemplate(w scenarios.Workload) corev1.PodTemplateSpec {
+	container := corev1.Container{Name: w.Name, Image: w.Image}
+	if w.ReadinessDelay != nil {
+		// The kwok stages read initialDelaySeconds: Running at start, Ready after it.
+		container.ReadinessProbe = &corev1.Probe{
+			ProbeHandler:        corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}},
+			InitialDelaySeconds: int32(w.ReadinessDelay.Duration / time.Second),
+		}
+	}
 	spec := corev1.PodSpec{
-		Containers:  []corev1.Container{{Name: w.Name, Image: w.Image}},
-		HostNetwork: w.HostNetwork,
+		Containers:                    []corev1.Container{container},
+		HostNetwork:                   w.HostNetwork,
+		TerminationGracePeriodSeconds: w.TerminationGracePeriodSeconds,
 	}
 	if w.TolerateControlPlane {
 		spec.Tolerations = []corev1.Toleration{{Key: controlPlaneRole, Effect: corev1.TaintEffectNoSchedule}}
@@ -41,6 +51,9 @@ func podAnnotations(w scenarios.Workload) map[string]string {
 	}
 	if w.StartDelay != nil {
 		a[AnnotationStartDelay] = w.StartDelay.Duration.String()
+	}
+	if w.ShutdownDelay != nil {
+		a[AnnotationShutdownDelay] = w.ShutdownDelay.Duration.String()
 	}
 	if w.RunFor != nil {
 		a[AnnotationRunFor] = w.RunFor.Duration.String()

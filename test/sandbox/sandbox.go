@@ -196,6 +196,8 @@ func (c *Cluster) start(ctx context.Context) error {
 			Kubelet: kubernetes.NewForConfigOrDie(kubelet),
 			Plugin:  kubernetes.NewForConfigOrDie(plugin),
 			Calico:  calico,
+			// A terminating pod keeps its addresses while its containers shut down.
+			ShutdownDelay: c.opts.Scenario.Pods.ShutdownDelay.Duration,
 		}
 		c.cni = &inProcess[*cni.Plugin]{name: CNI, newService: func() *cni.Plugin { return cni.New(cfg) }}
 		c.components = append(c.components, c.cni)

@@ -17,7 +17,7 @@ var kwokStages []byte
 // startStages are the stages that start a pod once it has its addresses; their
 // default delay is the scenario's pod start delay (a pod's start-delay annotation
 // overrides it).
-var startStages = []string{"pod-ready", "pod-never-ready", "pod-crash-loop"}
+var startStages = []string{"pod-ready", "pod-start-probed", "pod-never-ready", "pod-crash-loop"}
 
 // renderStages returns the kwok stage file with the pod start delay applied.
 func renderStages(startDelay time.Duration) ([]byte, error) {

@@ -27,8 +27,8 @@ func TestPodAnnotations(t *testing.T) {
 		{"own annotations kept", scenarios.Workload{Annotations: map[string]string{"a": "b"}}, map[string]string{"a": "b"}},
 		{"pool pins", scenarios.Workload{IPv4Pools: []string{"p1", "10.0.0.0/16"}, IPv6Pools: []string{"p6"}},
 			map[string]string{cni.AnnotationIPv4Pools: `["p1","10.0.0.0/16"]`, cni.AnnotationIPv6Pools: `["p6"]`}},
-		{"knobs", scenarios.Workload{StartDelay: d("3s"), RunFor: d("1h"), Fault: scenarios.FaultCrashLoop},
-			map[string]string{AnnotationStartDelay: "3s", AnnotationRunFor: "1h0m0s", AnnotationFault: "CrashLoop"}},
+		{"knobs", scenarios.Workload{StartDelay: d("3s"), RunFor: d("1h"), Fault: scenarios.FaultCrashLoop, ShutdownDelay: d("12s")},
+			map[string]string{AnnotationStartDelay: "3s", AnnotationRunFor: "1h0m0s", AnnotationFault: "CrashLoop", AnnotationShutdownDelay: "12s"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := podAnnotations(tc.w); !maps.Equal(got, tc.want) {
@@ -93,5 +93,23 @@ func TestWebhookObjects(t *testing.T) {
 	if vwc.Name != "policy-system.policy.sandbox.runbook.dev" || string(*h.FailurePolicy) != "Fail" ||
 		h.ClientConfig.Service.Name != svc.Name || h.NamespaceSelector.MatchLabels[LabelWebhook] != "policy-system.policy" {
 		t.Errorf("webhook %s: %+v", vwc.Name, h)
+	}
+}
+
+// readinessDelay and terminationGracePeriodSeconds reach the pod spec, where the
+// kwok stages and the API server read them.
+func TestPodTemplateLifecycleFields(t *testing.T) {
+	grace := int64(7)
+	tmpl := podTemplate(scenarios.Workload{Name: "web", ReadinessDelay: &metav1.Duration{Duration: 3 * time.Second}, TerminationGracePeriodSeconds: &grace})
+	probe := tmpl.Spec.Containers[0].ReadinessProbe
+	if probe == nil || probe.InitialDelaySeconds != 3 || probe.Exec == nil {
+		t.Errorf("readiness probe %+v, want exec with initialDelaySeconds 3", probe)
+	}
+	if g := tmpl.Spec.TerminationGracePeriodSeconds; g == nil || *g != 7 {
+		t.Errorf("terminationGracePeriodSeconds %v, want 7", g)
+	}
+	plain := podTemplate(scenarios.Workload{Name: "web"})
+	if plain.Spec.Containers[0].ReadinessProbe != nil || plain.Spec.TerminationGracePeriodSeconds != nil {
+		t.Errorf("defaults changed: %+v", plain.Spec)
 	}
 }

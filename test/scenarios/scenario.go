@@ -99,6 +99,11 @@ type Pods struct {
 	// StartDelay is how long a pod takes from getting its IP (CNI ADD done) to
 	// Running and Ready: the kwok pod-ready stage delay.
 	StartDelay metav1.Duration `json:"startDelay,omitempty"`
+	// ShutdownDelay is how long a pod's containers take to exit once the kubelet
+	// sends SIGTERM (preStop hook, draining connections): the pod keeps running
+	// with its addresses that long, bounded by its termination grace period, and
+	// only then does the kubelet run CNI DEL. Default 0: containers exit at once.
+	ShutdownDelay metav1.Duration `json:"shutdownDelay,omitempty"`
 }
 
 // NodeGroup is one entry of the nodes list: Count nodes named Name-1..Name-Count,
@@ -180,6 +185,15 @@ type Workload struct {
 	HostNetwork bool `json:"hostNetwork,omitempty"`
 	// StartDelay overrides pods.startDelay for these pods (slow starts).
 	StartDelay *metav1.Duration `json:"startDelay,omitempty"`
+	// ShutdownDelay overrides pods.shutdownDelay for these pods (slow drains).
+	ShutdownDelay *metav1.Duration `json:"shutdownDelay,omitempty"`
+	// TerminationGracePeriodSeconds is the pod spec field (Kubernetes' default, 30,
+	// when left out): a shutdown that takes longer is cut short by SIGKILL.
+	TerminationGracePeriodSeconds *int64 `json:"terminationGracePeriodSeconds,omitempty"`
+	// ReadinessDelay gives every container a readiness probe with this
+	// initialDelaySeconds (whole seconds): the pod is Running but not Ready for
+	// that long after its containers start, as a kubelet probing it would report.
+	ReadinessDelay *metav1.Duration `json:"readinessDelay,omitempty"`
 	// RunFor is how long a Job's pods run before they succeed; default: they
 	// succeed as soon as they run.
 	RunFor *metav1.Duration `json:"runFor,omitempty"`

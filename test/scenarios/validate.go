@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -75,6 +76,9 @@ func (s *Scenario) Validate() error {
 
 	if s.Pods.StartDelay.Duration < 0 {
 		bad("pods.startDelay", "must not be negative")
+	}
+	if s.Pods.ShutdownDelay.Duration < 0 {
+		bad("pods.shutdownDelay", "must not be negative")
 	}
 
 	nodeNames := map[string]bool{}
@@ -177,6 +181,15 @@ func validateWorkload(w Workload, path string, bad func(path, format string, arg
 	}
 	if w.StartDelay != nil && w.StartDelay.Duration < 0 {
 		bad(path+".startDelay", "must not be negative")
+	}
+	if w.ShutdownDelay != nil && w.ShutdownDelay.Duration < 0 {
+		bad(path+".shutdownDelay", "must not be negative")
+	}
+	if g := w.TerminationGracePeriodSeconds; g != nil && *g < 0 {
+		bad(path+".terminationGracePeriodSeconds", "must not be negative")
+	}
+	if d := w.ReadinessDelay; d != nil && (d.Duration <= 0 || d.Duration%time.Second != 0) {
+		bad(path+".readinessDelay", "%v: a readiness probe's initialDelaySeconds is a positive number of whole seconds", d.Duration)
 	}
 	if w.RunFor != nil && (w.Kind != KindJob || w.RunFor.Duration < 0) {
 		bad(path+".runFor", "only for Jobs, and not negative")

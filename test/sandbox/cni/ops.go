@@ -76,6 +76,10 @@ func (p *Plugin) process(ctx context.Context, q *nodeQueue, t task) error {
 		}
 		return p.add(ctx, q, pod)
 	case Del:
+		if left := p.shutdownLeft(pod); left > 0 {
+			q.queue.AddAfter(t, left) // the containers are still shutting down
+			return nil
+		}
 		return p.del(ctx, pod)
 	}
 	return nil

@@ -48,6 +48,12 @@ type Config struct {
 	// NewContainerID returns the ID of a new pod sandbox. Default: 64 random hex
 	// digits, like containerd's.
 	NewContainerID func() string
+	// ShutdownDelay is how long a terminating pod's containers take to exit, unless
+	// the pod's AnnotationShutdownDelay says otherwise; its addresses are released
+	// only then (or when its grace period ends, if sooner). Default 0.
+	ShutdownDelay time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
 }
 
 // Stats counts what the stand-in did since it started.
@@ -74,6 +80,9 @@ type Plugin struct {
 	// just written, and a second ADD would leak the first sandbox's addresses.
 	sandboxMu sync.Mutex
 	sandboxes map[types.UID]struct{}
+	// terminating holds when each terminating pod was first seen so, which starts
+	// its shutdown (shutdown.go).
+	terminating map[types.UID]time.Time
 
 	synced                        chan struct{}
 	nAssigned, nReleased, nFailed atomic.Int64
@@ -90,7 +99,11 @@ func New(cfg Config) *Plugin {
 	if cfg.NewContainerID == nil {
 		cfg.NewContainerID = randomContainerID
 	}
-	return &Plugin{cfg: cfg, nodes: map[string]*nodeQueue{}, sandboxes: map[types.UID]struct{}{}, synced: make(chan struct{})}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Plugin{cfg: cfg, nodes: map[string]*nodeQueue{},
+		sandboxes: map[types.UID]struct{}{}, terminating: map[types.UID]time.Time{}, synced: make(chan struct{})}
 }
 
 // Run watches the cluster and serves pods until ctx ends, then drains its workers.
@@ -224,6 +237,7 @@ func (p *Plugin) forgetSandbox(uid types.UID) {
 	p.sandboxMu.Lock()
 	defer p.sandboxMu.Unlock()
 	delete(p.sandboxes, uid)
+	delete(p.terminating, uid)
 }
 
 func randomContainerID() string {
