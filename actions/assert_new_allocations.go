@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/internal/value/check"
 )
@@ -162,7 +163,7 @@ func (a *assertNewAllocationsImpl) Plan(ctx context.Context, c *Call) (Planned, 
 	for i, n := range pp.nodes {
 		names[i] = n.Name
 	}
-	out := Planned{Change: "check", Facts: []string{poolFact(in.pool, pp.pool)}, Details: []string{
+	out := Planned{Change: plans.Check, Facts: []string{poolFact(in.pool, pp.pool)}, Details: []string{
 		fmt.Sprintf("create namespace %s with a test pod on each of %d node(s) (%s), assert their addresses lie in pool %s (%s), delete the namespace",
 			in.namespace, len(names), capped(names, maxListed), in.pool, pp.pool.CIDR)}}
 	if len(pp.skipped) > 0 {

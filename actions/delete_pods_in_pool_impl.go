@@ -9,6 +9,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/internal/podmove"
 )
 
@@ -153,7 +154,7 @@ func (a *deletePodsInPoolImpl) Plan(ctx context.Context, c *Call) (Planned, erro
 		return Planned{}, err
 	}
 	if pools.old == nil {
-		return Planned{Change: "none", Details: []string{"pool " + in.pool + " does not exist: nothing to move"}, Facts: pools.facts}, nil
+		return Planned{Change: plans.None, Details: []string{"pool " + in.pool + " does not exist: nothing to move"}, Facts: pools.facts}, nil
 	}
 	cache, err := a.podCache()
 	if err != nil {
@@ -170,7 +171,7 @@ func (a *deletePodsInPoolImpl) Plan(ctx context.Context, c *Call) (Planned, erro
 	}
 	// Pool problems are warnings here, not refusals: earlier steps of the runbook
 	// (ensurePool, disablePool) usually fix them, and apply checks them again.
-	out := Planned{Change: "none", Facts: pools.facts}
+	out := Planned{Change: plans.None, Facts: pools.facts}
 	for _, pr := range pools.problems {
 		out.Warnings = append(out.Warnings, "now: "+pr+" (apply refuses unless an earlier step changes this)")
 	}
@@ -178,7 +179,7 @@ func (a *deletePodsInPoolImpl) Plan(ctx context.Context, c *Call) (Planned, erro
 	if p.Total == 0 && len(p.Waiting) == 0 {
 		out.Details = append(out.Details, "no pod in pool "+in.pool)
 	} else {
-		out.Change = "update"
+		out.Change = plans.Update
 		out.Details = append(out.Details, fmt.Sprintf("%d pod(s) in pool %s (%s) move to %s", p.Total, in.pool, cfg.Pool.CIDR, plannedTargets(in.targetPool, cfg)))
 	}
 	const maxGroups = 25

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/internal/value/check"
 )
@@ -109,7 +110,7 @@ func (a *deletePoolImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 		return Planned{}, refuse("deletePool", name, v.problems)
 	}
 	if v.pool == nil {
-		return Planned{Change: "none", Details: []string{"pool " + name + " does not exist"}, Facts: v.facts}, nil
+		return Planned{Change: plans.None, Details: []string{"pool " + name + " does not exist"}, Facts: v.facts}, nil
 	}
 	details := []string{fmt.Sprintf("delete pool %s (%s) through %s the way Calico does: disable, release its empty IPAM blocks and affinities, delete", name, v.pool.CIDR, cal.Detection().String())}
 	if v.op.inst != nil {
@@ -118,7 +119,7 @@ func (a *deletePoolImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 	if !v.pool.Spec.Disabled {
 		details = append(details, "the pool is still enabled: it is disabled first")
 	}
-	return Planned{Change: "delete", Details: details, Facts: v.facts}, nil
+	return Planned{Change: plans.Delete, Details: details, Facts: v.facts}, nil
 }
 
 // Apply refuses while anything holds an address in the pool; otherwise records the

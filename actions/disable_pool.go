@@ -8,6 +8,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/internal/preflight"
 	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/internal/value/check"
@@ -133,11 +134,11 @@ func (a *disablePoolImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 	}
 	switch {
 	case v.pool == nil:
-		return Planned{Change: "none", Details: []string{"pool " + name + " does not exist: nothing to disable"}, Facts: v.facts}, nil
+		return Planned{Change: plans.None, Details: []string{"pool " + name + " does not exist: nothing to disable"}, Facts: v.facts}, nil
 	case disabled(v.pool):
-		return Planned{Change: "none", Details: []string{"pool " + name + " is already disabled"}, Facts: v.facts}, nil
+		return Planned{Change: plans.None, Details: []string{"pool " + name + " is already disabled"}, Facts: v.facts}, nil
 	}
-	out := Planned{Change: "update", Facts: v.facts,
+	out := Planned{Change: plans.Update, Facts: v.facts,
 		Details: []string{fmt.Sprintf("set spec.disabled: true on pool %s (%s) through %s: no new addresses from it; existing pods keep theirs", name, v.pool.CIDR, cal.Detection().String())}}
 	bySelector := false
 	if v.op.inst != nil {

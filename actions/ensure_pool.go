@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/internal/value/check"
 )
@@ -307,13 +308,13 @@ func (a *ensurePoolImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 	case v.op.inst != nil:
 		a.planOperator(&out, in, v)
 	case v.existing == nil:
-		out.Change = "create"
+		out.Change = plans.Create
 		out.Details = []string{fmt.Sprintf("create pool %s %s (%s) through %s", in.name, in.cidr, describeSpec(in.spec), cal.Detection().String())}
 	case len(v.patch) > 0:
-		out.Change = "update"
+		out.Change = plans.Update
 		out.Details = append([]string{"patch pool " + in.name + ":"}, diffStrings(v.diffs)...)
 	default:
-		out.Change = "none"
+		out.Change = plans.None
 		out.Details = []string{"pool " + in.name + " is as specified"}
 	}
 	return out, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/internal/preflight"
 )
 
@@ -94,9 +95,9 @@ type Planner interface {
 
 // Planned is an action's read-only verdict.
 type Planned struct {
-	// Change is none (already satisfied), create, update, delete, or check (a
-	// verification that changes nothing lasting).
-	Change  string
+	// Change is plans.None (already satisfied), Create, Update, Delete, Unknown
+	// (decided at apply time) or Check (a verification that changes nothing lasting).
+	Change  plans.Change
 	Details []string // human lines: what would change and why
 	// Warnings are findings that do not block (e.g. tunnel addresses will move).
 	Warnings []string

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/internal/tunnelmove"
 	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/internal/value/check"
@@ -214,17 +215,17 @@ func (a *moveTunnelsImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 	}
 	switch {
 	case v.pool == nil:
-		return Planned{Change: "none", Details: []string{"pool " + in.pool + " does not exist: no tunnel address to move"}, Facts: v.facts}, nil
+		return Planned{Change: plans.None, Details: []string{"pool " + in.pool + " does not exist: no tunnel address to move"}, Facts: v.facts}, nil
 	case len(v.serving) > 0:
 		// Judged against today's cluster: the step is meant to run after the pool
 		// is disabled, which an earlier step may do. Apply refuses if it still serves.
-		return Planned{Change: "unknown", Facts: v.facts, Details: []string{
+		return Planned{Change: plans.Unknown, Facts: v.facts, Details: []string{
 			fmt.Sprintf("pool %s still serves %d tunnel address(es) (%s): once an earlier step disables it, calico-node is restarted on each node still holding one, one node at a time (known after apply; refused if the pool still serves them then)",
 				in.pool, len(v.serving), capped(v.serving, maxListed))}}, nil
 	case len(v.targets) == 0:
-		return Planned{Change: "none", Details: []string{"no node tunnel address is in pool " + in.pool}, Facts: v.facts}, nil
+		return Planned{Change: plans.None, Details: []string{"no node tunnel address is in pool " + in.pool}, Facts: v.facts}, nil
 	}
-	return Planned{Change: "update", Facts: v.facts, Details: []string{
+	return Planned{Change: plans.Update, Facts: v.facts, Details: []string{
 		fmt.Sprintf("restart calico-node on %d node(s), one at a time (delete its pod, wait until the new one is Ready and the address moved, %s each at most), so their tunnel addresses leave pool %s: %s",
 			len(v.targets), in.nodeTimeout, in.pool, capped(v.moves, maxListed))},
 		Warnings: []string{"each restart briefly stops that node's calico-node (felix, BGP); established pod traffic keeps flowing through the programmed dataplane"}}, nil

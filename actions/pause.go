@@ -3,6 +3,7 @@ package actions
 import (
 	"context"
 
+	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/internal/value"
 )
 
@@ -31,5 +32,5 @@ func (pauseImpl) Apply(_ context.Context, c *Call) (Outcome, error) {
 }
 
 func (pauseImpl) Plan(context.Context, *Call) (Planned, error) {
-	return Planned{Change: "check", Details: []string{"waits for approval"}}, nil
+	return Planned{Change: plans.Check, Details: []string{"waits for approval"}}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/plans"
 )
 
 // ensurePool on an operator install: the pool is an entry of Installation
@@ -69,20 +70,20 @@ func (a *ensurePoolImpl) decideOperator(ctx context.Context, v *ensureVerdict, i
 func (a *ensurePoolImpl) planOperator(out *Planned, in ensureInput, v ensureVerdict) {
 	switch {
 	case v.existing == nil && v.op.entry() == nil:
-		out.Change = "create"
+		out.Change = plans.Create
 		out.Details = []string{fmt.Sprintf("add pool %s %s (%s) to Installation default spec.calicoNetwork.ipPools (one full-list update with a resourceVersion precondition); the tigera-operator creates the pool",
 			in.name, in.cidr, describeSpec(in.spec))}
 	case v.existing == nil:
-		out.Change = "create"
+		out.Change = plans.Create
 		out.Details = []string{fmt.Sprintf("Installation default already lists pool %s: wait for the tigera-operator to create it", in.name)}
 		if v.entry != nil {
 			out.Details = append(out.Details, "update its entry: "+strings.Join(diffStrings(v.diffs), ", "))
 		}
 	case v.entry != nil:
-		out.Change = "update"
+		out.Change = plans.Update
 		out.Details = append([]string{"update the entry of operator-managed pool " + in.name + " in Installation default (the operator updates the pool):"}, diffStrings(v.diffs)...)
 	default:
-		out.Change = "none"
+		out.Change = plans.None
 		out.Details = []string{"operator-managed pool " + in.name + " is as specified (Installation default and the pool agree)"}
 	}
 }

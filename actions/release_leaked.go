@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/internal/preflight"
 	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/internal/value/check"
@@ -128,11 +129,11 @@ func (a *releaseLeakedImpl) Plan(ctx context.Context, c *Call) (Planned, error) 
 	}
 	switch {
 	case p == nil:
-		return Planned{Change: "none", Details: []string{"pool " + in.pool + " does not exist: nothing to release"}}, nil
+		return Planned{Change: plans.None, Details: []string{"pool " + in.pool + " does not exist: nothing to release"}}, nil
 	case len(leaks) == 0:
-		return Planned{Change: "none", Details: []string{"no leaked address in pool " + in.pool}}, nil
+		return Planned{Change: plans.None, Details: []string{"no leaked address in pool " + in.pool}}, nil
 	}
-	return Planned{Change: "update", Details: []string{fmt.Sprintf("release %d leaked address(es) in pool %s once seen leaked for %s, each re-checked just before: %s",
+	return Planned{Change: plans.Update, Details: []string{fmt.Sprintf("release %d leaked address(es) in pool %s once seen leaked for %s, each re-checked just before: %s",
 		len(leaks), in.pool, in.grace, calico.DescribeAllocations(leaks, 10))}}, nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/runbookdev/runbook/engine"
 	"github.com/runbookdev/runbook/engine/enginetest"
 	"github.com/runbookdev/runbook/internal/exitcode"
+	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/runbooks"
 )
 
@@ -419,7 +420,7 @@ func (f *fixture) plan(src string, mod func(*engine.Options, *enginetest.ConfigM
 func planChanges(p *engine.Plan) string {
 	var s []string
 	for _, st := range p.Steps {
-		s = append(s, st.ID+"="+st.Change)
+		s = append(s, st.ID+"="+string(st.Change))
 	}
 	return strings.Join(s, " ")
 }
@@ -472,7 +473,7 @@ func TestPlanAfterApplyAndRefusals(t *testing.T) {
 		t.Fatalf("refusals %v", p.Refusals())
 	}
 	p = g.plan(threeSteps, func(_ *engine.Options, a *enginetest.ConfigMapAction) { a.FailOn = "b" })
-	if len(p.Refusals()) != 0 || p.Steps[1].Change != "unknown" {
+	if len(p.Refusals()) != 0 || p.Steps[1].Change != plans.Unknown {
 		t.Fatalf("later refusal must be deferred: %v %s", p.Refusals(), planChanges(p))
 	}
 }

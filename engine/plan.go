@@ -11,6 +11,7 @@ import (
 
 	"github.com/runbookdev/runbook/actions"
 	"github.com/runbookdev/runbook/internal/exitcode"
+	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/internal/preflight"
 	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/runbooks"
@@ -48,9 +49,10 @@ type Plan struct {
 type PlannedStep struct {
 	ID     string `json:"id"`
 	Action string `json:"action"`
-	// Change: none, create, update, delete, check, skip, done (already done in the
-	// run being resumed), unknown (known after apply), or refused.
-	Change          string         `json:"change"`
+	// Change is the planner's, or the engine's own: plans.Skip (when is false),
+	// Done (already done in the run being resumed), Unknown (known after apply) or
+	// Refused.
+	Change          plans.Change   `json:"change"`
 	With            map[string]any `json:"with,omitempty"`
 	Details         []string       `json:"details,omitempty"`
 	Warnings        []string       `json:"warnings,omitempty"`
@@ -64,8 +66,7 @@ type PlannedStep struct {
 func (p *Plan) Changes() int {
 	n := 0
 	for _, s := range p.Steps {
-		switch s.Change {
-		case "create", "update", "delete", "unknown":
+		if s.Change.Mutates() {
 			n++
 		}
 	}
@@ -118,9 +119,9 @@ func MakePlan(ctx context.Context, o Options) (*Plan, error) {
 	for _, st := range rb.Steps {
 		ps := PlannedStep{ID: st.ID, Action: st.Action, PointOfNoReturn: st.Decl != nil && st.Decl.PointOfNoReturn}
 		if r, ok := steps[st.ID]; ok {
-			ps.Change = "done"
+			ps.Change = plans.Done
 			if r.Status == StatusSkipped {
-				ps.Change = "skip"
+				ps.Change = plans.Skip
 			}
 			p.Steps = append(p.Steps, ps)
 			continue
@@ -146,11 +147,11 @@ func MakePlan(ctx context.Context, o Options) (*Plan, error) {
 				ps.KnownAfterApply = true
 				ps.Details = append(ps.Details, "runs if, after the earlier steps: "+st.When.Source)
 			} else if ok, err := st.When.Eval(ctx, env); err != nil {
-				ps.Change, ps.Refusal = "refused", err.Error()
+				ps.Change, ps.Refusal = plans.Refused, err.Error()
 				p.Steps = append(p.Steps, ps)
 				continue
 			} else if !ok {
-				ps.Change = "skip"
+				ps.Change = plans.Skip
 				ps.Details = append(ps.Details, "when is false: "+st.When.Source)
 				p.Steps = append(p.Steps, ps)
 				continue
@@ -160,7 +161,7 @@ func MakePlan(ctx context.Context, o Options) (*Plan, error) {
 			if after || dependsOnApply(st.Require) {
 				ps.Details = append(ps.Details, "precondition checked at apply, after the earlier steps: "+st.Require.Source)
 			} else if ok, err := st.Require.Eval(ctx, env); err != nil || !ok {
-				ps.Change, ps.Refusal = "refused", fmt.Sprintf("precondition is false now: require: %s", st.Require.Source)
+				ps.Change, ps.Refusal = plans.Refused, fmt.Sprintf("precondition is false now: require: %s", st.Require.Source)
 				if err != nil {
 					ps.Refusal = err.Error()
 				}
@@ -173,7 +174,7 @@ func MakePlan(ctx context.Context, o Options) (*Plan, error) {
 			withDepends = withDepends || slices.Contains(changing, id)
 		}
 		if withDepends {
-			ps.Change, ps.KnownAfterApply = "unknown", true
+			ps.Change, ps.KnownAfterApply = plans.Unknown, true
 			ps.Details = append(ps.Details, "parameters depend on earlier steps' outputs: known after apply")
 			changing = append(changing, st.ID)
 			p.Steps = append(p.Steps, ps)
@@ -181,14 +182,14 @@ func MakePlan(ctx context.Context, o Options) (*Plan, error) {
 		}
 		with, err := st.With.Render(ctx, env)
 		if err != nil {
-			ps.Change, ps.Refusal = "refused", err.Error()
+			ps.Change, ps.Refusal = plans.Refused, err.Error()
 			p.Steps = append(p.Steps, ps)
 			continue
 		}
 		ps.With = value.JSONMap(with)
 		planner, ok := o.Impls[st.Action].(actions.Planner)
 		if !ok {
-			ps.Change = "unknown"
+			ps.Change = plans.Unknown
 			ps.Details = append(ps.Details, "action "+st.Action+" cannot plan: known after apply")
 			changing = append(changing, st.ID)
 			p.Steps = append(p.Steps, ps)
@@ -198,10 +199,10 @@ func MakePlan(ctx context.Context, o Options) (*Plan, error) {
 		switch {
 		case err != nil && after:
 			// Planned against a state earlier steps will change: not a finding yet.
-			ps.Change = "unknown"
+			ps.Change = plans.Unknown
 			ps.Details = append(ps.Details, "checked at apply, after the earlier steps (now: "+err.Error()+")")
 		case err != nil:
-			ps.Change, ps.Refusal = "refused", err.Error()
+			ps.Change, ps.Refusal = plans.Refused, err.Error()
 		default:
 			ps.Change, ps.Details, ps.Warnings, ps.Facts = pl.Change, append(ps.Details, pl.Details...), pl.Warnings, pl.Facts
 			for _, f := range pl.Findings {
@@ -209,7 +210,7 @@ func MakePlan(ctx context.Context, o Options) (*Plan, error) {
 				p.Preflight = append(p.Preflight, f)
 			}
 		}
-		if ps.Change != "none" && ps.Change != "check" && ps.Change != "refused" {
+		if ps.Change != plans.None && ps.Change != plans.Check && ps.Change != plans.Refused {
 			changing = append(changing, st.ID)
 		}
 		p.Steps = append(p.Steps, ps)
@@ -330,10 +331,10 @@ func CheckDrift(saved, fresh *Plan) error {
 				break
 			}
 			f := fresh.Steps[i]
-			if s.Change != f.Change && !(s.Change == "done" || f.Change == "done") {
+			if s.Change != f.Change && !(s.Change == plans.Done || f.Change == plans.Done) {
 				drift = append(drift, fmt.Sprintf("step %s: planned %s, now %s", s.ID, s.Change, f.Change))
 			}
-			if strings.Join(s.Facts, "\n") != strings.Join(f.Facts, "\n") && f.Change != "done" {
+			if strings.Join(s.Facts, "\n") != strings.Join(f.Facts, "\n") && f.Change != plans.Done {
 				drift = append(drift, fmt.Sprintf("step %s: facts changed: %s", s.ID, diffFacts(s.Facts, f.Facts)))
 			}
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/runbookdev/runbook/actions"
 	"github.com/runbookdev/runbook/engine"
+	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/internal/preflight"
 )
 
@@ -63,14 +64,14 @@ func samplePlan() *engine.Plan {
 		RunbookDigest: "sha256:9b74c9897bac770ffc029102a200c5de0000000000000000000000000000abcd",
 		ParamsDigest:  "sha256:1e0f3a5b7c9d0000000000000000000000000000000000000000000000001234", Source: sampleSource,
 		Steps: []engine.PlannedStep{
-			{ID: "add-new-pool", Action: "ensurePool", Change: "done"},
-			{ID: "disable-old-pool", Action: "disablePool", Change: "update", Details: []string{"spec.disabled: false → true"}},
-			{ID: "move-pods", Action: "deletePodsInPool", Change: "unknown", Details: []string{"10 pod(s) in 4 owner(s)"}, Warnings: []string{"2 bare pod(s) are deleted, not recreated"}},
-			{ID: "verify", Action: "assertNewAllocations", Change: "check"},
-			{ID: "extra", Action: "pause", Change: "skip"},
-			{ID: "create-thing", Action: "ensurePool", Change: "create"},
-			{ID: "delete-old-pool", Action: "deletePool", Change: "refused", PointOfNoReturn: true, Refusal: "require: len(allocations(params.oldPool)) == 0"},
-			{ID: "noop", Action: "disablePool", Change: "none"},
+			{ID: "add-new-pool", Action: "ensurePool", Change: plans.Done},
+			{ID: "disable-old-pool", Action: "disablePool", Change: plans.Update, Details: []string{"spec.disabled: false → true"}},
+			{ID: "move-pods", Action: "deletePodsInPool", Change: plans.Unknown, Details: []string{"10 pod(s) in 4 owner(s)"}, Warnings: []string{"2 bare pod(s) are deleted, not recreated"}},
+			{ID: "verify", Action: "assertNewAllocations", Change: plans.Check},
+			{ID: "extra", Action: "pause", Change: plans.Skip},
+			{ID: "create-thing", Action: "ensurePool", Change: plans.Create},
+			{ID: "delete-old-pool", Action: "deletePool", Change: plans.Refused, PointOfNoReturn: true, Refusal: "require: len(allocations(params.oldPool)) == 0"},
+			{ID: "noop", Action: "disablePool", Change: plans.None},
 		},
 		Preflight: samplePreflight()}
 }

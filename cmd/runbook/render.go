@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/runbookdev/runbook/engine"
+	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/internal/preflight"
 )
 
@@ -134,19 +135,17 @@ func mdCell(s string) string {
 	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
 }
 
-var planMarks = map[string]string{"none": "=", "create": "+", "update": "~", "delete": "-", "check": "?", "skip": "·", "done": "✓", "unknown": "…", "refused": "✗"}
-
 // planMark colours a plan mark by what it means for the cluster.
-func planMark(st style, change string) string {
-	m := planMarks[change]
+func planMark(st style, change plans.Change) string {
+	m := change.Mark()
 	switch change {
-	case "create":
+	case plans.Create:
 		return st.green(m)
-	case "update", "unknown":
+	case plans.Update, plans.Unknown:
 		return st.yellow(m)
-	case "delete", "refused":
+	case plans.Delete, plans.Refused:
 		return st.red(m)
-	case "check":
+	case plans.Check:
 		return st.cyan(m)
 	}
 	return st.dim(m)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/runbookdev/runbook/actions"
 	"github.com/runbookdev/runbook/engine"
+	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/internal/value"
 )
 
@@ -136,16 +137,16 @@ func (a *ConfigMapAction) Plan(ctx context.Context, c *actions.Call) (actions.Pl
 	}
 	cm, err := a.Client.CoreV1().ConfigMaps(a.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return actions.Planned{Change: "create", Details: []string{"create " + name}, Facts: []string{"configmap " + name + ": absent"}}, nil
+		return actions.Planned{Change: plans.Create, Details: []string{"create " + name}, Facts: []string{"configmap " + name + ": absent"}}, nil
 	}
 	if err != nil {
 		return actions.Planned{}, err
 	}
 	fact := "configmap " + name + ": v=" + cm.Data["v"]
 	if cm.Data["v"] == c.With["value"] {
-		return actions.Planned{Change: "none", Facts: []string{fact}}, nil
+		return actions.Planned{Change: plans.None, Facts: []string{fact}}, nil
 	}
-	return actions.Planned{Change: "update", Facts: []string{fact}}, nil
+	return actions.Planned{Change: plans.Update, Facts: []string{fact}}, nil
 }
 
 // DyingStore simulates kill -9 after a number of journal writes: from then on
