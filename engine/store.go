@@ -29,6 +29,11 @@ type Store interface {
 	Archive(ctx context.Context, j *Journal) error
 	// History lists archived runs, newest first.
 	History(ctx context.Context) ([]*Journal, error)
+	// List returns every journal kept where this store keeps its own, whatever
+	// runbook wrote it: the current ones, or (archived) the archived runs — what
+	// status and history show across runbooks. A journal that cannot be read is
+	// left out and reported in skipped, so one bad object does not hide the rest.
+	List(ctx context.Context, archived bool) (js []*Journal, skipped []error, err error)
 	Describe() string
 }
 
@@ -148,6 +153,19 @@ func (s *FileStore) History(context.Context) ([]*Journal, error) {
 	return out, nil
 }
 
+// List is the one journal of the file, or its archived runs.
+func (s *FileStore) List(ctx context.Context, archived bool) ([]*Journal, []error, error) {
+	if archived {
+		js, err := s.History(ctx)
+		return js, nil, err
+	}
+	j, _, err := s.Load(ctx)
+	if j == nil || err != nil {
+		return nil, nil, err
+	}
+	return []*Journal{j}, nil, nil
+}
+
 func sortNewestFirst(js []*Journal) {
 	sort.Slice(js, func(a, b int) bool { return js[a].StartedAt.After(js[b].StartedAt) })
 }
@@ -171,7 +189,22 @@ func (s *ConfigMapStore) Describe() string {
 	return fmt.Sprintf("configmap %s/%s", s.Namespace, s.Name)
 }
 
-const archivedLabel = "runbook.dev/archived-from"
+// The labels every journal ConfigMap carries; archives add archivedLabel.
+const (
+	managedByLabel = "app.kubernetes.io/managed-by"
+	runbookLabel   = "runbook.dev/runbook"
+	archivedLabel  = "runbook.dev/archived-from"
+)
+
+// journalLabels are the labels of runbook's current journal (archivedFrom "") or
+// of an archived run of the journal archivedFrom.
+func journalLabels(runbook, archivedFrom string) map[string]string {
+	l := map[string]string{managedByLabel: "runbook", runbookLabel: labelValue(runbook)}
+	if archivedFrom != "" {
+		l[archivedLabel] = labelValue(archivedFrom)
+	}
+	return l
+}
 
 // labelValue fits v into a label value's 63 characters. A value that fits is
 // kept as it is, so archives labelled before stay found; a longer one, such as
@@ -198,7 +231,7 @@ func (s *ConfigMapStore) Archive(ctx context.Context, j *Journal) error {
 	}
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: s.Name + "-" + j.RunID, Namespace: s.Namespace,
-			Labels: map[string]string{"app.kubernetes.io/managed-by": "runbook", "runbook.dev/runbook": labelValue(j.Runbook), archivedLabel: labelValue(s.Name)}},
+			Labels: journalLabels(j.Runbook, s.Name)},
 		Data: map[string]string{journalKey: string(b)},
 	}
 	_, err = s.Client.CoreV1().ConfigMaps(s.Namespace).Create(ctx, cm, metav1.CreateOptions{})
@@ -228,6 +261,30 @@ func (s *ConfigMapStore) History(ctx context.Context) ([]*Journal, error) {
 	return out, nil
 }
 
+// List reads every journal ConfigMap of the namespace (the store's Name does not
+// matter): all runbooks' current journals, or all archived runs.
+func (s *ConfigMapStore) List(ctx context.Context, archived bool) ([]*Journal, []error, error) {
+	sel := managedByLabel + "=runbook," + runbookLabel
+	l, err := s.Client.CoreV1().ConfigMaps(s.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil, nil, fmt.Errorf("list journals in %s: %w", s.Namespace, err)
+	}
+	var out []*Journal
+	var skipped []error
+	for _, cm := range l.Items {
+		if _, isArchive := cm.Labels[archivedLabel]; isArchive != archived {
+			continue
+		}
+		j, err := Decode([]byte(cm.Data[journalKey]))
+		if err != nil {
+			skipped = append(skipped, fmt.Errorf("configmap %s/%s: %w", cm.Namespace, cm.Name, err))
+			continue
+		}
+		out = append(out, j)
+	}
+	return out, skipped, nil
+}
+
 func (s *ConfigMapStore) Load(ctx context.Context) (*Journal, string, error) {
 	cm, err := s.Client.CoreV1().ConfigMaps(s.Namespace).Get(ctx, s.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -254,7 +311,7 @@ func (s *ConfigMapStore) Save(ctx context.Context, j *Journal, rev string) (stri
 	}
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, ResourceVersion: rev,
-			Labels: map[string]string{"app.kubernetes.io/managed-by": "runbook", "runbook.dev/runbook": labelValue(j.Runbook)}},
+			Labels: journalLabels(j.Runbook, "")},
 		Data: map[string]string{journalKey: string(b)},
 	}
 	var out *corev1.ConfigMap

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -238,5 +239,75 @@ func TestNewerJournalVersion(t *testing.T) {
 	_, err = f.run(threeSteps, nil)
 	if err == nil || strings.Contains(err.Error(), "delete it") || !strings.Contains(err.Error(), "newer runbook") {
 		t.Errorf("apply over a newer journal: %v", err)
+	}
+}
+
+// List reads every runbook's journals in the namespace, current or archived, and
+// reports an unreadable one instead of failing or hiding the rest.
+func TestStoresList(t *testing.T) {
+	ctx := context.Background()
+	cs := validatingClientset()
+	store := func(name string) *engine.ConfigMapStore {
+		return &engine.ConfigMapStore{Client: cs, Namespace: "runbook-system", Name: "runbook-" + name}
+	}
+	for i, name := range []string{"migrate", "rollout"} {
+		j := &engine.Journal{RunID: "20261202-050000-00000" + strconv.Itoa(i), Runbook: name, Status: "done"}
+		if _, err := store(name).Save(ctx, j, ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := store(name).Archive(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cs.CoreV1().ConfigMaps("runbook-system").Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "runbook-broken", Namespace: "runbook-system", Labels: map[string]string{"app.kubernetes.io/managed-by": "runbook", "runbook.dev/runbook": "broken"}},
+		Data:       map[string]string{"journal.json": "{not json"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	names := func(js []*engine.Journal) string {
+		var out []string
+		for _, j := range js {
+			out = append(out, j.Runbook)
+		}
+		slices.Sort(out)
+		return strings.Join(out, ",")
+	}
+	for _, tc := range []struct {
+		archived    bool
+		want        string
+		wantSkipped int
+	}{
+		{false, "migrate,rollout", 1},
+		{true, "migrate,rollout", 0},
+	} {
+		js, skipped, err := store("any").List(ctx, tc.archived)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := names(js); got != tc.want || len(skipped) != tc.wantSkipped {
+			t.Errorf("List(archived=%v) = %s, skipped %v; want %s and %d skipped", tc.archived, got, skipped, tc.want, tc.wantSkipped)
+		}
+		for _, e := range skipped {
+			if !strings.Contains(e.Error(), "runbook-system/runbook-broken") {
+				t.Errorf("skipped %q does not name the ConfigMap", e)
+			}
+		}
+	}
+
+	fs := &engine.FileStore{Path: filepath.Join(t.TempDir(), "journal.json")}
+	if js, _, err := fs.List(ctx, false); err != nil || len(js) != 0 {
+		t.Fatalf("empty file store lists %v, %v", js, err)
+	}
+	j := &engine.Journal{RunID: "20261202-050000-0000aa", Runbook: "migrate", Status: "done"}
+	if _, err := fs.Save(ctx, j, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Archive(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	for _, archived := range []bool{false, true} {
+		if js, _, err := fs.List(ctx, archived); err != nil || names(js) != "migrate" {
+			t.Errorf("file store List(archived=%v) = %v, %v", archived, js, err)
+		}
 	}
 }

@@ -3,48 +3,23 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/runbookdev/runbook/engine"
 	"github.com/runbookdev/runbook/internal/exitcode"
 )
 
-// journals lists the current (unarchived) journals, or the file journal.
+// journals lists the current (or archived) journals of every runbook, through
+// the store the session's flags select.
 func (s *session) journals(ctx context.Context, archived bool) ([]*engine.Journal, error) {
-	if s.f.state != "" {
-		st := &engine.FileStore{Path: s.f.state}
-		if archived {
-			return st.History(ctx)
-		}
-		j, _, err := st.Load(ctx)
-		if j == nil || err != nil {
-			return nil, err
-		}
-		return []*engine.Journal{j}, nil
+	js, skipped, err := s.store("").List(ctx, archived)
+	for _, e := range skipped {
+		fprintf(s.g.errOut, "warning: %v\n", e)
 	}
-	sel := "app.kubernetes.io/managed-by=runbook,runbook.dev/runbook"
-	l, err := s.kube.CoreV1().ConfigMaps(s.f.namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
-	if err != nil {
-		return nil, fmt.Errorf("list journals in %s: %w", s.f.namespace, err)
-	}
-	var out []*engine.Journal
-	for _, cm := range l.Items {
-		if _, isArchive := cm.Labels["runbook.dev/archived-from"]; isArchive != archived {
-			continue
-		}
-		j, err := engine.Decode([]byte(cm.Data["journal.json"]))
-		if err != nil {
-			fprintf(s.g.errOut, "warning: configmap %s/%s: %v\n", cm.Namespace, cm.Name, err)
-			continue
-		}
-		out = append(out, j)
-	}
-	return out, nil
+	return js, err
 }
 
 func newStatusCmd(g *globalOptions) *cobra.Command {
