@@ -247,7 +247,11 @@ func TestTunnelAddressesStallUntilCalicoNodeRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	old, next := netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("10.0.0.0/16")
+	// A new pool is a change every daemon reconciles on; the changes below must come
+	// after those reconciliations, or one of them may read them.
+	decided := c.CalicoNodeStats().Decisions
 	createPool(ctx, t, calico, "new", next.String(), v3.IPIPModeAlways, v3.VXLANModeNever)
+	awaitDecisions(ctx, t, c, decided)
 	before := map[string]netip.Addr{}
 	for _, n := range nodesNow(ctx, t, cs) {
 		before[n.Name] = tunnelIn(t, n, ipipAnnotation, old)
@@ -307,6 +311,23 @@ func TestTunnelAddressesStallUntilCalicoNodeRestarts(t *testing.T) {
 	if st := c.CalicoNodeStats(); st.PodsStopped != 1 || st.RunOnce != 4 || st.RunOnceFailed != 0 || st.DaemonExits != 0 {
 		t.Errorf("calico-node %+v: want one pod stopped, four run-once allocations (three nodes, one restart), no failure", st)
 	}
+}
+
+// awaitDecisions waits until every node's calico-node daemon has logged a
+// tunnel-address decision since the counts in before: the reconciliation a pool
+// change kicked off is over.
+func awaitDecisions(ctx context.Context, t *testing.T, c *sandbox.Cluster, before map[string]int) {
+	t.Helper()
+	nodes := c.Scenario().Nodes()
+	poll(ctx, t, "every calico-node daemon reconciled", func(context.Context) (bool, error) {
+		now := c.CalicoNodeStats().Decisions
+		for _, n := range nodes {
+			if now[n.Name] <= before[n.Name] {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
 }
 
 // calicoNodePods returns the calico-node pods by node.
@@ -437,6 +458,7 @@ func TestCalicoNodeRunOnceFailureKeepsPodNotReady(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	decided := c.CalicoNodeStats().Decisions
 	_, err = calico.IPPools().Create(ctx, &v3.IPPool{
 		ObjectMeta: metav1.ObjectMeta{Name: "tiny"},
 		Spec: v3.IPPoolSpec{CIDR: "10.0.0.0/32", BlockSize: 32, IPIPMode: v3.IPIPModeAlways,
@@ -445,6 +467,10 @@ func TestCalicoNodeRunOnceFailureKeepsPodNotReady(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every daemon reconciles on the new pool (and keeps its address in old); only
+	// then may old stop selecting the nodes, or a reconciliation still under way
+	// would read that and take tiny's one address.
+	awaitDecisions(ctx, t, c, decided)
 	updatePool(ctx, t, calico, "old", func(p *v3.IPPool) { p.Spec.NodeSelector = "!all()" })
 	tiny := netip.MustParsePrefix("10.0.0.0/32")
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,6 +43,28 @@ const (
 // processes were killed because the pod went away.
 type CalicoNodeStats struct {
 	RunOnce, RunOnceFailed, DaemonStarts, DaemonExits, PodsStopped int
+	// Decisions counts, per node, the tunnel-address decisions its daemons have
+	// logged (daemonDecisions): one per reconciliation and encapsulation in use.
+	// A test that changes a pool waits for each node's count to rise before it
+	// changes another, so no reconciliation is still reading the pools.
+	Decisions map[string]int
+}
+
+// What the daemon's log says of its progress, node/pkg/allocateip v3.28.5 and
+// libcalico-go's watchersyncer: the syncer in sync (watchersyncer.go:221), upon
+// which the daemon runs its first reconciliation (allocateip.go:158-165), and the
+// one Info line each reconciliation logs for every tunnel kind a pool gives the
+// node (ensureHostTunnelAddress, allocateip.go:316-379). Kinds without a pool are
+// removed at Debug level and leave no line.
+const daemonInSync = "All watchers have sync'd data"
+
+var daemonDecisions = []string{
+	"Assign a new tunnel address",
+	"Current address is not in a valid pool, release it and reassign",
+	"Current address is still valid, do nothing",
+	"Current address is occupied, assign a new one",
+	"Current address is not assigned, assign a new one",
+	"Updated tunnel address with allocation attributes",
 }
 
 // calicoNodeRuntime plays, for every node, the container runtime of that node's
@@ -166,11 +190,8 @@ func (r *calicoNodeRuntime) Start(ctx context.Context) error {
 
 	for _, n := range nodes.Items {
 		a := r.agent(runCtx, n.Name)
-		select {
-		case <-a.firstRunOnce:
-		case <-ctx.Done():
-			return errors.Join(fmt.Errorf("calico-node on %s: no successful tunnel-address allocation (see %s): %w",
-				n.Name, a.logPath, ctx.Err()), r.Stop(context.Background()))
+		if err := a.awaitSettled(ctx); err != nil {
+			return errors.Join(err, r.Stop(context.Background()))
 		}
 	}
 	return nil
@@ -184,7 +205,9 @@ func (r *calicoNodeRuntime) Stop(ctx context.Context) error {
 func (r *calicoNodeRuntime) Stats() CalicoNodeStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.stats
+	st := r.stats
+	st.Decisions = maps.Clone(st.Decisions) // the runtime goes on counting
+	return st
 }
 
 // PIDs lists the allocator processes running now, by node.
@@ -231,6 +254,8 @@ func (r *calicoNodeRuntime) agent(ctx context.Context, node string) *nodeAgent {
 		logPath:      filepath.Join(r.logDir, "calico-node-"+node+".log"),
 		kick:         make(chan struct{}, 1),
 		firstRunOnce: make(chan struct{}),
+		firstSync:    make(chan struct{}),
+		firstDecided: make(chan struct{}),
 		done:         make(chan struct{}),
 	}
 	r.nodes[node] = a
@@ -257,7 +282,10 @@ type nodeAgent struct {
 	started bool // firstRunOnce closed
 
 	firstRunOnce chan struct{} // closed after the first successful run-once
-	done         chan struct{}
+	// Closed when a daemon first logs daemonInSync, and then its first decision.
+	firstSync, firstDecided chan struct{}
+	synced, decided         bool
+	done                    chan struct{}
 }
 
 // observe takes the node's pod from an informer event. The pod the agent runs
@@ -345,6 +373,81 @@ func (a *nodeAgent) loop(ctx context.Context) {
 	}
 }
 
+// daemonLine follows the daemon's progress in its log.
+func (a *nodeAgent) daemonLine(line string) {
+	if strings.Contains(line, daemonInSync) {
+		a.mu.Lock()
+		if !a.synced {
+			a.synced = true
+			close(a.firstSync)
+		}
+		a.mu.Unlock()
+		return
+	}
+	if !strings.Contains(line, "allocateip.go") {
+		return
+	}
+	for _, d := range daemonDecisions {
+		if strings.Contains(line, d) {
+			a.r.count(func(s *CalicoNodeStats) {
+				if s.Decisions == nil {
+					s.Decisions = map[string]int{}
+				}
+				s.Decisions[a.node]++
+			})
+			a.mu.Lock()
+			if a.synced && !a.decided {
+				a.decided = true
+				close(a.firstDecided)
+			}
+			a.mu.Unlock()
+			return
+		}
+	}
+}
+
+// awaitSettled waits until the node's calico-node is in the steady state a
+// running cluster's is in: its run-once allocation done, its daemon in sync and,
+// when a pool gives the node a tunnel address, done with its first
+// reconciliation. Until then a pool change may still be read by the daemon's
+// start-up, which reacts to what a running daemon ignores (a nodeSelector).
+func (a *nodeAgent) awaitSettled(ctx context.Context) error {
+	for _, w := range []struct {
+		ch   chan struct{}
+		what string
+	}{{a.firstRunOnce, "a successful tunnel-address allocation"}, {a.firstSync, "its allocate-tunnel-addrs daemon in sync"}} {
+		select {
+		case <-w.ch:
+		case <-ctx.Done():
+			return fmt.Errorf("calico-node on %s: no %s (see %s): %w", a.node, w.what, a.logPath, ctx.Err())
+		}
+	}
+	n, err := a.r.kubelet.CoreV1().Nodes().Get(ctx, a.node, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("calico-node on %s: %w", a.node, err)
+	}
+	if !hasTunnelAddress(n) {
+		return nil // every kind is removed at Debug level: no line to wait for
+	}
+	select {
+	case <-a.firstDecided:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("calico-node on %s: its daemon made no tunnel-address decision (see %s): %w", a.node, a.logPath, ctx.Err())
+	}
+}
+
+// hasTunnelAddress: the node has an IPIP or VXLAN tunnel address (the kinds whose
+// decisions the daemon logs; WireGuard needs a key the sandbox's nodes lack).
+func hasTunnelAddress(n *corev1.Node) bool {
+	for _, k := range []string{"projectcalico.org/IPv4IPIPTunnelAddr", "projectcalico.org/IPv4VXLANTunnelAddr", "projectcalico.org/IPv6VXLANTunnelAddr"} {
+		if n.Annotations[k] != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // runPod is one life of a calico-node container: start-up, run-once, daemon.
 func (a *nodeAgent) runPod(ctx context.Context, pod podState) {
 	appendLog(a.logPath, fmt.Sprintf("sandbox: pod %s (uid %s) running: calico-node starting", pod.name, pod.uid))
@@ -400,7 +503,7 @@ func (a *nodeAgent) runPod(ctx context.Context, pod podState) {
 		a.r.count(func(s *CalicoNodeStats) { s.DaemonStarts++ })
 		started := time.Now()
 		daemon := child{path: a.r.binary, args: []string{"-allocate-tunnel-addrs"},
-			env: env, logPath: a.logPath, stopTimeout: 2 * time.Second}
+			env: env, logPath: a.logPath, stopTimeout: 2 * time.Second, lines: a.daemonLine}
 		err := daemon.run(ctx, a.setPID)
 		a.setPID(0)
 		if ctx.Err() != nil {

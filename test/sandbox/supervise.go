@@ -1,9 +1,11 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"sync"
@@ -21,6 +23,10 @@ type child struct {
 	env         []string // the whole environment (nothing is inherited)
 	logPath     string   // appended to across runs
 	stopTimeout time.Duration
+	// lines, when set, is called with every line the process writes (stdout and
+	// stderr), once it is in the log: how the sandbox follows a real component's
+	// progress without changing it.
+	lines func(line string)
 }
 
 // run starts the binary and returns its exit (nil for status 0). When ctx ends
@@ -34,6 +40,13 @@ func (c child) run(ctx context.Context, onStart func(pid int)) error {
 	defer log.Close()
 	cmd := exec.Command(c.path, c.args...)
 	cmd.Stdout, cmd.Stderr = log, log
+	if c.lines != nil {
+		// The same writer for both: exec gives the process one pipe, copied by one
+		// goroutine that Wait waits for, so every line is seen before run returns.
+		tee := &lineTee{w: log, fn: c.lines}
+		cmd.Stdout, cmd.Stderr = tee, tee
+		defer tee.flush()
+	}
 	// Not the sandbox's environment: a KUBECONFIG, K8S_API_ENDPOINT, ETCD_ENDPOINTS,
 	// CALICO_* or FELIX_TYPHA* of the caller's would point Calico's clients at
 	// another cluster or at Typha (libcalico-go/lib/apiconfig/load.go,
@@ -222,4 +235,33 @@ func appendLog(path, line string) {
 	}
 	defer f.Close()
 	fmt.Fprintf(f, "%s %s\n", time.Now().Format("2006-01-02 15:04:05.000000"), line)
+}
+
+// lineTee writes through to w and calls fn with each complete line.
+type lineTee struct {
+	w       io.Writer
+	fn      func(string)
+	partial []byte
+}
+
+func (t *lineTee) Write(p []byte) (int, error) {
+	n, err := t.w.Write(p)
+	t.partial = append(t.partial, p[:n]...)
+	for {
+		i := bytes.IndexByte(t.partial, '\n')
+		if i < 0 {
+			break
+		}
+		t.fn(string(t.partial[:i]))
+		t.partial = t.partial[i+1:]
+	}
+	return n, err
+}
+
+// flush hands over a last line without a newline.
+func (t *lineTee) flush() {
+	if len(t.partial) > 0 {
+		t.fn(string(t.partial))
+		t.partial = nil
+	}
 }
