@@ -91,12 +91,9 @@ func (p *Plan) Refusals() []string {
 // whose inputs depend on an earlier step that will change something is planned
 // against the current state and marked; its precondition is checked at apply time.
 func MakePlan(ctx context.Context, o Options) (*Plan, error) {
-	if o.Now == nil {
-		o.Now = time.Now
-	}
 	rb := o.Runbook
 	p := &Plan{Format: PlanFormat, Runbook: rb.Name, RunbookDigest: rb.Digest(), ParamsDigest: o.Params.Digest(),
-		Params: value.JSONMap(o.Params.Values), Env: o.Env, Source: o.Source, CreatedAt: o.Now().UTC(), Cluster: o.Cluster}
+		Params: value.JSONMap(o.Params.Values), Env: o.Env, Source: o.Source, CreatedAt: time.Now().UTC(), Cluster: o.Cluster}
 	j, _, err := o.Store.Load(ctx)
 	if err != nil {
 		return nil, err

@@ -40,9 +40,6 @@ type Options struct {
 	StopBefore   string
 	AllowChanged bool
 	Events       func(Event)
-	Now          func() time.Time
-	// UntilInterval is the fallback re-evaluation interval of until guards.
-	UntilInterval time.Duration
 	// Fence is called before every journal write and must fail once the run's lock
 	// may no longer be held (see Lock.Fence). Nil means no lock (tests).
 	Fence func() error
@@ -64,20 +61,13 @@ type runner struct {
 	findings []preflight.Finding
 	j        *Journal
 	rev      string
-	started  map[string]time.Time
 }
 
 // Run executes (or resumes) the runbook and returns the report. The returned error
 // carries the exit code of the outcome.
 func Run(ctx context.Context, o Options) (*Report, error) {
-	if o.Now == nil {
-		o.Now = time.Now
-	}
 	if o.Events == nil {
 		o.Events = func(Event) {}
-	}
-	if o.UntilInterval == 0 {
-		o.UntilInterval = 2 * time.Second
 	}
 	if o.StopBefore != "" && o.Runbook.StepByID(o.StopBefore) == nil {
 		return nil, exitcode.Newf(exitcode.Invalid, "--stop-before %q: no such step", o.StopBefore)
@@ -87,7 +77,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, exitcode.Newf(exitcode.Invalid, "step %s: action %s is not implemented in this build", st.ID, st.Action)
 		}
 	}
-	r := &runner{Options: o, started: map[string]time.Time{}}
+	r := &runner{Options: o}
 	if o.Preflight != nil {
 		// Before the journal is opened: a refused run writes nothing at all.
 		fs, err := runPreflight(ctx, o)
@@ -188,7 +178,7 @@ func (r *runner) open(ctx context.Context) (bool, error) {
 				return false, fmt.Errorf("archive finished run %s before starting a new one: %w", j.RunID, err)
 			}
 		}
-		now := r.Now().UTC()
+		now := time.Now().UTC()
 		r.rev = rev
 		r.j = &Journal{RunID: newRunID(now), Runbook: r.Runbook.Name, RunbookDigest: rbDigest, ParamsDigest: pDigest,
 			Env: r.Env, Source: r.Source, Status: StatusRunning, Holder: r.Holder, StartedAt: now, Steps: map[string]*StepRecord{}}
@@ -208,7 +198,7 @@ func newRunID(now time.Time) string {
 }
 
 func (r *runner) emit(e Event) {
-	e.Time, e.RunID = r.Now().UTC(), r.j.RunID
+	e.Time, e.RunID = time.Now().UTC(), r.j.RunID
 	r.Events(e)
 }
 
@@ -223,7 +213,7 @@ func (r *runner) save(ctx context.Context) error {
 			return fmt.Errorf("save journal: %w", err)
 		}
 	}
-	r.j.UpdatedAt = r.Now().UTC()
+	r.j.UpdatedAt = time.Now().UTC()
 	rev, err := r.Store.Save(ctx, r.j, r.rev)
 	if err != nil {
 		return fmt.Errorf("save journal: %w", err)
@@ -281,7 +271,7 @@ func (r *runner) execute(ctx context.Context) *Report {
 			r.j.Status, r.j.Error = StatusInterrupted, "interrupted before step "+st.ID
 			break
 		}
-		if !r.Deadline.IsZero() && r.Now().After(r.Deadline) {
+		if !r.Deadline.IsZero() && time.Now().After(r.Deadline) {
 			r.j.Status, r.j.Error = StatusInterrupted, "--deadline reached before step "+st.ID
 			break
 		}
@@ -384,11 +374,10 @@ func (r *runner) step(ctx context.Context, st *runbooks.Step, rec *StepRecord) e
 	if err != nil {
 		return err
 	}
-	now := r.Now().UTC()
+	now := time.Now().UTC()
 	if rec.StartedAt == nil {
 		rec.StartedAt = &now
 	}
-	r.started[st.ID] = now
 	rec.Status = StatusRunning
 	rec.Attempts++
 	// The step is marked in flight before it acts: a crash from here on resumes this
@@ -444,16 +433,20 @@ func (r *runner) step(ctx context.Context, st *runbooks.Step, rec *StepRecord) e
 			return fmt.Errorf("postcondition failed: assert: %s", st.Assert.Source)
 		}
 	}
-	fin := r.Now().UTC()
+	fin := time.Now().UTC()
 	rec.Status, rec.FinishedAt, rec.Error = StatusDone, &fin, ""
 	r.emit(Event{Type: "step.done", Step: st.ID, Status: StatusDone, Changed: out.Changed, Message: out.Message})
 	return r.save(ctx)
 }
 
+// untilFallback is how often an until guard is re-evaluated without a cache change
+// (a guard may read something the cache does not signal, such as the time).
+const untilFallback = 2 * time.Second
+
 // waitUntil re-evaluates the until guard whenever the cache reports a change
 // (debounced), with a fallback interval, until it holds or the step times out.
 func (r *runner) waitUntil(ctx context.Context, st *runbooks.Step) error {
-	tick := time.NewTicker(r.UntilInterval)
+	tick := time.NewTicker(untilFallback)
 	defer tick.Stop()
 	for {
 		env, err := r.env()
@@ -697,9 +690,6 @@ func (w *recorder) Created(ctx context.Context, ref actions.ObjectRef) error {
 // RollbackRun runs the rollback hooks of an unfinished run (stopped, failed with
 // onFailure: stop, or interrupted) in reverse order, then its cleanup hooks.
 func RollbackRun(ctx context.Context, o Options) (*Report, error) {
-	if o.Now == nil {
-		o.Now = time.Now
-	}
 	if o.Events == nil {
 		o.Events = func(Event) {}
 	}
@@ -716,7 +706,7 @@ func RollbackRun(ctx context.Context, o Options) (*Report, error) {
 	if j.RunbookDigest != o.Runbook.Digest() && !o.AllowChanged {
 		return nil, exitcode.Newf(exitcode.Invalid, "the runbook changed since run %s started: pass --allow-changed to roll back with this version", j.RunID)
 	}
-	r := &runner{Options: o, j: j, rev: rev, started: map[string]time.Time{}}
+	r := &runner{Options: o, j: j, rev: rev}
 	last := -1
 	for i, st := range o.Runbook.Steps {
 		if rec := j.Steps[st.ID]; rec != nil && rec.Status != StatusPending && rec.Status != StatusSkipped {

@@ -1,11 +1,10 @@
 // Package schema generates the JSON Schema (2020-12) of the runbook format from the
 // action registry, so editors and CI can check runbooks with any JSON-Schema tool. The
-// generated file is checked in (runbook.schema.json) and embedded; a test keeps it
-// equal to what the registry generates.
+// generated file is checked in (runbook.schema.json) for editors and CI; a test
+// keeps it equal to what the registry generates, and `runbook schema` prints it.
 package schema
 
 import (
-	_ "embed"
 	"encoding/json"
 	"fmt"
 
@@ -13,12 +12,6 @@ import (
 	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/runbooks"
 )
-
-//go:embed runbook.schema.json
-var embedded []byte
-
-// Embedded returns the checked-in schema.
-func Embedded() []byte { return embedded }
 
 // ID is the schema's $id.
 const ID = "https://runbook.dev/schema/runbook-v1alpha1.json"

@@ -72,7 +72,6 @@ type DeleteReport struct {
 
 // Client is access to one cluster's Calico pools and IPAM state.
 type Client interface {
-	Flavour() Flavour
 	// Detection is what discovery found and the flavour chosen from it.
 	Detection() Detection
 	// Reader reads the shared informer cache: no API call, possibly a little behind.

@@ -116,7 +116,6 @@ func checkServed(kube kubernetes.Interface) error {
 	return nil
 }
 
-func (c *CRD) Flavour() Flavour                                   { return c.det.Flavour }
 func (c *CRD) Detection() Detection                               { return c.det }
 func (c *CRD) Live() Reader                                       { return c.live }
 func (c *CRD) Changes() <-chan struct{}                           { return c.cache.notify.changes }

@@ -1,10 +1,11 @@
 // Package calico is runbook's access to Calico IP pools and IPAM state.
 //
 // One interface (Client) covers every way Calico can be installed; each install
-// flavour implements it. This package implements the manifest install, where pools
-// and IPAM live in crd.projectcalico.org/v1 CRDs (NewCRD); the Calico API server
-// (projectcalico.org/v3) and operator (Installation) flavours come later and only
-// differ in how pools are written and deleted.
+// flavour is served by it (New, from the Detection). Pools are read and written
+// through the flavour's pool API: the crd.projectcalico.org/v1 CRDs of a manifest
+// install, or projectcalico.org/v3 where the Calico API server serves it; IPAM state
+// always comes from the v1 CRDs. Pools the tigera-operator manages are changed
+// through the Installation's spec.calicoNetwork.ipPools instead (operator.go).
 //
 // Reads come from shared informers (the guard functions of a runbook evaluate them on
 // every cache change, so they must cost no API call) or, for decisions that must not

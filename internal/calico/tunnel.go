@@ -31,9 +31,6 @@ var tunnelAnnotation = map[TunnelKind]string{
 	TunnelWireguardV6: "projectcalico.org/IPv6WireguardInterfaceAddr",
 }
 
-// TunnelAnnotation returns the node annotation holding a tunnel kind's address.
-func TunnelAnnotation(k TunnelKind) string { return tunnelAnnotation[k] }
-
 // Node annotations whose presence means WireGuard runs on the node.
 const (
 	annotationWireguardKey   = "projectcalico.org/WireguardPublicKey"
@@ -47,27 +44,6 @@ var tunnelKindByAttr = map[string]TunnelKind{
 	"vxlanV6TunnelAddress":     TunnelVXLANV6,
 	"wireguardTunnelAddress":   TunnelWireguard,
 	"wireguardV6TunnelAddress": TunnelWireguardV6,
-}
-
-// TunnelAttrType returns the allocation attribute type Calico records for a kind.
-func TunnelAttrType(k TunnelKind) string {
-	for attr, kind := range tunnelKindByAttr {
-		if kind == k {
-			return attr
-		}
-	}
-	return ""
-}
-
-// TunnelHandle is the IPAM handle calico-node uses for a node's tunnel address
-// (allocateip.generateHandleAndAttributes). Only for creating test fixtures and
-// for messages: ownership is always read from attributes.
-func TunnelHandle(k TunnelKind, node string) string {
-	prefix := map[TunnelKind]string{
-		TunnelIPIP: "ipip", TunnelVXLAN: "vxlan", TunnelVXLANV6: "vxlan-v6",
-		TunnelWireguard: "wireguard", TunnelWireguardV6: "wireguard-v6",
-	}[k]
-	return prefix + "-tunnel-addr-" + node
 }
 
 // TunnelPools returns the pools calico-node would take node's tunnel address of kind

@@ -63,8 +63,8 @@ func TestPoolAPIPerFlavour(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			if c.Flavour() != tc.flavour {
-				t.Errorf("Flavour() = %s", c.Flavour())
+			if f := c.Detection().Flavour; f != tc.flavour {
+				t.Errorf("Detection().Flavour = %s", f)
 			}
 			if _, err := c.CreatePool(ctx, "p", map[string]any{"cidr": "10.0.0.0/16"}, map[string]string{AnnotationCreatedByRun: "r"}); err != nil {
 				t.Fatal(err)

@@ -33,15 +33,13 @@ func TestPoolActions(t *testing.T) {
 	defer cancel()
 	r := newPoolRig(ctx, t, c)
 
-	// calico-node gives every node an IPIP tunnel address from the IPIP pool. With
-	// the sandbox's calico-node stand-in (issue #7) they are there already; without
-	// it, worker-1 gets one the way calico-node would.
-	tunnelIP, err := netip.ParseAddr(nodeAnnotation(ctx, t, r, "worker-1", calico.TunnelAnnotation(calico.TunnelIPIP)))
-	r.calicoNode = err == nil
-	if !r.calicoNode {
-		tunnelIP = r.giveTunnelAddress(ctx, t, "worker-1", oldPool)
+	// The real calico-node allocator (node/pkg/allocateip) gives every node an IPIP
+	// tunnel address from the IPIP pool.
+	tunnelIP, err := netip.ParseAddr(nodeAnnotation(ctx, t, r, "worker-1", ipipTunnelAnnotation))
+	if err != nil {
+		t.Fatalf("worker-1 has no IPIP tunnel address: %v", err)
 	}
-	t.Logf("worker-1 IPIP tunnel address %s (calico-node stand-in running: %v)", tunnelIP, r.calicoNode)
+	t.Logf("worker-1 IPIP tunnel address %s", tunnelIP)
 
 	steps := []struct {
 		name string
@@ -213,12 +211,6 @@ func testSkipMoveRollsBack(ctx context.Context, t *testing.T, r *poolRig, tunnel
 	mustContain(t, "deletePool error", del.Error, actions.ErrRefused.Error(),
 		"pod(s) still have addresses in pool default-ipv4-ippool (192.168.0.0/16)", "shop/frontend-", "payments/ledger-",
 		"IPAM allocation(s) in 192.168.0.0/16", "(pod kube-system/coredns-")
-	if !r.calicoNode {
-		// Nothing moves worker-1's tunnel address: it is named too. (calico-node
-		// moves it to new-pool as soon as the old pool is disabled.)
-		mustContain(t, "deletePool error", del.Error, "ipip tunnel of node worker-1",
-			"node tunnel address(es) in 192.168.0.0/16: node worker-1 ipip "+tunnelIP.String())
-	}
 	mustContain(t, "disable rollback", step(t, rep, "disable-old-pool").Rollback, "re-enabled pool default-ipv4-ippool")
 	mustContain(t, "add rollback", step(t, rep, "add-new-pool").Rollback, "deleted pool new-pool, created by this run")
 
@@ -299,7 +291,7 @@ func testMigrationConverges(ctx context.Context, t *testing.T, r *poolRig, _ net
 		t.Fatalf("plan of the disable: %+v %v", pl, err)
 	}
 	// worker-1's address now (calico-node gives it a new one whenever pools change).
-	tunnelIP := netip.MustParseAddr(nodeAnnotation(ctx, t, r, "worker-1", calico.TunnelAnnotation(calico.TunnelIPIP)))
+	tunnelIP := netip.MustParseAddr(nodeAnnotation(ctx, t, r, "worker-1", ipipTunnelAnnotation))
 	warnings := strings.Join(pl.Warnings, "\n")
 	mustContain(t, "plan warnings", warnings, "node worker-1: its ipip tunnel address "+tunnelIP.String()+" moves to pool [new-pool]")
 	for _, n := range []string{"control-plane", "worker-2"} {
@@ -333,23 +325,19 @@ func testMigrationConverges(ctx context.Context, t *testing.T, r *poolRig, _ net
 
 	// Between the phases, what other components do: calico-node has moved the
 	// tunnel addresses out of the disabled pool (by itself, or restarted by
-	// move-tunnels; by hand when it is not running), and the pods are moved (#6).
-	if r.calicoNode {
-		waitFor(ctx, t, "calico-node moved every tunnel address out of "+oldPool.String(), func(ctx context.Context) (bool, error) {
-			nodes, err := r.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return false, err
+	// move-tunnels), and the pods are moved (#6).
+	waitFor(ctx, t, "calico-node moved every tunnel address out of "+oldPool.String(), func(ctx context.Context) (bool, error) {
+		nodes, err := r.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, n := range nodes.Items {
+			if a, err := netip.ParseAddr(n.Annotations[ipipTunnelAnnotation]); err != nil || !newPool.Contains(a) {
+				return false, nil
 			}
-			for _, n := range nodes.Items {
-				if a, err := netip.ParseAddr(n.Annotations[calico.TunnelAnnotation(calico.TunnelIPIP)]); err != nil || !newPool.Contains(a) {
-					return false, nil
-				}
-			}
-			return true, nil
-		})
-	} else {
-		r.giveTunnelAddress(ctx, t, "worker-1", newPool)
-	}
+		}
+		return true, nil
+	})
 	r.movePods(ctx, t, oldPool)
 
 	// Phase 3: delete the old pool (resumes the same run).

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/netip"
 	"path/filepath"
 	"sort"
@@ -12,16 +11,12 @@ import (
 	"testing"
 	"time"
 
-	v3 "github.com/projectcalico/api/pkg/apis/projectcalico/v3"
 	"github.com/projectcalico/calico/libcalico-go/lib/clientv3"
-	"github.com/projectcalico/calico/libcalico-go/lib/ipam"
-	cnet "github.com/projectcalico/calico/libcalico-go/lib/net"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -40,9 +35,6 @@ type poolRig struct {
 	calico clientv3.Interface // only to create fixtures calico-node would create
 	bound  *actions.Bound
 	dir    string
-	// calicoNode: the sandbox runs a calico-node stand-in that keeps node tunnel
-	// addresses (otherwise the tests emulate it for one node).
-	calicoNode bool
 }
 
 // nodeAnnotation reads one annotation of a node.
@@ -166,7 +158,7 @@ func (r *poolRig) state(ctx context.Context, t *testing.T, o stateOpts) string {
 	}
 	for _, n := range nodes.Items {
 		for _, k := range calico.TunnelKinds {
-			tunnelHandles[calico.TunnelHandle(k, n.Name)] = true
+			tunnelHandles[tunnelHandle(k, n.Name)] = true
 		}
 	}
 	var lines []string
@@ -282,38 +274,18 @@ func (r *poolRig) pool(ctx context.Context, t *testing.T, name string) *unstruct
 	return u
 }
 
-// giveTunnelAddress does what calico-node's allocateip does for a node's IPIP
-// tunnel (the sandbox has no calico-node stand-in yet, issue #7): an address from
-// one of cidrs with handle ipip-tunnel-addr-<node> and attributes {node, type},
-// published in the node's projectcalico.org/IPv4IPIPTunnelAddr annotation. Any
-// previous tunnel address of the node is released first, as allocateip does when
-// the address's pool no longer serves the node.
-func (r *poolRig) giveTunnelAddress(ctx context.Context, t *testing.T, node string, cidr netip.Prefix) netip.Addr {
-	t.Helper()
-	handle := calico.TunnelHandle(calico.TunnelIPIP, node)
-	if err := r.calico.IPAM().ReleaseByHandle(ctx, handle); err != nil && !strings.Contains(err.Error(), "not exist") && !strings.Contains(err.Error(), "not found") {
-		t.Fatalf("release %s: %v", handle, err)
-	}
-	_, n, _ := net.ParseCIDR(cidr.String())
-	v4, _, err := r.calico.IPAM().AutoAssign(ctx, ipam.AutoAssignArgs{
-		Num4: 1, HandleID: &handle, Hostname: node, IntendedUse: v3.IPPoolAllowedUseTunnel,
-		IPv4Pools: []cnet.IPNet{{IPNet: *n}},
-		Attrs:     map[string]string{ipam.AttributeNode: node, ipam.AttributeType: calico.TunnelAttrType(calico.TunnelIPIP)},
-	})
-	if err != nil || v4 == nil || len(v4.IPs) != 1 {
-		t.Fatalf("assign a tunnel address to %s from %s: %v %v", node, cidr, v4, err)
-	}
-	ip, _ := netip.AddrFromSlice(v4.IPs[0].IP.To4())
-	r.annotateNode(ctx, t, node, calico.TunnelAnnotation(calico.TunnelIPIP), ip.String())
-	return ip
-}
+// ipipTunnelAnnotation holds a node's IPIP tunnel address (libcalico-go
+// lib/backend/k8s/resources/node.go nodeBgpIpv4IPIPTunnelAddrAnnotation).
+const ipipTunnelAnnotation = "projectcalico.org/IPv4IPIPTunnelAddr"
 
-func (r *poolRig) annotateNode(ctx context.Context, t *testing.T, node, key, value string) {
-	t.Helper()
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{key: value}}})
-	if _, err := r.kube.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		t.Fatalf("annotate node %s: %v", node, err)
-	}
+// tunnelHandle is the IPAM handle calico-node gives a node's tunnel address of kind
+// k (node/pkg/allocateip generateHandleAndAttributes, v3.28.5).
+func tunnelHandle(k calico.TunnelKind, node string) string {
+	prefix := map[calico.TunnelKind]string{
+		calico.TunnelIPIP: "ipip", calico.TunnelVXLAN: "vxlan", calico.TunnelVXLANV6: "vxlan-v6",
+		calico.TunnelWireguard: "wireguard", calico.TunnelWireguardV6: "wireguard-v6",
+	}[k]
+	return prefix + "-tunnel-addr-" + node
 }
 
 // movePods does by hand what deletePodsInPool (issue #6) will do: delete every pod
