@@ -13,6 +13,7 @@ import (
 
 	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/internal/plans"
+	"github.com/runbookdev/runbook/internal/textlist"
 	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/internal/value/check"
 )
@@ -149,7 +150,7 @@ func (a *assertNewAllocationsImpl) prepare(ctx context.Context, c *Call) (probeI
 	pp.pool = p
 	pp.nodes, pp.skipped = pickNodes(nodes, p, in.nodeLabels, in.tolerations, in.maxNodes)
 	if len(pp.nodes) == 0 {
-		return in, pp, fmt.Errorf("assertNewAllocations %q: no node to test on: %s", in.pool, capped(pp.skipped, maxListed))
+		return in, pp, fmt.Errorf("assertNewAllocations %q: no node to test on: %s", in.pool, textlist.Capped(pp.skipped, maxListed))
 	}
 	return in, pp, nil
 }
@@ -165,9 +166,9 @@ func (a *assertNewAllocationsImpl) Plan(ctx context.Context, c *Call) (Planned, 
 	}
 	out := Planned{Change: plans.Check, Facts: []string{poolFact(in.pool, pp.pool)}, Details: []string{
 		fmt.Sprintf("create namespace %s with a test pod on each of %d node(s) (%s), assert their addresses lie in pool %s (%s), delete the namespace",
-			in.namespace, len(names), capped(names, maxListed), in.pool, pp.pool.CIDR)}}
+			in.namespace, len(names), textlist.Capped(names, maxListed), in.pool, pp.pool.CIDR)}}
 	if len(pp.skipped) > 0 {
-		out.Details = append(out.Details, "not tested: "+capped(pp.skipped, maxListed))
+		out.Details = append(out.Details, "not tested: "+textlist.Capped(pp.skipped, maxListed))
 	}
 	ns, err := a.env.kube.CoreV1().Namespaces().Get(ctx, in.namespace, metav1.GetOptions{})
 	switch {
@@ -213,7 +214,7 @@ func (a *assertNewAllocationsImpl) Apply(ctx context.Context, c *Call) (Outcome,
 	}
 	ips, problems := checkProbeAddresses(pp.pool, expected, pods)
 	if len(problems) > 0 {
-		return fail(fmt.Errorf("new pods do not get addresses from pool %s (%s): %s", in.pool, pp.pool.CIDR, capped(problems, maxListed)))
+		return fail(fmt.Errorf("new pods do not get addresses from pool %s (%s): %s", in.pool, pp.pool.CIDR, textlist.Capped(problems, maxListed)))
 	}
 	out := make([]any, len(ips))
 	for i, ip := range ips {
@@ -224,7 +225,7 @@ func (a *assertNewAllocationsImpl) Apply(ctx context.Context, c *Call) (Outcome,
 		nodes[i] = n.Name
 	}
 	return Outcome{Outputs: map[string]any{"ips": out, "nodes": nodes},
-		Message: fmt.Sprintf("%d test pod(s) on %d node(s) got addresses in pool %s (%s): %s", len(pods), len(pp.nodes), in.pool, pp.pool.CIDR, capped(ips, maxListed))}, nil
+		Message: fmt.Sprintf("%d test pod(s) on %d node(s) got addresses in pool %s (%s): %s", len(pods), len(pp.nodes), in.pool, pp.pool.CIDR, textlist.Capped(ips, maxListed))}, nil
 }
 
 // checkProbeAddresses returns the test pods' addresses of the pool's family and the

@@ -11,6 +11,7 @@ import (
 
 	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/internal/podmove"
+	"github.com/runbookdev/runbook/internal/textlist"
 )
 
 // deletePodsInPoolImpl moves every pod off a pool (internal/podmove does the work).
@@ -121,7 +122,7 @@ func podMoveMessage(pool string, cfg podmove.Config, res podmove.Result) string 
 	if !res.Changed() {
 		msg := "no pod in pool " + pool
 		if len(res.Skipped) > 0 {
-			msg += fmt.Sprintf(" but %d skipped: %s", len(res.Skipped), capped(res.Skipped, maxListed))
+			msg += fmt.Sprintf(" but %d skipped: %s", len(res.Skipped), textlist.Capped(res.Skipped, maxListed))
 		}
 		return msg
 	}
@@ -133,7 +134,7 @@ func podMoveMessage(pool string, cfg podmove.Config, res podmove.Result) string 
 		msg += fmt.Sprintf("; %d eviction(s) refused by a budget and retried after its status changed", res.Refused)
 	}
 	if len(res.Skipped) > 0 {
-		msg += fmt.Sprintf("; skipped %d: %s", len(res.Skipped), capped(res.Skipped, maxListed))
+		msg += fmt.Sprintf("; skipped %d: %s", len(res.Skipped), textlist.Capped(res.Skipped, maxListed))
 	}
 	return msg
 }
@@ -194,11 +195,11 @@ func (a *deletePodsInPoolImpl) Plan(ctx context.Context, c *Call) (Planned, erro
 		out.Details = append(out.Details, "blocked now: "+b)
 	}
 	out.Details = append(out.Details, p.Flags...)
-	for _, w := range capList(p.Waiting, maxListed) {
+	for _, w := range textlist.CappedLines(p.Waiting, maxListed) {
 		out.Details = append(out.Details, "waits for "+w)
 	}
 	if len(p.Skipped) > 0 {
-		out.Details = append(out.Details, fmt.Sprintf("skipped: %s", capped(p.Skipped, maxListed)))
+		out.Details = append(out.Details, fmt.Sprintf("skipped: %s", textlist.Capped(p.Skipped, maxListed)))
 	}
 	return out, nil
 }
@@ -224,11 +225,4 @@ func podMoveTargets(cfg podmove.Config) string {
 		s += fmt.Sprintf("%s (%s)", t.Name, t.CIDR)
 	}
 	return s
-}
-
-func capList(items []string, max int) []string {
-	if len(items) <= max {
-		return items
-	}
-	return append(items[:max:max], fmt.Sprintf("... and %d more", len(items)-max))
 }

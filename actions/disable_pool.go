@@ -10,6 +10,7 @@ import (
 	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/internal/preflight"
+	"github.com/runbookdev/runbook/internal/textlist"
 	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/internal/value/check"
 )
@@ -100,7 +101,7 @@ func (a *disablePoolImpl) decide(ctx context.Context, cal calico.Client, name st
 	}
 	if len(lost) > 0 {
 		v.problems = append(v.problems, fmt.Sprintf("%d node tunnel address(es) would be lost, breaking node-to-pod traffic (add an enabled pool with the same encapsulation and Tunnel use that selects these nodes first): %s",
-			len(lost), capped(lost, maxListed)))
+			len(lost), textlist.Capped(lost, maxListed)))
 	}
 	for _, p := range pools {
 		v.facts = append(v.facts, poolFact(p.Name, &p))

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/textlist"
 )
 
 // checkLiveChange refuses a patch that changes the network of a pool holding
@@ -50,7 +51,7 @@ func (a *ensurePoolImpl) checkLiveChange(ctx context.Context, cal calico.Client,
 	}
 	sort.Strings(pods)
 	sort.Strings(nodes)
-	held := fmt.Sprintf("%d pod(s) (%s) and %d node tunnel address(es) (%s)", len(pods), capped(pods, maxListed), len(nodes), capped(nodes, maxListed))
+	held := fmt.Sprintf("%d pod(s) (%s) and %d node tunnel address(es) (%s)", len(pods), textlist.Capped(pods, maxListed), len(nodes), textlist.Capped(nodes, maxListed))
 	if len(other) > 0 {
 		held += fmt.Sprintf(" and %d other address(es)", len(other))
 	}

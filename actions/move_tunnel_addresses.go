@@ -13,6 +13,7 @@ import (
 
 	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/internal/plans"
+	"github.com/runbookdev/runbook/internal/textlist"
 	"github.com/runbookdev/runbook/internal/tunnelmove"
 	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/internal/value/check"
@@ -164,10 +165,10 @@ func (a *moveTunnelsImpl) decide(ctx context.Context, cal calico.Client, name st
 	}
 	if len(noPod) > 0 {
 		v.problems = append(v.problems, fmt.Sprintf("no calico-node pod (%s, DaemonSet calico-node in kube-system or calico-system) on node(s) %s: their tunnel addresses cannot be moved by a restart",
-			tunnelmove.PodLabel, capped(noPod, maxListed)))
+			tunnelmove.PodLabel, textlist.Capped(noPod, maxListed)))
 	}
 	if len(notReady) > 0 {
-		v.problems = append(v.problems, fmt.Sprintf("calico-node is not Ready on node(s) %s: make it healthy first (a restart is not a repair)", capped(notReady, maxListed)))
+		v.problems = append(v.problems, fmt.Sprintf("calico-node is not Ready on node(s) %s: make it healthy first (a restart is not a repair)", textlist.Capped(notReady, maxListed)))
 	}
 	for _, t := range held {
 		v.facts = append(v.facts, fmt.Sprintf("node %s %s tunnel: %s", t.Node, t.Kind, t.IP))
@@ -198,7 +199,7 @@ func poolNames(pools []*calico.Pool) string {
 	for i, p := range pools {
 		names[i] = p.Name
 	}
-	return capped(names, maxListed)
+	return textlist.Capped(names, maxListed)
 }
 
 func (a *moveTunnelsImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
@@ -221,13 +222,13 @@ func (a *moveTunnelsImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 		// is disabled, which an earlier step may do. Apply refuses if it still serves.
 		return Planned{Change: plans.Unknown, Facts: v.facts, Details: []string{
 			fmt.Sprintf("pool %s still serves %d tunnel address(es) (%s): once an earlier step disables it, calico-node is restarted on each node still holding one, one node at a time (known after apply; refused if the pool still serves them then)",
-				in.pool, len(v.serving), capped(v.serving, maxListed))}}, nil
+				in.pool, len(v.serving), textlist.Capped(v.serving, maxListed))}}, nil
 	case len(v.targets) == 0:
 		return Planned{Change: plans.None, Details: []string{"no node tunnel address is in pool " + in.pool}, Facts: v.facts}, nil
 	}
 	return Planned{Change: plans.Update, Facts: v.facts, Details: []string{
 		fmt.Sprintf("restart calico-node on %d node(s), one at a time (delete its pod, wait until the new one is Ready and the address moved, %s each at most), so their tunnel addresses leave pool %s: %s",
-			len(v.targets), in.nodeTimeout, in.pool, capped(v.moves, maxListed))},
+			len(v.targets), in.nodeTimeout, in.pool, textlist.Capped(v.moves, maxListed))},
 		Warnings: []string{"each restart briefly stops that node's calico-node (felix, BGP); established pod traffic keeps flowing through the programmed dataplane"}}, nil
 }
 
@@ -279,7 +280,7 @@ func (a *moveTunnelsImpl) run(ctx context.Context, cal calico.Client, c *Call, i
 		return m, err
 	}
 	if len(v.serving) > 0 {
-		v.problems = append(v.problems, fmt.Sprintf("pool %s still serves %s: disable it first (disablePool), or calico-node takes the address from it again", in.pool, capped(v.serving, maxListed)))
+		v.problems = append(v.problems, fmt.Sprintf("pool %s still serves %s: disable it first (disablePool), or calico-node takes the address from it again", in.pool, textlist.Capped(v.serving, maxListed)))
 	}
 	if len(v.problems) > 0 {
 		return m, refuse("moveTunnelAddresses", in.pool, v.problems)
@@ -316,7 +317,7 @@ func (a *moveTunnelsImpl) run(ctx context.Context, cal calico.Client, c *Call, i
 		m.gap = max(m.gap, res.MaxGap)
 		lines = append(lines, res.String())
 	}
-	m.message = fmt.Sprintf("restarted calico-node on %d node(s), one at a time; tunnel addresses left pool %s: %s", m.restarted, in.pool, capped(lines, maxListed))
+	m.message = fmt.Sprintf("restarted calico-node on %d node(s), one at a time; tunnel addresses left pool %s: %s", m.restarted, in.pool, textlist.Capped(lines, maxListed))
 	// The step's guards (assert: tunnelAddresses(...)) read the shared cache,
 	// which may not have seen the last node's update yet (seen on the operator
 	// flavour: the assert failed while the restarts had moved every address).

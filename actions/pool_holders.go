@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/textlist"
 )
 
 // maxListed caps how many pods, addresses or nodes a refusal names.
@@ -69,7 +70,7 @@ func (h holders) lines() []string {
 		for i, pa := range h.pods {
 			names[i] = fmt.Sprintf("%s/%s (%s on %s)", pa.Pod.Namespace, pa.Pod.Name, pa.IP, pa.Pod.Node)
 		}
-		out = append(out, fmt.Sprintf("%d pod(s) still have addresses in pool %s (%s): %s", len(h.pods), h.pool.Name, h.pool.CIDR, capped(names, maxListed)))
+		out = append(out, fmt.Sprintf("%d pod(s) still have addresses in pool %s (%s): %s", len(h.pods), h.pool.Name, h.pool.CIDR, textlist.Capped(names, maxListed)))
 	}
 	if len(h.allocs) > 0 {
 		out = append(out, fmt.Sprintf("%d IPAM allocation(s) in %s: %s", len(h.allocs), h.pool.CIDR, calico.DescribeAllocations(h.allocs, maxListed)))
@@ -79,7 +80,7 @@ func (h holders) lines() []string {
 		for i, t := range h.tunnels {
 			names[i] = fmt.Sprintf("node %s %s %s", t.Node, t.Kind, t.IP)
 		}
-		out = append(out, fmt.Sprintf("%d node tunnel address(es) in %s: %s (calico-node moves them once the pool no longer serves them: on a pool disabled by nodeSelector only after it restarts, which a moveTunnelAddresses step does node by node)", len(h.tunnels), h.pool.CIDR, capped(names, maxListed)))
+		out = append(out, fmt.Sprintf("%d node tunnel address(es) in %s: %s (calico-node moves them once the pool no longer serves them: on a pool disabled by nodeSelector only after it restarts, which a moveTunnelAddresses step does node by node)", len(h.tunnels), h.pool.CIDR, textlist.Capped(names, maxListed)))
 	}
 	return out
 }

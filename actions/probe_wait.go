@@ -18,6 +18,7 @@ import (
 	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/textlist"
 )
 
 // waitProbePods watches the run's test pods until every expected one is Running
@@ -75,7 +76,7 @@ func waitProbePods(ctx context.Context, kube kubernetes.Interface, ns, runID str
 			missing = append(missing, name+": "+diagnosePod(dctx, kube, ns, name))
 		}
 	}
-	return nil, fmt.Errorf("%d of %d test pod(s) not Running with an address in time: %s", len(missing), len(expected), capped(missing, maxListed))
+	return nil, fmt.Errorf("%d of %d test pod(s) not Running with an address in time: %s", len(missing), len(expected), textlist.Capped(missing, maxListed))
 }
 
 // diagnoseTimeout bounds the reads that explain a timeout.

@@ -16,12 +16,3 @@ var ErrRefused = errors.New("refused, nothing was changed")
 func refuse(action, name string, problems []string) error {
 	return fmt.Errorf("%s %q %w: %s", action, name, ErrRefused, strings.Join(problems, "; "))
 }
-
-// capped renders at most max items and says how many more there are: refusals name
-// what blocks them, without flooding a report with thousands of pods.
-func capped(items []string, max int) string {
-	if len(items) <= max {
-		return strings.Join(items, ", ")
-	}
-	return fmt.Sprintf("%s and %d more", strings.Join(items[:max], ", "), len(items)-max)
-}

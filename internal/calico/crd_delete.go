@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -14,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
+
+	"github.com/runbookdev/runbook/internal/textlist"
 )
 
 // DeletePool deletes a pool the way clientv3 and the Calico API server do (disable,
@@ -240,15 +241,11 @@ func ignoreNotFound(err error) error {
 
 // DescribeAllocations renders at most max allocations for a message, with owners.
 func DescribeAllocations(allocs []Allocation, max int) string {
-	var parts []string
+	parts := make([]string, len(allocs))
 	for i, a := range allocs {
-		if i == max {
-			parts = append(parts, fmt.Sprintf("and %d more", len(allocs)-max))
-			break
-		}
-		parts = append(parts, a.String())
+		parts[i] = a.String()
 	}
-	return strings.Join(parts, ", ")
+	return textlist.Capped(parts, max)
 }
 
 // String renders an allocation with its owner.

@@ -9,6 +9,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/runbookdev/runbook/internal/textlist"
 )
 
 // Budget is a PodDisruptionBudget as the eviction API judges it (its status), plus
@@ -116,7 +118,7 @@ func (b *Budget) State() string {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		s += "; evicting " + list(names, 0)
+		s += "; evicting " + textlist.Capped(names, 0)
 	}
 	return s
 }

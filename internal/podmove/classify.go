@@ -3,9 +3,10 @@ package podmove
 import (
 	"fmt"
 	"sort"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/runbookdev/runbook/internal/textlist"
 )
 
 // Disposition is what the step does with a pod that holds an address in the pool.
@@ -141,15 +142,7 @@ func (r Refusals) Problems(max int) []string {
 	for _, why := range reasons {
 		pods := append([]string(nil), r[why]...)
 		sort.Strings(pods)
-		out = append(out, fmt.Sprintf("%s: %s", why, list(pods, max)))
+		out = append(out, fmt.Sprintf("%s: %s", why, textlist.Capped(pods, max)))
 	}
 	return out
-}
-
-// list renders at most max items and says how many more there are.
-func list(items []string, max int) string {
-	if max <= 0 || len(items) <= max {
-		return strings.Join(items, ", ")
-	}
-	return fmt.Sprintf("%s and %d more", strings.Join(items[:max], ", "), len(items)-max)
 }

@@ -11,6 +11,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/runbookdev/runbook/internal/textlist"
 )
 
 const (
@@ -238,11 +240,11 @@ func (m *mover) failure(w *world, round int) error {
 	pool := m.cfg.Pool
 	if len(w.landed) > 0 {
 		return fmt.Errorf("%d pod(s) created after the step began got an address in pool %s (%s) again — is it re-enabled, or pinned by a cni.projectcalico.org/ipv4pools or ipv6pools annotation?: %s",
-			len(w.landed), pool.Name, pool.CIDR, list(w.landed, maxListed))
+			len(w.landed), pool.Name, pool.CIDR, textlist.Capped(w.landed, maxListed))
 	}
 	if len(w.strays) > 0 {
 		return fmt.Errorf("%d replacement pod(s) got an address outside the target pool(s) %s: %s",
-			len(w.strays), poolNames(m.cfg.Targets), list(w.strays, maxListed))
+			len(w.strays), poolNames(m.cfg.Targets), textlist.Capped(w.strays, maxListed))
 	}
 	if len(w.refused) > 0 {
 		problems := w.refused.Problems(maxListed)
@@ -460,14 +462,14 @@ func (m *mover) timeoutError(w *world) error {
 	for _, why := range reasons {
 		pods := append([]string(nil), m.lastWaits[why]...)
 		sort.Strings(pods)
-		parts = append(parts, fmt.Sprintf("waiting on %s: %s", why, list(pods, maxListed)))
+		parts = append(parts, fmt.Sprintf("waiting on %s: %s", why, textlist.Capped(pods, maxListed)))
 	}
 	byWhy := map[string][]string{}
 	for _, wt := range w.waits {
 		byWhy[wt.why] = append(byWhy[wt.why], wt.key)
 	}
 	for why, pods := range byWhy {
-		parts = append(parts, fmt.Sprintf("%s: %s", why, list(pods, maxListed)))
+		parts = append(parts, fmt.Sprintf("%s: %s", why, textlist.Capped(pods, maxListed)))
 	}
 	var owners []*ownerState
 	for _, o := range w.owners {
@@ -494,7 +496,7 @@ func (m *mover) timeoutError(w *world) error {
 				nr = append(nr, podKey(p)+" ("+string(p.Status.Phase)+")")
 			}
 			sort.Strings(nr)
-			line += ", not Ready: " + list(nr, maxListed)
+			line += ", not Ready: " + textlist.Capped(nr, maxListed)
 		}
 		for _, p := range o.notReady {
 			if k := podKey(p); warnings[k] != "" {
@@ -505,7 +507,7 @@ func (m *mover) timeoutError(w *world) error {
 		parts = append(parts, line)
 	}
 	if pods := m.led.awaitingOneToOne(); len(pods) > 0 {
-		parts = append(parts, "no replacement Ready in the target pool(s) yet for "+list(pods, maxListed)+" (StatefulSet: same name; DaemonSet: same node)")
+		parts = append(parts, "no replacement Ready in the target pool(s) yet for "+textlist.Capped(pods, maxListed)+" (StatefulSet: same name; DaemonSet: same node)")
 	}
 	left := len(w.cands) + len(w.waits)
 	moved, _ := m.led.counts()

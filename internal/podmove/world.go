@@ -9,6 +9,8 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/runbookdev/runbook/internal/textlist"
 )
 
 // Scope selects the pods the step is about.
@@ -360,7 +362,7 @@ func observe(st Store, s *setup, mem *memory, now time.Time) *world {
 				names[i] = b.Key()
 			}
 			sort.Strings(names)
-			w.refused.add("pods covered by several PodDisruptionBudgets, which the eviction API can never evict (HTTP 500; fix the overlap, or use strategy: delete) — "+list(names, 0), key)
+			w.refused.add("pods covered by several PodDisruptionBudgets, which the eviction API can never evict (HTTP 500; fix the overlap, or use strategy: delete) — "+textlist.Capped(names, 0), key)
 			continue
 		}
 		if len(covering) > 0 {

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/textlist"
 )
 
 func init() {
@@ -131,13 +132,13 @@ func checkPins(ctx context.Context, in *Input) ([]Finding, error) {
 		for _, k := range []string{"old", "both"} {
 			if ps := byVerdict[k]; len(ps) > 0 {
 				sort.Strings(ps)
-				out = append(out, pinFinding("pins.pod", fmt.Sprintf("Pod %s metadata.annotations[%s]", firstN(ps, listLimit), key), old, k == "both",
+				out = append(out, pinFinding("pins.pod", fmt.Sprintf("Pod %s metadata.annotations[%s]", textlist.Capped(ps, listLimit), key), old, k == "both",
 					fmt.Sprintf("the pod annotation %s of %d pod(s)", key, len(ps))))
 			}
 		}
 		if len(addrPods) > 0 {
 			sort.Strings(addrPods)
-			out = append(out, Finding{ID: "pins.ipAddrs", Severity: Block, Subject: fmt.Sprintf("Pod %s metadata.annotations[%s]", firstN(addrPods, listLimit), annotationIPAddrs),
+			out = append(out, Finding{ID: "pins.ipAddrs", Severity: Block, Subject: fmt.Sprintf("Pod %s metadata.annotations[%s]", textlist.Capped(addrPods, listLimit), annotationIPAddrs),
 				Message: fmt.Sprintf("%d pod(s) ask for fixed addresses inside the old pool %s (%s): their replacements cannot get them once it is disabled, and never start", len(addrPods), old.Name, old.CIDR),
 				Fix:     "give them addresses in the new pool (change " + annotationIPAddrs + " on their owner's pod template) before the migration"})
 		}

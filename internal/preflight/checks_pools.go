@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/textlist"
 )
 
 func init() {
@@ -273,7 +274,7 @@ func checkCoverage(ctx context.Context, in *Input, m *Migration) ([]Finding, err
 				sels[i] = fmt.Sprintf("%s: %q", t.Name, t.Spec.NodeSelector)
 			}
 			out = append(out, Finding{Severity: Block, Step: targets[0].Step, Subject: "IPPool " + targets[0].Name + " spec.nodeSelector",
-				Message: fmt.Sprintf("IPv%d: %d node(s) with pods in %s are selected by no new pool (%s): %s; their replacement pods would get no address", fam, len(uncovered), strings.Join(l.oldNames, ", "), strings.Join(sels, ", "), firstN(uncovered, listLimit)),
+				Message: fmt.Sprintf("IPv%d: %d node(s) with pods in %s are selected by no new pool (%s): %s; their replacement pods would get no address", fam, len(uncovered), strings.Join(l.oldNames, ", "), strings.Join(sels, ", "), textlist.Capped(uncovered, listLimit)),
 				Fix:     "widen the new pool's nodeSelector (all() selects every node) or add a pool for those nodes"})
 		}
 	}
@@ -314,7 +315,7 @@ func checkTunnel(ctx context.Context, in *Input, m *Migration) ([]Finding, error
 		}
 		if len(lost) > 0 {
 			out = append(out, Finding{Severity: Block, Subject: "IPPool " + o.Name,
-				Message: fmt.Sprintf("disabling it leaves %d node tunnel address(es) without a pool: %s", len(lost), firstN(lost, listLimit)),
+				Message: fmt.Sprintf("disabling it leaves %d node tunnel address(es) without a pool: %s", len(lost), textlist.Capped(lost, listLimit)),
 				Fix:     fmt.Sprintf("give the new pool the old pool's encapsulation (ipipMode %s, vxlanMode %s), Tunnel in allowedUses, and a nodeSelector selecting those nodes", o.Spec.IPIPMode, o.Spec.VXLANMode)})
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/textlist"
 )
 
 func init() {
@@ -182,16 +183,16 @@ func checkIPAMHealth(ctx context.Context, in *Input) ([]Finding, error) {
 	}
 	if len(leakedOld) > 0 {
 		out = append(out, Finding{ID: "ipam-health.leaked", Severity: Warn, Subject: "IPAMBlock allocations",
-			Message: fmt.Sprintf("%d address(es) in the old pool are allocated to pods that are gone: %s; deletePool refuses while they are allocated", len(leakedOld), firstN(allocNames(leakedOld), listLimit)),
+			Message: fmt.Sprintf("%d address(es) in the old pool are allocated to pods that are gone: %s; deletePool refuses while they are allocated", len(leakedOld), textlist.Capped(allocNames(leakedOld), listLimit)),
 			Fix:     "let calico-kube-controllers release them (after its leakGracePeriod), or add a releaseLeakedAddresses step before deletePool"})
 	}
 	if len(leakedElse) > 0 {
 		out = append(out, Finding{ID: "ipam-health.leaked", Severity: Info, Subject: "IPAMBlock allocations",
-			Message: fmt.Sprintf("%d address(es) outside the old pools are allocated to pods that are gone: %s", len(leakedElse), firstN(allocNames(leakedElse), listLimit))})
+			Message: fmt.Sprintf("%d address(es) outside the old pools are allocated to pods that are gone: %s", len(leakedElse), textlist.Capped(allocNames(leakedElse), listLimit))})
 	}
 	if len(h.NodeGone) > 0 {
 		out = append(out, Finding{ID: "ipam-health.node-gone", Severity: Info, Subject: "IPAMBlock allocations",
-			Message: fmt.Sprintf("%d address(es) belong to nodes that no longer exist: %s", len(h.NodeGone), firstN(allocNames(h.NodeGone), listLimit)),
+			Message: fmt.Sprintf("%d address(es) belong to nodes that no longer exist: %s", len(h.NodeGone), textlist.Capped(allocNames(h.NodeGone), listLimit)),
 			Fix:     "calico-kube-controllers releases deleted nodes' addresses; check it is running"})
 	}
 	if len(h.PendingDeletion) > 0 || len(h.AffinityNodeGone) > 0 {
@@ -203,7 +204,7 @@ func checkIPAMHealth(ctx context.Context, in *Input) ([]Finding, error) {
 			names = append(names, fmt.Sprintf("%s (node %s gone)", a.Name, a.Node))
 		}
 		out = append(out, Finding{ID: "ipam-health.affinities", Severity: Info, Subject: "BlockAffinity",
-			Message: fmt.Sprintf("%d block affinities are being released or belong to deleted nodes: %s", len(names), firstN(names, listLimit))})
+			Message: fmt.Sprintf("%d block affinities are being released or belong to deleted nodes: %s", len(names), textlist.Capped(names, listLimit))})
 	}
 	if len(h.Unaffine) > 0 {
 		names := make([]string, len(h.Unaffine))
@@ -211,11 +212,11 @@ func checkIPAMHealth(ctx context.Context, in *Input) ([]Finding, error) {
 			names[i] = fmt.Sprintf("%s (%s, %d address(es))", b.Name, b.CIDR, len(b.Allocations))
 		}
 		out = append(out, Finding{ID: "ipam-health.unaffine-blocks", Severity: Info, Subject: "IPAMBlock",
-			Message: fmt.Sprintf("%d block(s) have no affinity: %s", len(names), firstN(names, listLimit))})
+			Message: fmt.Sprintf("%d block(s) have no affinity: %s", len(names), textlist.Capped(names, listLimit))})
 	}
 	if len(h.Handles) > 0 {
 		out = append(out, Finding{ID: "ipam-health.handles", Severity: Info, Subject: "IPAMHandle",
-			Message: fmt.Sprintf("%d handle(s) have no allocation in any block: %s", len(h.Handles), firstN(h.Handles, listLimit))})
+			Message: fmt.Sprintf("%d handle(s) have no allocation in any block: %s", len(h.Handles), textlist.Capped(h.Handles, listLimit))})
 	}
 	if len(out) == 0 {
 		out = append(out, Finding{ID: "ipam-health", Severity: Info, Message: "IPAM is consistent: no leaked addresses, orphaned blocks or stuck affinities"})

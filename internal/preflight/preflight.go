@@ -276,13 +276,5 @@ func RunChecks(ctx context.Context, cl Cluster, steps []Step, checks []Check) []
 	return out
 }
 
-// firstN renders at most n names and how many more there are.
-func firstN(names []string, n int) string {
-	if len(names) <= n {
-		return strings.Join(names, ", ")
-	}
-	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
-}
-
 // listLimit is how many objects a finding names before "and N more".
 const listLimit = 5
