@@ -28,8 +28,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 
+	"golang.org/x/sync/errgroup"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	authorizationclient "k8s.io/client-go/kubernetes/typed/authorization/v1"
@@ -171,13 +171,12 @@ const parallel = 8
 func Check(ctx context.Context, reviews authorizationclient.SelfSubjectAccessReviewsGetter, needs []Need) ([]Need, error) {
 	denied := make([]bool, len(needs))
 	errs := make([]error, len(needs))
-	sem := make(chan struct{}, parallel)
-	var wg sync.WaitGroup
+	// Every review runs even when one fails, and the first failure in the given
+	// order is returned, so the outcome does not depend on timing.
+	var g errgroup.Group
+	g.SetLimit(parallel)
 	for i, n := range needs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error {
 			res, sub, _ := strings.Cut(n.Resource, "/")
 			r, err := reviews.SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
 				Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
@@ -185,12 +184,14 @@ func Check(ctx context.Context, reviews authorizationclient.SelfSubjectAccessRev
 			}, metav1.CreateOptions{})
 			if err != nil {
 				errs[i] = fmt.Errorf("SelfSubjectAccessReview for %s: %w", n, err)
-				return
+				return nil
 			}
 			denied[i] = !r.Status.Allowed
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // the goroutines report through errs
+
 	var out []Need
 	for i, n := range needs {
 		if errs[i] != nil {
