@@ -2,8 +2,11 @@ package calico
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
+
+	utilnet "k8s.io/utils/net"
 )
 
 // ParseCIDR parses a CIDR as stored in the cluster, which may be written
@@ -46,21 +49,15 @@ func BlockSizeRange(f Family) (lo, hi int) {
 // it. Block allocations are indexed by ordinal from the block's first address.
 func nthAddr(prefix netip.Prefix, n int) (netip.Addr, bool) {
 	if n < 0 {
+		return netip.Addr{}, false // GetIndexedIP(::/64, -1) gives ::1: big.Int.Bytes drops the sign
+	}
+	p := prefix.Masked()
+	ip, err := utilnet.GetIndexedIP(&net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}, n)
+	if err != nil {
 		return netip.Addr{}, false
 	}
-	size := prefix.Addr().BitLen() - prefix.Bits()
-	if size < 63 && uint64(n) >= uint64(1)<<size {
-		return netip.Addr{}, false
-	}
-	b := prefix.Masked().Addr().As16()
-	carry := uint64(n)
-	for i := 15; i >= 0 && carry > 0; i-- {
-		sum := uint64(b[i]) + carry&0xff
-		b[i] = byte(sum)
-		carry = carry>>8 + sum>>8
-	}
-	a := netip.AddrFrom16(b)
-	if prefix.Addr().Is4() {
+	a, _ := netip.AddrFromSlice(ip) // 16 bytes: always an address
+	if p.Addr().Is4() {
 		a = a.Unmap()
 	}
 	return a, true

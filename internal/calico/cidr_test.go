@@ -67,6 +67,9 @@ func TestNthAddr(t *testing.T) {
 		{"fd00::/122", 17, "fd00::11"},
 		{"fd00::ffc0/122", 63, "fd00::ffff"},
 		{"10.0.0.0/26", -1, ""},
+		{"::/64", -1, ""}, // not ::1, which GetIndexedIP alone returns (big.Int.Bytes drops the sign)
+		{"fd00::/64", 1 << 40, "fd00::100:0:0"},
+		{"10.0.0.0/8", 1 << 24, ""},
 	} {
 		got, ok := nthAddr(pp(tc.prefix), tc.n)
 		if tc.want == "" {
