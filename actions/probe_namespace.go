@@ -8,13 +8,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/kubeclient"
 )
 
 // namespaceObject is how the journal names the temporary namespace.
@@ -89,16 +89,7 @@ func deleteProbeNamespace(ctx context.Context, kube kubernetes.Interface, runID,
 // waitNamespaceGone watches the namespace until it is deleted (or ctx ends).
 func waitNamespaceGone(ctx context.Context, kube kubernetes.Interface, name string) error {
 	sel := fields.OneTermEqualSelector("metadata.name", name).String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = sel
-			return kube.CoreV1().Namespaces().List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = sel
-			return kube.CoreV1().Namespaces().Watch(ctx, o)
-		},
-	}
+	lw := kubeclient.ListWatch(kube.CoreV1().Namespaces().List, kube.CoreV1().Namespaces().Watch, kubeclient.Selecting("", sel))
 	gone := func(store cache.Store) (bool, error) {
 		_, exists, err := store.GetByKey(name)
 		return !exists, err

@@ -11,13 +11,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/kubeclient"
 	"github.com/runbookdev/runbook/internal/textlist"
 )
 
@@ -28,16 +28,7 @@ import (
 // enabled").
 func waitProbePods(ctx context.Context, kube kubernetes.Interface, ns, runID string, expected []string) (map[string]*corev1.Pod, error) {
 	sel := labels.SelectorFromSet(labels.Set{calico.LabelRunID: runID}).String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.LabelSelector = sel
-			return kube.CoreV1().Pods(ns).List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.LabelSelector = sel
-			return kube.CoreV1().Pods(ns).Watch(ctx, o)
-		},
-	}
+	lw := kubeclient.ListWatch(kube.CoreV1().Pods(ns).List, kube.CoreV1().Pods(ns).Watch, kubeclient.Selecting(sel, ""))
 	var store cache.Store
 	var done map[string]*corev1.Pod
 	check := func() (bool, error) {

@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/runbookdev/runbook/internal/kubeclient"
 )
 
 // crdCache is the informer-backed Reader of the CRD flavour.
@@ -70,13 +72,10 @@ func (c *crdCache) register(kube kubernetes.Interface, dyn dynamic.Interface, po
 	return started, nil
 }
 
-// informer is a shared informer over a typed client's List and Watch.
+// informer is a shared informer over a client's List and Watch, without indexes
+// (the cache keeps its own).
 func informer[L runtime.Object](example runtime.Object, list func(context.Context, metav1.ListOptions) (L, error), watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) cache.SharedIndexInformer {
-	lw := &cache.ListWatch{
-		ListWithContextFunc:  func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return list(ctx, o) },
-		WatchFuncWithContext: watchFn,
-	}
-	return cache.NewSharedIndexInformer(lw, example, 0, cache.Indexers{})
+	return kubeclient.Informer(example, list, watchFn, cache.Indexers{})
 }
 
 // calicoInformer is a shared informer over a Calico CRD through the dynamic client.
@@ -85,12 +84,7 @@ func informer[L runtime.Object](example runtime.Object, list func(context.Contex
 // told so, and lists then watches, instead of trying a streaming list first.
 func calicoInformer(dyn dynamic.Interface, gvr schema.GroupVersionResource) cache.SharedIndexInformer {
 	if gvr.Group == gvrV3Pools.Group {
-		lw := &noWatchListLW{cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				return dyn.Resource(gvr).List(ctx, o)
-			},
-			WatchFuncWithContext: dyn.Resource(gvr).Watch,
-		}}
+		lw := &noWatchListLW{*kubeclient.ListWatch(dyn.Resource(gvr).List, dyn.Resource(gvr).Watch, nil)}
 		return cache.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, 0, cache.Indexers{})
 	}
 	return informer(&unstructured.Unstructured{}, dyn.Resource(gvr).List, dyn.Resource(gvr).Watch)

@@ -18,6 +18,8 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	policylisters "k8s.io/client-go/listers/policy/v1"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/runbookdev/runbook/internal/kubeclient"
 )
 
 // syncTimeout bounds the initial list of the informers.
@@ -102,14 +104,11 @@ func NewCache(ctx context.Context, kube kubernetes.Interface) (*Cache, error) {
 	return c, nil
 }
 
-// informer is a shared informer over a typed client's List and Watch.
+// informer is a shared informer over a client's List and Watch, indexed by
+// namespace.
 func informer[L runtime.Object](example runtime.Object, list func(context.Context, metav1.ListOptions) (L, error),
 	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) cache.SharedIndexInformer {
-	lw := &cache.ListWatch{
-		ListWithContextFunc:  func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return list(ctx, o) },
-		WatchFuncWithContext: watchFn,
-	}
-	return cache.NewSharedIndexInformer(lw, example, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	return kubeclient.Informer(example, list, watchFn, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 }
 
 // Close stops the informers.
