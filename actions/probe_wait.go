@@ -3,13 +3,11 @@ package actions
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
@@ -89,12 +87,8 @@ func diagnosePod(ctx context.Context, kube kubernetes.Interface, ns, name string
 			parts = append(parts, w.Reason)
 		}
 	}
-	evs, err := kube.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: fields.Set{
-		"involvedObject.name": name, "type": corev1.EventTypeWarning}.AsSelector().String()})
-	if err == nil && len(evs.Items) > 0 {
-		sort.Slice(evs.Items, func(i, j int) bool { return evs.Items[i].LastTimestamp.Before(&evs.Items[j].LastTimestamp) })
-		last := evs.Items[len(evs.Items)-1]
-		parts = append(parts, last.Reason+": "+last.Message)
+	if w := kubeclient.LatestWarning(ctx, kube, ns, name); w != "" {
+		parts = append(parts, w)
 	}
 	return strings.Join(parts, ", ")
 }

@@ -11,9 +11,10 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/runbookdev/runbook/internal/kubeclient"
 )
 
 // requestTimeout bounds one eviction or delete: a slow API server must not stall a
@@ -133,29 +134,9 @@ func lastWarnings(kube kubernetes.Interface, keys []string, max int) map[string]
 		if !ok {
 			continue
 		}
-		evs, err := kube.CoreV1().Events(ns).List(ctx, metav1.ListOptions{
-			FieldSelector: fields.AndSelectors(fields.OneTermEqualSelector("involvedObject.name", name),
-				fields.OneTermEqualSelector("type", corev1.EventTypeWarning)).String()})
-		if err != nil || len(evs.Items) == 0 {
-			continue
+		if w := kubeclient.LatestWarning(ctx, kube, ns, name); w != "" {
+			out[k] = w
 		}
-		latest := evs.Items[0]
-		for _, e := range evs.Items[1:] {
-			if eventTime(e).After(eventTime(latest)) {
-				latest = e
-			}
-		}
-		out[k] = latest.Reason + ": " + latest.Message
 	}
 	return out
-}
-
-func eventTime(e corev1.Event) time.Time {
-	switch {
-	case !e.EventTime.IsZero():
-		return e.EventTime.Time
-	case !e.LastTimestamp.IsZero():
-		return e.LastTimestamp.Time
-	}
-	return e.FirstTimestamp.Time
 }
