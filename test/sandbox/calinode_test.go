@@ -21,7 +21,6 @@ import (
 	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/runbookdev/runbook/test/sandbox"
-	"github.com/runbookdev/runbook/test/scenarios"
 )
 
 const (
@@ -48,18 +47,8 @@ nodes:
 // the moment its pool is disabled (a v1-model field, allocateip.go:169-219), and
 // goes when no pool fits.
 func TestTunnelAddressesFollowThePools(t *testing.T) {
-	s, err := scenarios.Parse([]byte(tunnelScenario))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := sandbox.StartForTest(t, sandbox.Options{Scenario: s})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cs := kubernetes.NewForConfigOrDie(c.RESTConfig())
-	calico, err := c.NewCalicoClient()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ic, ctx := startInline(t, tunnelScenario, 2*time.Minute)
+	c, cs, calico := ic.Cluster, ic.kube, ic.calico
 	old, next := netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("10.0.0.0/16")
 
 	// Ready means every node has its address already, with calico-node's handle and
@@ -234,18 +223,8 @@ func waitNodes(ctx context.Context, t *testing.T, cs kubernetes.Interface, what 
 // that node only, and the node is never without an address: the Node keeps the
 // old one until the new one is written (allocateip.go:518-563).
 func TestTunnelAddressesStallUntilCalicoNodeRestarts(t *testing.T) {
-	s, err := scenarios.Parse([]byte(tunnelScenario))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := sandbox.StartForTest(t, sandbox.Options{Scenario: s})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cs := kubernetes.NewForConfigOrDie(c.RESTConfig())
-	calico, err := c.NewCalicoClient()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ic, ctx := startInline(t, tunnelScenario, 3*time.Minute)
+	c, cs, calico := ic.Cluster, ic.kube, ic.calico
 	old, next := netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("10.0.0.0/16")
 	// A new pool is a change every daemon reconciles on; the changes below must come
 	// after those reconciliations, or one of them may read them.
@@ -446,20 +425,10 @@ func watchTunnelMove(ctx context.Context, t *testing.T, cs kubernetes.Interface,
 // before it assigns). Here the only pool left for tunnels has one address, which
 // worker-1's restart takes; worker-2's restart then fails.
 func TestCalicoNodeRunOnceFailureKeepsPodNotReady(t *testing.T) {
-	s, err := scenarios.Parse([]byte(tunnelScenario))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := sandbox.StartForTest(t, sandbox.Options{Scenario: s})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cs := kubernetes.NewForConfigOrDie(c.RESTConfig())
-	calico, err := c.NewCalicoClient()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ic, ctx := startInline(t, tunnelScenario, 3*time.Minute)
+	c, cs, calico := ic.Cluster, ic.kube, ic.calico
 	decided := c.CalicoNodeStats().Decisions
-	_, err = calico.IPPools().Create(ctx, &v3.IPPool{
+	_, err := calico.IPPools().Create(ctx, &v3.IPPool{
 		ObjectMeta: metav1.ObjectMeta{Name: "tiny"},
 		Spec: v3.IPPoolSpec{CIDR: "10.0.0.0/32", BlockSize: 32, IPIPMode: v3.IPIPModeAlways,
 			VXLANMode: v3.VXLANModeNever, NATOutgoing: true, NodeSelector: "all()"},

@@ -13,11 +13,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/runbookdev/runbook/test/sandbox"
 	"github.com/runbookdev/runbook/test/sandbox/cni"
-	"github.com/runbookdev/runbook/test/scenarios"
 )
 
 var (
@@ -46,20 +44,9 @@ workloads:
 // ClusterInformation says the datastore is not ready (ipam.go:953-963), and a
 // deleted node's tunnel address and block affinities (ipam.go:832-849).
 func TestIPAMGarbageCollection(t *testing.T) {
-	s, err := scenarios.Parse([]byte(gcScenario))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := sandbox.StartForTest(t, sandbox.Options{Scenario: s})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cs := kubernetes.NewForConfigOrDie(c.RESTConfig())
+	ic, ctx := startInline(t, gcScenario, 3*time.Minute)
+	c, cs, calico := ic.Cluster, ic.kube, ic.calico
 	dyn := dynamic.NewForConfigOrDie(c.RESTConfig())
-
-	calico, err := c.NewCalicoClient()
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The configuration has Calico's default (15m); shorten the grace period as
 	// an admin would. kube-controllers restarts on the change (main.go:496-504)
 	// and its supervisor starts it again.

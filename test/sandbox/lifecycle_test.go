@@ -13,9 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/runbookdev/runbook/test/sandbox"
 	"github.com/runbookdev/runbook/test/sandbox/cni"
-	"github.com/runbookdev/runbook/test/scenarios"
 )
 
 const lifecycleScenario = `
@@ -98,18 +96,8 @@ func (tl *podTimeline) at(m map[string]time.Time, uid string) (time.Time, bool) 
 // grace period is cut short by it, as the kubelet's SIGKILL does. A Deployment's
 // replacement starts at once, while the evicted pod is still draining.
 func TestPodLifecycle(t *testing.T) {
-	s, err := scenarios.Parse([]byte(lifecycleScenario))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := sandbox.StartForTest(t, sandbox.Options{Scenario: s})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cs := kubernetes.NewForConfigOrDie(c.RESTConfig())
-	calico, err := c.NewCalicoClient()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ic, ctx := startInline(t, lifecycleScenario, 2*time.Minute)
+	cs, calico := ic.kube, ic.calico
 	tl := watchPods(ctx, t, cs, "shop")
 
 	// Readiness: a new replica (created while we watch) is Running, not Ready, for

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/projectcalico/calico/libcalico-go/lib/clientv3"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -31,6 +32,32 @@ func startScenario(t *testing.T, name string) (*sandbox.Cluster, kubernetes.Inte
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return c, kubernetes.NewForConfigOrDie(c.RESTConfig()), ctx
+}
+
+// inlineCluster is a sandbox started from a scenario written in the test, with the
+// clients the tests use.
+type inlineCluster struct {
+	*sandbox.Cluster
+	kube   kubernetes.Interface
+	calico clientv3.Interface
+}
+
+// startInline starts a sandbox from scenarioYAML; ctx ends after timeout or with
+// the test.
+func startInline(t *testing.T, scenarioYAML string, timeout time.Duration) (inlineCluster, context.Context) {
+	t.Helper()
+	s, err := scenarios.Parse([]byte(scenarioYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sandbox.StartForTest(t, sandbox.Options{Scenario: s})
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	calico, err := c.NewCalicoClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inlineCluster{Cluster: c, kube: kubernetes.NewForConfigOrDie(c.RESTConfig()), calico: calico}, ctx
 }
 
 // podsOf lists the pods with a label selector, failing the test on errors.
