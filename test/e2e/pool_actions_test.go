@@ -172,6 +172,12 @@ func testRefusals(ctx context.Context, t *testing.T, r *poolRig, tunnelIP netip.
 		requireUnchanged(t, r.state(ctx, t, stateOpts{withoutTunnels: true}), beforeNoTunnels)
 	})
 	t.Run("unknown field is an error, not silently dropped", func(t *testing.T) {
+		// Its own baseline: the rollback above may have restarted calico-node on a
+		// node whose daemon missed the pool's disable (allocateip v3.28 drops a
+		// pool update that arrives during a reconciliation; the inverse of
+		// ensurePool restarts calico-node there after 20 s), a new pod for the same
+		// DaemonSet.
+		before := clusterState(ctx, t, r, true)
 		cal := calicoClient(ctx, t, r)
 		// assignmentMode and namespaceSelector exist in newer Calico releases; this
 		// sandbox installs v3.28's CRDs, which do not know them.
