@@ -18,7 +18,7 @@ const protobuf = "application/vnd.kubernetes.protobuf"
 //
 // Why protobuf: a migration watches every pod, ReplicaSet and budget in the cluster,
 // and each moved pod produces a dozen watch events; decoding them as JSON was the
-// largest share of runbook's CPU in bench/podmove, CPU the API server and the
+// largest share of runbook's CPU in test/bench/podmove, CPU the API server and the
 // cluster's controllers need on a small control plane. kubectl and the controllers
 // ask for protobuf for the same reason.
 func New(cfg *rest.Config) (kubernetes.Interface, dynamic.Interface, error) {

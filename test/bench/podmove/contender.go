@@ -136,7 +136,7 @@ type childReport struct {
 // only with what it runs (not the sandbox), so its peak RSS is its own.
 func buildContender(ctx context.Context, dir string) (string, error) {
 	bin := filepath.Join(dir, "contender")
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/runbookdev/runbook/bench/podmove/contender").CombinedOutput()
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/runbookdev/runbook/test/bench/podmove/contender").CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("build the contender: %v\n%s", err, out)
 	}

@@ -15,7 +15,7 @@
 // dropped below replicas − maxUnavailable Ready, requests made by the contender and
 // served by the API server (apiserver_request_total), the contender's peak RSS.
 //
-//	RUNBOOK_TOOLS_DIR=$(bash hack/build-tools.sh --print-dir) go run ./bench/podmove -pods 500
+//	RUNBOOK_TOOLS_DIR=$(bash hack/build-tools.sh --print-dir) go run ./test/bench/podmove -pods 500
 //
 // It prints numbers; it asserts nothing.
 package main
@@ -63,7 +63,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep each cluster's work directory (logs)")
 	flag.IntVar(&o.rounds, "rounds", 1, "run every contender this many times, taking turns; the table shows medians")
 	flag.StringVar(&o.runbookWith, "runbook-with", "", "extra deletePodsInPool parameters for (a), YAML flow style")
-	flag.StringVar(&o.contenderBin, "contender", "", "prebuilt bench/podmove/contender binary (default: go build it)")
+	flag.StringVar(&o.contenderBin, "contender", "", "prebuilt test/bench/podmove/contender binary (default: go build it)")
 	flag.Parse()
 	o.contenders = strings.Split(contenders, ",")
 	if o.rounds < 1 {
