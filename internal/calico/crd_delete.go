@@ -241,11 +241,7 @@ func ignoreNotFound(err error) error {
 
 // DescribeAllocations renders at most max allocations for a message, with owners.
 func DescribeAllocations(allocs []Allocation, max int) string {
-	parts := make([]string, len(allocs))
-	for i, a := range allocs {
-		parts[i] = a.String()
-	}
-	return textlist.Capped(parts, max)
+	return textlist.CappedFunc(allocs, max, Allocation.String)
 }
 
 // String renders an allocation with its owner.

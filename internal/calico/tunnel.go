@@ -31,6 +31,11 @@ var tunnelAnnotation = map[TunnelKind]string{
 	TunnelWireguardV6: "projectcalico.org/IPv6WireguardInterfaceAddr",
 }
 
+// TunnelAnnotation is the node annotation holding a tunnel address of kind k
+// (libcalico-go lib/backend/k8s/resources/node.go, unexported there); "" for an
+// unknown kind.
+func TunnelAnnotation(k TunnelKind) string { return tunnelAnnotation[k] }
+
 // Node annotations whose presence means WireGuard runs on the node.
 const (
 	annotationWireguardKey   = "projectcalico.org/WireguardPublicKey"

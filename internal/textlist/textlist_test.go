@@ -23,6 +23,9 @@ func TestCapped(t *testing.T) {
 		if got := Capped(tc.items, tc.max); got != tc.want {
 			t.Errorf("Capped(%v, %d) = %q, want %q", tc.items, tc.max, got, tc.want)
 		}
+		if got := CappedFunc(tc.items, tc.max, func(s string) string { return s }); got != tc.want {
+			t.Errorf("CappedFunc(%v, %d) = %q, want %q", tc.items, tc.max, got, tc.want)
+		}
 		if got := CappedLines(tc.items, tc.max); !slices.Equal(got, tc.lines) {
 			t.Errorf("CappedLines(%v, %d) = %q, want %q", tc.items, tc.max, got, tc.lines)
 		}

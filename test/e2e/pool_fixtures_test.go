@@ -274,9 +274,7 @@ func (r *poolRig) pool(ctx context.Context, t *testing.T, name string) *unstruct
 	return u
 }
 
-// ipipTunnelAnnotation holds a node's IPIP tunnel address (libcalico-go
-// lib/backend/k8s/resources/node.go nodeBgpIpv4IPIPTunnelAddrAnnotation).
-const ipipTunnelAnnotation = "projectcalico.org/IPv4IPIPTunnelAddr"
+var ipipTunnelAnnotation = calico.TunnelAnnotation(calico.TunnelIPIP)
 
 // tunnelHandle is the IPAM handle calico-node gives a node's tunnel address of kind
 // k (node/pkg/allocateip generateHandleAndAttributes, v3.28.5).

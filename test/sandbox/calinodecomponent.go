@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/test/sandbox/calinode"
 )
 
@@ -284,7 +285,7 @@ type nodeAgent struct {
 	firstRunOnce chan struct{} // closed after the first successful run-once
 	// Closed when a daemon first logs daemonInSync, and then its first decision.
 	firstSync, firstDecided chan struct{}
-	synced, decided         bool
+	syncOnce, decideOnce    sync.Once
 	done                    chan struct{}
 }
 
@@ -376,12 +377,7 @@ func (a *nodeAgent) loop(ctx context.Context) {
 // daemonLine follows the daemon's progress in its log.
 func (a *nodeAgent) daemonLine(line string) {
 	if strings.Contains(line, daemonInSync) {
-		a.mu.Lock()
-		if !a.synced {
-			a.synced = true
-			close(a.firstSync)
-		}
-		a.mu.Unlock()
+		a.syncOnce.Do(func() { close(a.firstSync) })
 		return
 	}
 	if !strings.Contains(line, "allocateip.go") {
@@ -395,12 +391,13 @@ func (a *nodeAgent) daemonLine(line string) {
 				}
 				s.Decisions[a.node]++
 			})
-			a.mu.Lock()
-			if a.synced && !a.decided {
-				a.decided = true
-				close(a.firstDecided)
+			// Only a decision after the sync counts: one logged during the
+			// daemon's start-up may still be followed by the start-up's own.
+			select {
+			case <-a.firstSync:
+				a.decideOnce.Do(func() { close(a.firstDecided) })
+			default:
 			}
-			a.mu.Unlock()
 			return
 		}
 	}
@@ -440,8 +437,8 @@ func (a *nodeAgent) awaitSettled(ctx context.Context) error {
 // hasTunnelAddress: the node has an IPIP or VXLAN tunnel address (the kinds whose
 // decisions the daemon logs; WireGuard needs a key the sandbox's nodes lack).
 func hasTunnelAddress(n *corev1.Node) bool {
-	for _, k := range []string{"projectcalico.org/IPv4IPIPTunnelAddr", "projectcalico.org/IPv4VXLANTunnelAddr", "projectcalico.org/IPv6VXLANTunnelAddr"} {
-		if n.Annotations[k] != "" {
+	for _, k := range []calico.TunnelKind{calico.TunnelIPIP, calico.TunnelVXLAN, calico.TunnelVXLANV6} {
+		if n.Annotations[calico.TunnelAnnotation(k)] != "" {
 			return true
 		}
 	}
