@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/internal/textlist"
@@ -18,29 +19,37 @@ import (
 	"github.com/runbookdev/runbook/internal/value/check"
 )
 
-var assertNewAllocationsDecl = &Decl{
-	Name:    "assertNewAllocations",
-	Summary: "Prove that new pods get addresses from the given pool, with temporary test pods.",
-	Description: `Creates a temporary namespace labelled with the run id, one pod pinned to each selected node
+var assertNewAllocations = Definition{
+	Decl: &decl.Action{
+		Name:    "assertNewAllocations",
+		Summary: "Prove that new pods get addresses from the given pool, with temporary test pods.",
+		Description: `Creates a temporary namespace labelled with the run id, one pod pinned to each selected node
 (capped at maxNodes and sampled across zones on big clusters), waits for them to be Running and
 asserts each IP lies in the pool. The namespace is always deleted (a cleanup hook that also runs
 on failure, interrupt, and on resume after a crash). A check: it verifies again on every run and
 changes nothing lasting.`,
-	Params: []Param{
-		checked(p("pool", value.String, true, nil, "Pool the new addresses must come from."), check.PoolName),
-		checked(p("namespace", value.String, false, "ippool-test", "Name of the temporary namespace (must not exist unless this run created it)."), check.NamespaceName),
-		p("image", value.String, false, "registry.k8s.io/pause:3.10", "Image of the test pods."),
-		checked(p("maxNodes", value.Int, false, 20, "Test at most this many nodes."), check.AtLeast(1)),
-		p("nodeSelector", value.Map, false, nil, "Only test nodes with these labels."),
-		p("tolerations", value.List, false, nil, "Tolerations of the test pods."),
-		p("imagePullSecrets", value.List, false, nil, "Names of image pull secrets for the test pods."),
-		p("securityContext", value.Map, false, nil, "Pod securityContext of the test pods."),
-		p("timeout", value.Duration, false, 5*time.Minute, "Give up (and fail the step) after this long."),
+		Params: []decl.Param{
+			poolRole(checked(p("pool", value.String, true, nil, "Pool the new addresses must come from."), check.PoolName), decl.PoolVerifies),
+			checked(p("namespace", value.String, false, "ippool-test", "Name of the temporary namespace (must not exist unless this run created it)."), check.NamespaceName),
+			p("image", value.String, false, "registry.k8s.io/pause:3.10", "Image of the test pods."),
+			checked(p("maxNodes", value.Int, false, 20, "Test at most this many nodes."), check.AtLeast(1)),
+			p("nodeSelector", value.Map, false, nil, "Only test nodes with these labels."),
+			p("tolerations", value.List, false, nil, "Tolerations of the test pods."),
+			p("imagePullSecrets", value.List, false, nil, "Names of image pull secrets for the test pods."),
+			p("securityContext", value.Map, false, nil, "Pod securityContext of the test pods."),
+			p("timeout", value.Duration, false, 5*time.Minute, "Give up (and fail the step) after this long."),
+		},
+		Outputs: []decl.Output{
+			{Name: "ips", Type: value.List, Description: "Addresses the test pods received."},
+			{Name: "nodes", Type: value.List, Description: "Names of the nodes tested (one test pod each)."},
+		},
+		Needs: []decl.Permission{
+			{Resource: "namespaces", Verbs: []string{"get", "list", "watch", "create", "delete"}, Why: "the verification namespace, created and deleted (actions/probe_namespace.go)"},
+			{Resource: "pods", Verbs: []string{"get", "create"}, Why: "the test pods (actions/assert_new_allocations.go, probe_wait.go)"},
+			{Resource: "events", Verbs: []string{"list"}, Why: "why a test pod did not start (actions/probe_wait.go)"},
+		},
 	},
-	Outputs: []Output{
-		{Name: "ips", Type: value.List, Description: "Addresses the test pods received."},
-		{Name: "nodes", Type: value.List, Description: "Names of the nodes tested (one test pod each)."},
-	},
+	New: func(b *binding) Impl { return &assertNewAllocationsImpl{env: b.env} },
 }
 
 // probeInput is assertNewAllocations' parameters, decoded.

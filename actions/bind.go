@@ -46,7 +46,6 @@ type Bound struct {
 // functions see no pools, and the Calico actions fail with the reason.
 func Bind(ctx context.Context, c *Cluster) (*Bound, error) {
 	b := &Bound{Impls: map[string]Impl{}, Funcs: map[string]any{}, Close: func() {}}
-	b.Impls["pause"] = pauseImpl{}
 	env := &poolEnv{}
 	switch {
 	case c == nil || c.Kube == nil || c.Dynamic == nil:
@@ -73,20 +72,22 @@ func Bind(ctx context.Context, c *Cluster) (*Bound, error) {
 			b.Changes, b.Close = cal.Changes(), cal.Close
 		}
 	}
-	b.Impls["ensurePool"] = &ensurePoolImpl{env: env}
-	b.Impls["disablePool"] = &disablePoolImpl{env: env}
-	b.Impls["assertNewAllocations"] = &assertNewAllocationsImpl{env: env}
-	b.Impls["deletePool"] = &deletePoolImpl{env: env}
-	b.Impls["moveTunnelAddresses"] = &moveTunnelsImpl{env: env}
-	leaks := &releaseLeakedImpl{env: env}
-	if c != nil {
-		leaks.dyn = c.Dynamic
+	bc := &binding{ctx: ctx, env: env, cluster: c}
+	var closers []func()
+	for _, d := range builtins {
+		impl := d.New(bc)
+		b.Impls[d.Decl.Name] = impl
+		if c, ok := impl.(interface{ close() }); ok {
+			closers = append(closers, c.close)
+		}
 	}
-	b.Impls["releaseLeakedAddresses"] = leaks
-	podMove := newDeletePodsInPool(ctx, env, c)
-	b.Impls["deletePodsInPool"] = podMove
 	closeCalico := b.Close
-	b.Close = func() { podMove.close(); closeCalico() }
+	b.Close = func() {
+		for _, c := range closers {
+			c()
+		}
+		closeCalico()
+	}
 	if env.kube != nil {
 		pc := preflight.Cluster{Kube: c.Kube, Dynamic: c.Dynamic, Discovery: c.Kube.Discovery(), Unavailable: env.unavailable}
 		if env.cal != nil {

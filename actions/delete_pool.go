@@ -4,30 +4,44 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/internal/value/check"
 )
 
-var deletePoolDecl = &Decl{
-	Name:    "deletePool",
-	Summary: "Delete a Calico IP pool once nothing is left allocated in it (point of no return).",
-	Description: `Refuses while any pod, IPAM allocation or node tunnel address is in the pool (listing them),
+var deletePool = Definition{
+	Decl: &decl.Action{
+		Name:    "deletePool",
+		Summary: "Delete a Calico IP pool once nothing is left allocated in it (point of no return).",
+		Description: `Refuses while any pod, IPAM allocation or node tunnel address is in the pool (listing them),
 or while no other enabled pool serves the pool's address family. Calico's own delete path does
 not check for addresses in use, so these checks are the only safety; used addresses are never
 force-released. Satisfied when the pool does not exist.`,
-	Params: []Param{
-		checked(p("name", value.String, true, nil, "Name of the IPPool to delete."), check.PoolName),
-		p("timeout", value.Duration, false, 2*time.Minute, "How long to wait for Calico to release the pool's blocks."),
+		Params: []decl.Param{
+			poolRole(checked(p("name", value.String, true, nil, "Name of the IPPool to delete."), check.PoolName), decl.PoolDeletes),
+			p("timeout", value.Duration, false, 2*time.Minute, "How long to wait for Calico to release the pool's blocks."),
+		},
+		Outputs: []decl.Output{
+			{Name: "deleted", Type: value.Bool, Description: "Whether this step deleted the pool (false when it was already gone)."},
+		},
+		PointOfNoReturn: true,
+		Needs: slices.Concat(
+			// patch: DeletePool disables a pool that is still enabled before it
+			// releases the blocks (a runbook need not run disablePool first).
+			poolPerms([]string{"get", "patch", "delete"}, "disable and delete the pool (internal/calico/crd_delete.go)"),
+			[]decl.Permission{
+				{Group: "crd.projectcalico.org", Resource: "ipamblocks", Verbs: []string{"get", "patch", "delete"}, Why: "release the pool's empty blocks as calicoctl does (internal/calico/crd_delete.go)"},
+				{Group: "crd.projectcalico.org", Resource: "blockaffinities", Verbs: []string{"get", "patch", "delete"}, Why: "release the empty blocks' affinities (internal/calico/crd_delete.go)"},
+			},
+			operatorNeeds),
 	},
-	Outputs: []Output{
-		{Name: "deleted", Type: value.Bool, Description: "Whether this step deleted the pool (false when it was already gone)."},
-	},
-	PointOfNoReturn: true,
+	New: func(b *binding) Impl { return &deletePoolImpl{env: b.env} },
 }
 
 // deletePoolImpl deletes an empty pool (a point of no return).

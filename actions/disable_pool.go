@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"k8s.io/client-go/util/retry"
 
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/internal/preflight"
@@ -15,10 +17,11 @@ import (
 	"github.com/runbookdev/runbook/internal/value/check"
 )
 
-var disablePoolDecl = &Decl{
-	Name:    "disablePool",
-	Summary: "Stop new allocations from a Calico IP pool (spec.disabled: true).",
-	Description: `Patches only spec.disabled. Existing pods keep their addresses; only new allocations stop.
+var disablePool = Definition{
+	Decl: &decl.Action{
+		Name:    "disablePool",
+		Summary: "Stop new allocations from a Calico IP pool (spec.disabled: true).",
+		Description: `Patches only spec.disabled. Existing pods keep their addresses; only new allocations stop.
 Satisfied when the pool is already disabled or does not exist.
 
 Disabling moves node tunnel addresses at once: calico-node re-addresses tunl0/vxlan.calico from
@@ -28,13 +31,18 @@ without a tunnel address. An operator-managed pool whose operator has no disable
 (tigera-operator v1.34, Calico 3.28) is disabled by nodeSelector: "!all()" instead, which
 calico-node does not react to: its tunnel addresses stay until a moveTunnelAddresses step
 restarts calico-node node by node.`,
-	Params: []Param{
-		checked(p("name", value.String, true, nil, "Name of the IPPool to disable."), check.PoolName),
+		Params: []decl.Param{
+			poolRole(checked(p("name", value.String, true, nil, "Name of the IPPool to disable."), check.PoolName), decl.PoolDisables),
+		},
+		Outputs: []decl.Output{
+			{Name: "wasDisabled", Type: value.Bool, Description: "Whether the pool was already disabled before this step."},
+		},
+		Inverse: "Re-enables the pool, only if this run disabled it.",
+		Needs: slices.Concat(
+			poolPerms([]string{"patch"}, "set spec.disabled; the inverse re-enables (internal/calico/crd_write.go)"),
+			operatorNeeds),
 	},
-	Outputs: []Output{
-		{Name: "wasDisabled", Type: value.Bool, Description: "Whether the pool was already disabled before this step."},
-	},
-	Inverse: "Re-enables the pool, only if this run disabled it.",
+	New: func(b *binding) Impl { return &disablePoolImpl{env: b.env} },
 }
 
 // disablePoolImpl stops new allocations from a pool.

@@ -15,16 +15,18 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/util/retry"
 
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/internal/value/check"
 )
 
-var ensurePoolDecl = &Decl{
-	Name:    "ensurePool",
-	Summary: "Create a Calico IP pool, or converge an existing one to the given spec.",
-	Description: `Creates the pool when it is absent (defaults apply only then); when it exists,
+var ensurePool = Definition{
+	Decl: &decl.Action{
+		Name:    "ensurePool",
+		Summary: "Create a Calico IP pool, or converge an existing one to the given spec.",
+		Description: `Creates the pool when it is absent (defaults apply only then); when it exists,
 patches only the fields this step writes that differ (never a round-trip of the whole object,
 never a default imposed on a live pool). Satisfied (unchanged) when the pool exists with every
 written field equal.
@@ -38,26 +40,32 @@ immutable in Calico; the action never deletes and recreates), a CIDR overlapping
 a CIDR outside the cluster pod CIDR (kubeadm podSubnet, kube-controller-manager --cluster-cidr,
 kube-proxy clusterCIDR, or the clusterCIDR parameter), ipipMode and vxlanMode both enabled, a
 pool smaller than one block, and fields this Calico version does not know.`,
-	Params: []Param{
-		checked(p("name", value.String, true, nil, "Name of the IPPool."), check.PoolName),
-		p("cidr", value.CIDR, true, nil, "Pool CIDR, IPv4 or IPv6; canonicalised."),
-		p("ipipMode", value.String, false, "Never", "IP-in-IP encapsulation.", "Never", "Always", "CrossSubnet"),
-		p("vxlanMode", value.String, false, "Never", "VXLAN encapsulation.", "Never", "Always", "CrossSubnet"),
-		p("natOutgoing", value.Bool, false, false, "SNAT traffic leaving the pool to destinations outside all pools."),
-		checked(p("blockSize", value.Int, false, nil, "Block prefix length (IPv4 20-32, default 26; IPv6 116-128, default 122)."), check.BlockSize),
-		checked(p("nodeSelector", value.String, false, "all()", "Calico selector of the nodes that may allocate from the pool."), check.CalicoSelector),
-		checked(p("allowedUses", value.List, false, nil, "Any of Workload, Tunnel (default both)."), check.AllowedUses),
-		p("disableBGPExport", value.Bool, false, false, "Do not advertise the pool's routes over BGP."),
-		p("disabled", value.Bool, false, false, "Create the pool disabled."),
-		p("clusterCIDR", value.CIDR, false, nil, "Override the cluster pod CIDR the pool must lie in, when it cannot be discovered."),
-		p("allowLiveChange", value.Bool, false, false, "Allow changing encapsulation, natOutgoing, nodeSelector, allowedUses or disabled on a pool that holds addresses."),
+		Params: []decl.Param{
+			poolRole(checked(p("name", value.String, true, nil, "Name of the IPPool."), check.PoolName), decl.PoolCreates),
+			p("cidr", value.CIDR, true, nil, "Pool CIDR, IPv4 or IPv6; canonicalised."),
+			p("ipipMode", value.String, false, "Never", "IP-in-IP encapsulation.", "Never", "Always", "CrossSubnet"),
+			p("vxlanMode", value.String, false, "Never", "VXLAN encapsulation.", "Never", "Always", "CrossSubnet"),
+			p("natOutgoing", value.Bool, false, false, "SNAT traffic leaving the pool to destinations outside all pools."),
+			checked(p("blockSize", value.Int, false, nil, "Block prefix length (IPv4 20-32, default 26; IPv6 116-128, default 122)."), check.BlockSize),
+			checked(p("nodeSelector", value.String, false, "all()", "Calico selector of the nodes that may allocate from the pool."), check.CalicoSelector),
+			checked(p("allowedUses", value.List, false, nil, "Any of Workload, Tunnel (default both)."), check.AllowedUses),
+			p("disableBGPExport", value.Bool, false, false, "Do not advertise the pool's routes over BGP."),
+			p("disabled", value.Bool, false, false, "Create the pool disabled."),
+			p("clusterCIDR", value.CIDR, false, nil, "Override the cluster pod CIDR the pool must lie in, when it cannot be discovered."),
+			p("allowLiveChange", value.Bool, false, false, "Allow changing encapsulation, natOutgoing, nodeSelector, allowedUses or disabled on a pool that holds addresses."),
+		},
+		Outputs: []decl.Output{
+			{Name: "name", Type: value.String, Description: "Name of the pool."},
+			{Name: "cidr", Type: value.CIDR, Description: "Canonical CIDR of the pool."},
+			{Name: "created", Type: value.Bool, Description: "Whether this run created the pool."},
+		},
+		Inverse: "Deletes the pool, only if this run created it and no address is allocated in it; otherwise keeps it and says why.",
+		Needs: slices.Concat(
+			poolPerms([]string{"get", "create", "patch", "delete"}, "create or converge the pool; the inverse deletes the pool this run created (internal/calico/crd_write.go, crd_delete.go)"),
+			[]decl.Permission{{Resource: "configmaps", Namespace: "kube-system", Verbs: []string{"get"}, Why: "the cluster pod CIDR the pool must lie in (internal/calico/crd_live.go)"}},
+			operatorNeeds),
 	},
-	Outputs: []Output{
-		{Name: "name", Type: value.String, Description: "Name of the pool."},
-		{Name: "cidr", Type: value.CIDR, Description: "Canonical CIDR of the pool."},
-		{Name: "created", Type: value.Bool, Description: "Whether this run created the pool."},
-	},
-	Inverse: "Deletes the pool, only if this run created it and no address is allocated in it; otherwise keeps it and says why.",
+	New: func(b *binding) Impl { return &ensurePoolImpl{env: b.env} },
 }
 
 // ensureInput is ensurePool's parameters, checked and with Calico's defaults.

@@ -2,24 +2,9 @@ package actions
 
 import (
 	"net/netip"
-	"reflect"
+
+	"github.com/runbookdev/runbook/actions/decl"
 )
-
-// Func declares a function guards may call. Proto is a (typically nil) value of the
-// function's Go type: expressions are type-checked against it at validate time, and the
-// engine binds an implementation of the same type at run time. Cluster functions read
-// the engine's shared informer cache, so re-evaluating a guard costs no API calls.
-type Func struct {
-	Name        string
-	Signature   string // as documented, e.g. "pool(name string) Pool"
-	Description string
-	Proto       any
-	// Pure functions need no cluster; Impl is then used everywhere, including validate.
-	Impl any
-}
-
-// Type is the Go type of the function.
-func (f *Func) Type() reflect.Type { return reflect.TypeOf(f.Proto) }
 
 // Pool is what pool(name) returns: the pool's spec as Calico stores it.
 type Pool struct {
@@ -64,8 +49,8 @@ type TunnelAddress struct {
 	IP   string `expr:"ip" json:"ip"`
 }
 
-func builtinFuncs() []*Func {
-	return []*Func{
+func builtinFuncs() []*decl.Func {
+	return []*decl.Func{
 		{Name: "pool", Signature: "pool(name string) Pool",
 			Description: "The IP pool called name, or nil when it does not exist (test with `pool(x) != nil`).",
 			Proto:       (func(string) *Pool)(nil)},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/internal/textlist"
@@ -19,10 +21,11 @@ import (
 	"github.com/runbookdev/runbook/internal/value/check"
 )
 
-var moveTunnelAddressesDecl = &Decl{
-	Name:    "moveTunnelAddresses",
-	Summary: "Move node tunnel addresses out of a pool that no longer serves them, restarting calico-node one node at a time.",
-	Description: `Calico v3.28's calico-node moves a node's IPIP/VXLAN/WireGuard address out of a pool when the
+var moveTunnelAddresses = Definition{
+	Decl: &decl.Action{
+		Name:    "moveTunnelAddresses",
+		Summary: "Move node tunnel addresses out of a pool that no longer serves them, restarting calico-node one node at a time.",
+		Description: `Calico v3.28's calico-node moves a node's IPIP/VXLAN/WireGuard address out of a pool when the
 pool's disabled flag or encapsulation changes, but not when only its nodeSelector changes (its
 tunnel allocator does not watch nodeSelector: node/pkg/allocateip) — and nodeSelector: "!all()" is
 how tigera-operator v1.34 disables a pool. Those addresses then stay in the old pool, and
@@ -38,14 +41,22 @@ first, or calico-node takes the address from it again), when no other pool would
 address of that kind (it would lose its tunnel), or when a node has no Ready calico-node pod.
 Satisfied when no node tunnel address is in the pool (or the pool does not exist): on a pool
 disabled with spec.disabled, calico-node has already moved them.`,
-	Params: []Param{
-		checked(p("pool", value.String, true, nil, "Name of the IPPool the tunnel addresses must leave."), check.PoolName),
-		p("nodeTimeout", value.Duration, false, 3*time.Minute, "How long one node's calico-node may take to come back Ready with its address moved."),
+		Params: []decl.Param{
+			poolRole(checked(p("pool", value.String, true, nil, "Name of the IPPool the tunnel addresses must leave."), check.PoolName), decl.PoolMovesTunnelsFrom),
+			p("nodeTimeout", value.Duration, false, 3*time.Minute, "How long one node's calico-node may take to come back Ready with its address moved."),
+		},
+		Outputs: []decl.Output{
+			{Name: "restarted", Type: value.Int, Description: "Nodes whose calico-node this step restarted."},
+			{Name: "maxGap", Type: value.Duration, Description: "Longest time a node published no tunnel address of a moved kind (watch-measured; 0 when each address was replaced in one write)."},
+		},
+		Needs: slices.Concat(
+			poolPerms([]string{"list"}, "the pool and the pools that take the addresses (internal/calico/crd_live.go)"),
+			[]decl.Permission{
+				{Resource: "nodes", Verbs: []string{"list", "watch"}, Why: "the nodes' tunnel addresses, watched while calico-node restarts (internal/tunnelmove)"},
+				{Resource: "pods", Verbs: []string{"list", "watch", "delete"}, Why: "restart calico-node: delete its pod on one node, watch the replacement (internal/tunnelmove)"},
+			}),
 	},
-	Outputs: []Output{
-		{Name: "restarted", Type: value.Int, Description: "Nodes whose calico-node this step restarted."},
-		{Name: "maxGap", Type: value.Duration, Description: "Longest time a node published no tunnel address of a moved kind (watch-measured; 0 when each address was replaced in one write)."},
-	},
+	New: func(b *binding) Impl { return &moveTunnelsImpl{env: b.env} },
 }
 
 // moveTunnelsImpl restarts calico-node node by node until no tunnel address is

@@ -5,15 +5,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/calico"
 )
 
 // TestEveryActionDeclaresItsNeeds: the permissions preflight can only check what is
-// declared, so a built-in action without an entry in actionNeeds (even an empty
-// one, like pause) is a mistake, as is a permission that cannot be checked.
+// declared, so a built-in action without Needs (even an empty list, like pause's)
+// is a mistake, as is a permission that cannot be checked.
 func TestEveryActionDeclaresItsNeeds(t *testing.T) {
 	verbs := []string{"get", "list", "watch", "create", "update", "patch", "delete"}
-	check := func(where string, ps []Permission) {
+	check := func(where string, ps []decl.Permission) {
 		for _, p := range ps {
 			switch {
 			case p.Resource == "":
@@ -35,24 +36,19 @@ func TestEveryActionDeclaresItsNeeds(t *testing.T) {
 					t.Errorf("%s: %s: %s cannot be restricted to names %v", where, p.Resource, v, p.Names)
 				}
 			}
-			if p.Flavour != AllFlavours && !slices.Contains(Flavours, p.Flavour) {
+			if p.Flavour != decl.AllFlavours && !slices.Contains(decl.Flavours, p.Flavour) {
 				t.Errorf("%s: %s: unknown flavour %q", where, p.Resource, p.Flavour)
 			}
 		}
 	}
 	for _, d := range Default.Actions() {
-		if _, ok := actionNeeds[d.Name]; !ok {
-			t.Errorf("action %s: no entry in actionNeeds", d.Name)
+		if d.Needs == nil {
+			t.Errorf("action %s: declares no Needs (an action that calls no API declares an empty list)", d.Name)
 		}
 		check("action "+d.Name, d.Needs)
 	}
-	for name := range actionNeeds {
-		if _, ok := Default.Action(name); !ok {
-			t.Errorf("actionNeeds: %s is not a registered action", name)
-		}
-	}
 	f := FrameNeeds
-	for where, ps := range map[string][]Permission{"Bind": f.Bind, "Plan": f.Plan, "Run": f.Run, "Runs": f.Runs, "Unlock": f.Unlock} {
+	for where, ps := range map[string][]decl.Permission{"Bind": f.Bind, "Plan": f.Plan, "Run": f.Run, "Runs": f.Runs, "Unlock": f.Unlock} {
 		if len(ps) == 0 {
 			t.Errorf("FrameNeeds.%s is empty", where)
 		}
@@ -66,13 +62,13 @@ func TestFlavoursOf(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		det  calico.Detection
-		want []Flavour
+		want []decl.Flavour
 	}{
-		{"manifest install", calico.Detection{Flavour: calico.FlavourCRD, V1: true}, []Flavour{FlavourCRD}},
-		{"Calico API server", calico.Detection{Flavour: calico.FlavourV3, V1: true, V3: calico.V3APIServer}, []Flavour{FlavourV3}},
-		{"v3 registered but down: v1 chosen", calico.Detection{Flavour: calico.FlavourCRD, V1: true, V3: calico.V3APIServer, V3Unavailable: "503"}, []Flavour{FlavourCRD}},
-		{"operator install", calico.Detection{Flavour: calico.FlavourV3, V1: true, V3: calico.V3APIServer, Operator: true}, []Flavour{FlavourV3, FlavourOperator}},
-		{"operator with --calico-api crd", calico.Detection{Flavour: calico.FlavourCRD, V1: true, Operator: true}, []Flavour{FlavourCRD, FlavourOperator}},
+		{"manifest install", calico.Detection{Flavour: calico.FlavourCRD, V1: true}, []decl.Flavour{decl.FlavourCRD}},
+		{"Calico API server", calico.Detection{Flavour: calico.FlavourV3, V1: true, V3: calico.V3APIServer}, []decl.Flavour{decl.FlavourV3}},
+		{"v3 registered but down: v1 chosen", calico.Detection{Flavour: calico.FlavourCRD, V1: true, V3: calico.V3APIServer, V3Unavailable: "503"}, []decl.Flavour{decl.FlavourCRD}},
+		{"operator install", calico.Detection{Flavour: calico.FlavourV3, V1: true, V3: calico.V3APIServer, Operator: true}, []decl.Flavour{decl.FlavourV3, decl.FlavourOperator}},
+		{"operator with --calico-api crd", calico.Detection{Flavour: calico.FlavourCRD, V1: true, Operator: true}, []decl.Flavour{decl.FlavourCRD, decl.FlavourOperator}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := FlavoursOf(tc.det); !slices.Equal(got, tc.want) {
@@ -86,24 +82,24 @@ func TestFlavoursOf(t *testing.T) {
 // the same verbs, so no flavour can miss a verb the other has; and only the v3
 // one names projectcalico.org.
 func TestPoolNeedsPerFlavour(t *testing.T) {
-	lists := map[string][]Permission{"FrameNeeds.Bind": FrameNeeds.Bind}
+	lists := map[string][]decl.Permission{"FrameNeeds.Bind": FrameNeeds.Bind}
 	for _, d := range Default.Actions() {
 		lists["action "+d.Name] = d.Needs
 	}
 	for where, ps := range lists {
-		verbs := map[Flavour][]string{}
+		verbs := map[decl.Flavour][]string{}
 		for _, p := range ps {
 			if p.Resource != "ippools" {
 				continue
 			}
 			switch {
-			case p.Group == "crd.projectcalico.org" && p.Flavour == FlavourCRD, p.Group == "projectcalico.org" && p.Flavour == FlavourV3:
+			case p.Group == "crd.projectcalico.org" && p.Flavour == decl.FlavourCRD, p.Group == "projectcalico.org" && p.Flavour == decl.FlavourV3:
 				verbs[p.Flavour] = append(verbs[p.Flavour], p.Verbs...)
 			default:
 				t.Errorf("%s: %s/ippools declared for flavour %q", where, p.Group, p.Flavour)
 			}
 		}
-		if c, v := strings.Join(verbs[FlavourCRD], ","), strings.Join(verbs[FlavourV3], ","); c != v {
+		if c, v := strings.Join(verbs[decl.FlavourCRD], ","), strings.Join(verbs[decl.FlavourV3], ","); c != v {
 			t.Errorf("%s: ippools verbs differ per flavour: crd %s, v3 %s", where, c, v)
 		}
 	}

@@ -3,21 +3,26 @@ package actions
 import (
 	"context"
 
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/internal/value"
 )
 
-var pauseDecl = &Decl{
-	Name:    "pause",
-	Summary: "Wait for a human approval (`runbook approve <run>`) before going on.",
-	Description: `In a terminal, asks for approval; otherwise ends the invocation with a resumable state until
+var pause = Definition{
+	Decl: &decl.Action{
+		Name:    "pause",
+		Summary: "Wait for a human approval (`runbook approve <run>`) before going on.",
+		Description: `In a terminal, asks for approval; otherwise ends the invocation with a resumable state until
 ` + "`runbook approve <run>`" + ` records the approval in the run journal. Satisfied once approved.`,
-	Params: []Param{
-		p("message", value.String, false, "Continue?", "What the approver is asked."),
+		Params: []decl.Param{
+			p("message", value.String, false, "Continue?", "What the approver is asked."),
+		},
+		Outputs: []decl.Output{
+			{Name: "approvedBy", Type: value.String, Description: "Who approved."},
+		},
+		Needs: []decl.Permission{},
 	},
-	Outputs: []Output{
-		{Name: "approvedBy", Type: value.String, Description: "Who approved."},
-	},
+	New: func(*binding) Impl { return pauseImpl{} },
 }
 
 // pauseImpl is satisfied once the run journal records an approval (written by

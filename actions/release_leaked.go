@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/util/retry"
 
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/internal/preflight"
@@ -33,10 +34,11 @@ import (
 // release is planned on its own (plan lists exactly the addresses), re-runnable
 // (satisfied when nothing leaked is left), can wait out its grace period without
 // holding the point of no return, and is useful outside a migration too.
-var releaseLeakedAddressesDecl = &Decl{
-	Name:    "releaseLeakedAddresses",
-	Summary: "Release IPAM addresses in a pool whose pod is gone (opt-in, guarded; never an address a pod holds).",
-	Description: `Finds addresses in the pool allocated to a pod that no longer exists and that no pod
+var releaseLeakedAddresses = Definition{
+	Decl: &decl.Action{
+		Name:    "releaseLeakedAddresses",
+		Summary: "Release IPAM addresses in a pool whose pod is gone (opt-in, guarded; never an address a pod holds).",
+		Description: `Finds addresses in the pool allocated to a pod that no longer exists and that no pod
 holds (calico-kube-controllers' leak candidates), and releases them once this run has seen each
 leaked for gracePeriod (the time the pod went is recorded nowhere, so the grace starts when the
 run first sees the leak, kept in the journal across resumes); it waits for that, up to timeout.
@@ -45,14 +47,21 @@ every pod's addresses (none may hold the address), and writes the IPAMBlock with
 resourceVersion precondition, then decrements the address's IPAMHandle as Calico does. An
 address whose pod exists is never touched (calico#5044), nor tunnel or unattributed ones.
 Satisfied (unchanged) when no leaked address is left.`,
-	Params: []Param{
-		checked(p("pool", value.String, true, nil, "Name of the pool whose leaked addresses are released."), check.PoolName),
-		p("gracePeriod", value.Duration, false, 15*time.Minute, "How long an address must have been seen leaked before it is released."),
-		p("timeout", value.Duration, false, 30*time.Minute, "How long to wait for grace periods to pass."),
+		Params: []decl.Param{
+			poolRole(checked(p("pool", value.String, true, nil, "Name of the pool whose leaked addresses are released."), check.PoolName), decl.PoolReleasesLeaks),
+			p("gracePeriod", value.Duration, false, 15*time.Minute, "How long an address must have been seen leaked before it is released."),
+			p("timeout", value.Duration, false, 30*time.Minute, "How long to wait for grace periods to pass."),
+		},
+		Outputs: []decl.Output{
+			{Name: "released", Type: value.Int, Description: "Number of addresses this step released."},
+		},
+		Needs: []decl.Permission{
+			{Group: "crd.projectcalico.org", Resource: "ipamblocks", Verbs: []string{"list", "patch"}, Why: "free a leaked address in its block, with a resourceVersion precondition (actions/release_leaked.go)"},
+			{Group: "crd.projectcalico.org", Resource: "ipamhandles", Verbs: []string{"get", "patch", "delete"}, Why: "decrement the released address's handle (actions/release_leaked.go)"},
+			{Resource: "pods", Verbs: []string{"get", "list"}, Why: "re-check that the owner is gone and no pod holds the address (actions/release_leaked.go)"},
+		},
 	},
-	Outputs: []Output{
-		{Name: "released", Type: value.Int, Description: "Number of addresses this step released."},
-	},
+	New: newReleaseLeaked,
 }
 
 var (
@@ -60,10 +69,20 @@ var (
 	gvrIPAMHandles = schema.GroupVersionResource{Group: "crd.projectcalico.org", Version: "v1", Resource: "ipamhandles"}
 )
 
+// releaseLeakedImpl frees leaked addresses, writing IPAM blocks and handles
+// through the dynamic client as calico-kube-controllers does.
 type releaseLeakedImpl struct {
 	env *poolEnv
 	dyn dynamic.Interface
 	now func() time.Time
+}
+
+func newReleaseLeaked(b *binding) Impl {
+	a := &releaseLeakedImpl{env: b.env}
+	if b.cluster != nil {
+		a.dyn = b.cluster.Dynamic
+	}
+	return a
 }
 
 type leakInput struct {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/internal/value/check"
 )
@@ -26,12 +27,12 @@ var declaredChecks = map[string]map[string]value.Check{
 		"selector": check.LabelSelector, "maxUnavailable": check.AtLeast(1), "concurrency": check.AtLeast(1), "perNodeConcurrency": check.AtLeast(1)},
 }
 
-func checkedRegistry(t testing.TB) *actions.Registry {
+func checkedRegistry(t testing.TB) *decl.Registry {
 	t.Helper()
-	r := actions.NewRegistry()
+	r := decl.NewRegistry()
 	for _, d := range actions.Default.Actions() {
 		c := *d
-		c.Params = append([]actions.Param(nil), d.Params...)
+		c.Params = append([]decl.Param(nil), d.Params...)
 		for i := range c.Params {
 			if rule := declaredChecks[c.Name][c.Params[i].Name]; rule != nil && c.Params[i].Check == nil {
 				c.Params[i].Check = rule

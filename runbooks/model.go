@@ -11,7 +11,7 @@ import (
 
 	"github.com/expr-lang/expr/vm"
 
-	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/value"
 )
 
@@ -71,7 +71,7 @@ type Step struct {
 	ID        string
 	Name      string
 	Action    string
-	Decl      *actions.Decl
+	Decl      *decl.Action
 	With      *With
 	When      *Expr // skip the step when false
 	Require   *Expr // precondition: fail with nothing changed when false
@@ -98,7 +98,7 @@ func (s *Step) EffectiveOnFailure(rb *Runbook) FailurePolicy {
 // Hook is an action run as a rollback or cleanup hook of a step.
 type Hook struct {
 	Action string
-	Decl   *actions.Decl
+	Decl   *decl.Action
 	With   *With
 	Pos    Pos
 }
@@ -107,7 +107,7 @@ type Hook struct {
 // literal or a template rendered when the step runs (it may depend on earlier steps).
 type With struct {
 	Fields map[string]*Field
-	Decl   *actions.Decl
+	Decl   *decl.Action
 }
 
 // Field is one `with:` entry.

@@ -14,7 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/suggest"
 	"github.com/runbookdev/runbook/internal/value"
 )
@@ -29,7 +29,7 @@ var (
 const DefaultUntilTimeout = 10 * time.Minute
 
 // ParseFile reads and parses a runbook file; see Parse.
-func ParseFile(path string, reg *actions.Registry) (*Runbook, error) {
+func ParseFile(path string, reg *decl.Registry) (*Runbook, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read runbook: %w", err)
@@ -39,7 +39,7 @@ func ParseFile(path string, reg *actions.Registry) (*Runbook, error) {
 
 // Parse parses and validates a runbook. On failure the error is an Errors listing
 // every problem found, each with file:line:col and the field path.
-func Parse(file string, src []byte, reg *actions.Registry) (*Runbook, error) {
+func Parse(file string, src []byte, reg *decl.Registry) (*Runbook, error) {
 	c := &collector{file: file}
 	root := readSingleDoc(c, src)
 	if root == nil {
@@ -164,7 +164,7 @@ func yamlPrintable(r rune) bool {
 type parser struct {
 	c     *collector
 	rb    *Runbook
-	reg   *actions.Registry
+	reg   *decl.Registry
 	lines []string
 	// raw nodes kept for the second pass (expressions need every step id first)
 	pending []pendingExpr
@@ -182,7 +182,7 @@ type pendingWith struct {
 	node *yaml.Node // the with: mapping (nil when absent)
 	at   Pos        // where to report missing required parameters
 	path string
-	decl *actions.Decl
+	decl *decl.Action
 	dst  **With
 	site exprSite
 }
@@ -448,7 +448,7 @@ func (p *parser) steps(n *yaml.Node, path string) {
 	}
 }
 
-func (p *parser) action(n *yaml.Node, path string) (string, *actions.Decl) {
+func (p *parser) action(n *yaml.Node, path string) (string, *decl.Action) {
 	s, ok := p.c.str(n, path)
 	if !ok {
 		return "", nil
@@ -577,7 +577,7 @@ func (p *parser) with(cp *compiler, w pendingWith) *With {
 
 // fieldValue checks one with: value: a literal is coerced to the declared type now; a
 // template is compiled, and a whole-expression template must have a compatible type.
-func (p *parser) fieldValue(cp *compiler, w pendingWith, f *Field, decl actions.Param, n *yaml.Node, path string) {
+func (p *parser) fieldValue(cp *compiler, w pendingWith, f *Field, decl decl.Param, n *yaml.Node, path string) {
 	n = resolve(n)
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
 		parts, isTmpl, errOff, err := splitTemplate(n.Value)

@@ -5,7 +5,7 @@ import (
 	"reflect"
 	"time"
 
-	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/value"
 )
 
@@ -32,10 +32,10 @@ type Scope struct {
 	paramTypes map[string]value.Type
 	steps      reflect.Type
 	stepField  map[string]int
-	funcs      []*actions.Func
+	funcs      []*decl.Func
 }
 
-func newScope(rb *Runbook, reg *actions.Registry) *Scope {
+func newScope(rb *Runbook, reg *decl.Registry) *Scope {
 	s := &Scope{paramField: map[string]int{}, paramTypes: map[string]value.Type{}, stepField: map[string]int{}, funcs: reg.Funcs()}
 	var pf []reflect.StructField
 	for _, p := range rb.Params {
@@ -160,7 +160,7 @@ func (s *Scope) Env(b Bindings) (map[string]any, error) {
 
 // unavailable returns a function of f's type that fails, so an expression calling a
 // cluster function where no cluster is bound (validate) says so instead of panicking.
-func unavailable(f *actions.Func) any {
+func unavailable(f *decl.Func) any {
 	t := f.Type()
 	return reflect.MakeFunc(t, func([]reflect.Value) []reflect.Value {
 		panic(fmt.Errorf("%s needs a cluster connection", f.Name))

@@ -8,7 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/runbooks"
 )
@@ -19,7 +19,7 @@ const ID = "https://runbook.dev/schema/runbook-v1alpha1.json"
 type obj = map[string]any
 
 // Generate builds the schema for the actions and functions in reg.
-func Generate(reg *actions.Registry) ([]byte, error) {
+func Generate(reg *decl.Registry) ([]byte, error) {
 	defs := obj{
 		"expression": obj{"type": "string", "minLength": 1,
 			"description": "An expr-lang expression (https://expr-lang.org) over params, env, steps, run and the guard functions; may be wrapped in ${{ }}."},
@@ -85,7 +85,7 @@ func paramSchema() obj {
 	}
 }
 
-func stepSchema(reg *actions.Registry) obj {
+func stepSchema(reg *decl.Registry) obj {
 	var names []string
 	for _, d := range reg.Actions() {
 		names = append(names, d.Name)
@@ -114,7 +114,7 @@ func stepSchema(reg *actions.Registry) obj {
 }
 
 // actionConditionals selects the with: schema by the action's name.
-func actionConditionals(reg *actions.Registry, step bool) []any {
+func actionConditionals(reg *decl.Registry, step bool) []any {
 	var out []any
 	for _, d := range reg.Actions() {
 		then := obj{"properties": obj{"with": obj{"$ref": "#/$defs/with." + d.Name}}}
@@ -132,7 +132,7 @@ func actionConditionals(reg *actions.Registry, step bool) []any {
 	return out
 }
 
-func withSchema(d *actions.Decl) obj {
+func withSchema(d *decl.Action) obj {
 	props := obj{}
 	var required []string
 	for _, p := range d.Params {

@@ -13,7 +13,7 @@ import (
 	dynfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/exitcode"
 )
 
@@ -35,16 +35,16 @@ func TestDetectFlavours(t *testing.T) {
 		name      string
 		served    []*metav1.APIResourceList
 		choice    string
-		want      []actions.Flavour
+		want      []decl.Flavour
 		pinned    string
 		code      exitcode.Code // for an error
 		errSubstr string
 	}{
-		{name: "manifest install", served: []*metav1.APIResourceList{v1}, choice: "auto", want: []actions.Flavour{actions.FlavourCRD}, pinned: "crd"},
-		{name: "Calico API server", served: []*metav1.APIResourceList{v1, v3}, choice: "auto", want: []actions.Flavour{actions.FlavourV3}, pinned: "v3"},
-		{name: "Calico API server, --calico-api crd", served: []*metav1.APIResourceList{v1, v3}, choice: "crd", want: []actions.Flavour{actions.FlavourCRD}, pinned: "crd"},
-		{name: "operator install", served: []*metav1.APIResourceList{v1, v3, op}, choice: "auto", want: []actions.Flavour{actions.FlavourV3, actions.FlavourOperator}, pinned: "v3"},
-		{name: "no Calico, auto", choice: "auto", want: []actions.Flavour{actions.FlavourCRD}, pinned: "auto"},
+		{name: "manifest install", served: []*metav1.APIResourceList{v1}, choice: "auto", want: []decl.Flavour{decl.FlavourCRD}, pinned: "crd"},
+		{name: "Calico API server", served: []*metav1.APIResourceList{v1, v3}, choice: "auto", want: []decl.Flavour{decl.FlavourV3}, pinned: "v3"},
+		{name: "Calico API server, --calico-api crd", served: []*metav1.APIResourceList{v1, v3}, choice: "crd", want: []decl.Flavour{decl.FlavourCRD}, pinned: "crd"},
+		{name: "operator install", served: []*metav1.APIResourceList{v1, v3, op}, choice: "auto", want: []decl.Flavour{decl.FlavourV3, decl.FlavourOperator}, pinned: "v3"},
+		{name: "no Calico, auto", choice: "auto", want: []decl.Flavour{decl.FlavourCRD}, pinned: "auto"},
 		{name: "--calico-api v3 on a manifest install", served: []*metav1.APIResourceList{v1}, choice: "v3", code: exitcode.Invalid, errSubstr: "--calico-api v3"},
 		{name: "--calico-api v2", served: []*metav1.APIResourceList{v1}, choice: "v2", code: exitcode.Invalid, errSubstr: `--calico-api "v2"`},
 	} {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/exitcode"
 	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/schema"
@@ -50,7 +50,7 @@ type paramOut struct {
 	Description string `json:"description,omitempty" yaml:"description,omitempty"`
 }
 
-func toDeclOut(d *actions.Decl, full bool) declOut {
+func toDeclOut(d *decl.Action, full bool) declOut {
 	o := declOut{Name: d.Name, Summary: d.Summary, PointOfNoReturn: d.PointOfNoReturn, Inverse: d.Inverse}
 	if full {
 		o.Description = d.Description
@@ -156,7 +156,7 @@ func newExplainCmd(g *globalOptions) *cobra.Command {
 	}
 }
 
-func explainAction(g *globalOptions, d *actions.Decl) error {
+func explainAction(g *globalOptions, d *decl.Action) error {
 	fprintf(g.out, "ACTION %s\n\n%s\n\n%s\n\n", d.Name, indent(d.Summary), indent(d.Description))
 	tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
 	fprintf(tw, "PARAMETER\tTYPE\tREQUIRED\tDEFAULT\tDESCRIPTION\n")

@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/access"
 	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/internal/exitcode"
@@ -81,7 +82,7 @@ func (s *session) checkAccess(ctx context.Context) error {
 // checked (should the Calico API server come or go in between). Detect needs no
 // permission the preflight checks: discovery is open to every authenticated
 // identity, and a forbidden APIService read only leaves v3's origin unknown.
-func (s *session) detectFlavours(ctx context.Context) ([]actions.Flavour, error) {
+func (s *session) detectFlavours(ctx context.Context) ([]decl.Flavour, error) {
 	choice, err := calico.ParseAPIChoice(s.f.calicoAPI)
 	if err != nil {
 		return nil, exitcode.New(exitcode.Invalid, err)
@@ -91,7 +92,7 @@ func (s *session) detectFlavours(ctx context.Context) ([]actions.Flavour, error)
 	case errors.Is(err, calico.ErrNotInstalled) && choice == calico.APIAuto:
 		// No Calico: the pool actions fail saying so when they run (actions.Bind);
 		// ask for what they need on a manifest install, the default one.
-		return []actions.Flavour{actions.FlavourCRD}, nil
+		return []decl.Flavour{decl.FlavourCRD}, nil
 	case errors.Is(err, calico.ErrNotInstalled):
 		// An explicit --calico-api the cluster cannot serve is the user's mistake.
 		return nil, exitcode.Newf(exitcode.Invalid, "%v", err)

@@ -30,3 +30,26 @@ func TestProductCodeDoesNotImportTheHarness(t *testing.T) {
 		}
 	}
 }
+
+// TestLanguageLinksNoCluster: the runbook language (parse, validate, the JSON
+// Schema, the actions' declarations) is plain data and expressions; the
+// Kubernetes clients belong to the actions' behaviour and the engine. A language
+// package that links k8s.io has picked up an implementation.
+func TestLanguageLinksNoCluster(t *testing.T) {
+	const module = "github.com/runbookdev/runbook"
+	language := []string{module + "/runbooks", module + "/schema", module + "/actions/decl"}
+	deps, err := exec.Command("go", append([]string{"list", "-deps", "-f", `{{.ImportPath}}`}, language...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps: %v\n%s", err, deps)
+	}
+	n := 0
+	for _, d := range strings.Fields(string(deps)) {
+		n++
+		if strings.HasPrefix(d, "k8s.io/") || strings.HasPrefix(d, "sigs.k8s.io/") || strings.HasPrefix(d, "github.com/projectcalico/") || d == module+"/actions" {
+			t.Errorf("the language links %s", d)
+		}
+	}
+	if n < len(language) {
+		t.Fatalf("go list -deps listed %d packages: %s", n, deps)
+	}
+}

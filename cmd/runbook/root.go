@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/exitcode"
 	"github.com/runbookdev/runbook/internal/suggest"
 	"github.com/runbookdev/runbook/runbooks"
@@ -23,7 +24,7 @@ type globalOptions struct {
 	term   terminal
 	out    io.Writer
 	errOut io.Writer
-	reg    *actions.Registry
+	reg    *decl.Registry
 }
 
 func (g *globalOptions) validateOutput() error {
@@ -94,7 +95,7 @@ func (v *valueFlags) inputs() runbooks.ValueInputs {
 }
 
 // loadRunbook parses a runbook and resolves its params; every error is Invalid.
-func loadRunbook(reg *actions.Registry, file string, v *valueFlags) (*runbooks.Runbook, *runbooks.Params, error) {
+func loadRunbook(reg *decl.Registry, file string, v *valueFlags) (*runbooks.Runbook, *runbooks.Params, error) {
 	rb, err := runbooks.ParseFile(file, reg)
 	if err != nil {
 		return nil, nil, exitcode.New(exitcode.Invalid, err)

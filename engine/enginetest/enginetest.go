@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/engine"
 	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/internal/value"
@@ -36,13 +37,13 @@ type ConfigMapAction struct {
 func (a *ConfigMapAction) isDead() bool { return a.Dead != nil && *a.Dead }
 
 // Decl declares the action as "putConfigMap".
-var Decl = &actions.Decl{Name: "putConfigMap", Summary: "test", Inverse: "delete if created",
-	Params: []actions.Param{
+var Decl = &decl.Action{Name: "putConfigMap", Summary: "test", Inverse: "delete if created",
+	Params: []decl.Param{
 		{Name: "name", Spec: value.Spec{Type: value.String, Required: true}},
 		{Name: "value", Spec: value.Spec{Type: value.String, Default: "v"}},
 		{Name: "temporary", Spec: value.Spec{Type: value.Bool, Default: false}},
 	},
-	Outputs: []actions.Output{{Name: "created", Type: value.Bool}, {Name: "length", Type: value.Int}, {Name: "age", Type: value.Duration}}}
+	Outputs: []decl.Output{{Name: "created", Type: value.Bool}, {Name: "length", Type: value.Int}, {Name: "age", Type: value.Duration}}}
 
 func (a *ConfigMapAction) Apply(ctx context.Context, c *actions.Call) (actions.Outcome, error) {
 	name := c.With["name"].(string)
@@ -119,8 +120,8 @@ func (a *ConfigMapAction) Cleanup(ctx context.Context, c *actions.Call) error {
 }
 
 // Registry holds the test action, pause, and the built-in guard functions.
-func Registry() *actions.Registry {
-	reg := actions.NewRegistry()
+func Registry() *decl.Registry {
+	reg := decl.NewRegistry()
 	reg.Add(Decl)
 	pause, _ := actions.Default.Action("pause")
 	reg.Add(pause)

@@ -3,7 +3,7 @@
 // identity the command runs as (impersonation included) may make every call the
 // runbook's steps need, and names what is missing.
 //
-// The permissions come from the action registry (actions.Decl.Needs, the
+// The permissions come from the action registry (decl.Action.Needs, the
 // actions.FrameNeeds of the engine and CLI): the same declarations deploy/rbac.yaml
 // is tested against, so the preflight, the shipped RBAC and the code cannot drift
 // apart silently. Refusing up front matters because a permission missing half-way
@@ -35,6 +35,7 @@ import (
 	authorizationclient "k8s.io/client-go/kubernetes/typed/authorization/v1"
 
 	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/runbooks"
 )
 
@@ -76,7 +77,7 @@ type Options struct {
 	// Flavours are the cluster's (actions.FlavoursOf what calico.Detect found):
 	// a permission of another flavour is not asked about, since no code path
 	// makes that call on this cluster. Permissions of every flavour always are.
-	Flavours []actions.Flavour
+	Flavours []decl.Flavour
 }
 
 // Needs lists what applying rb needs on a cluster of o.Flavours: connecting to the
@@ -88,13 +89,13 @@ type Options struct {
 func Needs(rb *runbooks.Runbook, o Options) []Need {
 	type key struct{ verb, group, resource, name, ns string }
 	byKey := map[key]*Need{}
-	add := func(who string, ps []actions.Permission) {
+	add := func(who string, ps []decl.Permission) {
 		for _, p := range ps {
-			if p.Flavour != actions.AllFlavours && !slices.Contains(o.Flavours, p.Flavour) {
+			if p.Flavour != decl.AllFlavours && !slices.Contains(o.Flavours, p.Flavour) {
 				continue
 			}
 			ns := p.Namespace
-			if ns == actions.JournalNamespace {
+			if ns == decl.JournalNamespace {
 				if o.FileJournal {
 					continue // the journal and its Events live in a local file then
 				}

@@ -12,6 +12,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/runbooks"
 )
 
@@ -55,9 +56,9 @@ func find(needs []Need, s string) *Need {
 
 func TestNeeds(t *testing.T) {
 	example := parse(t, "../../examples/migrate-ippool/runbook.yaml", nil)
-	crd := []actions.Flavour{actions.FlavourCRD}
-	v3 := []actions.Flavour{actions.FlavourV3}
-	operator := []actions.Flavour{actions.FlavourV3, actions.FlavourOperator}
+	crd := []decl.Flavour{decl.FlavourCRD}
+	v3 := []decl.Flavour{decl.FlavourV3}
+	operator := []decl.Flavour{decl.FlavourV3, decl.FlavourOperator}
 	v3Only := []string{"create projectcalico.org/ippools cluster-wide", "watch projectcalico.org/ippools cluster-wide",
 		"delete projectcalico.org/ippools cluster-wide", "get apiregistration.k8s.io/apiservices named v3.projectcalico.org cluster-wide"}
 	operatorOnly := []string{"get operator.tigera.io/installations named default cluster-wide",

@@ -16,7 +16,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/test/sandbox"
 )
 
@@ -46,7 +46,7 @@ func TestLeastPrivilegePerFlavour(t *testing.T) {
 		flavour string
 		values  string
 		// proves: the flavour whose own rules the recorded migration must use.
-		proves actions.Flavour
+		proves decl.Flavour
 		// drop is the one flavour-specific permission the refused identity lacks,
 		// and named what the refusal must say.
 		drop  struct{ group, resource, verb string }
@@ -56,7 +56,7 @@ func TestLeastPrivilegePerFlavour(t *testing.T) {
 		noGrants, notNamed []string
 	}{
 		{
-			flavour: sandbox.FlavourAPIServer, values: "sandbox.yaml", proves: actions.FlavourV3,
+			flavour: sandbox.FlavourAPIServer, values: "sandbox.yaml", proves: decl.FlavourV3,
 			drop: struct{ group, resource, verb string }{"projectcalico.org", "ippools", "create"},
 			named: []string{"missing 1 permission(s); nothing was changed",
 				"create projectcalico.org/ippools cluster-wide — needed by step add-new-pool (ensurePool): create or converge the pool; the inverse deletes the pool this run created (internal/calico/crd_write.go, crd_delete.go), through projectcalico.org/v3"},
@@ -67,7 +67,7 @@ func TestLeastPrivilegePerFlavour(t *testing.T) {
 		{
 			// v1.34.13, the operator the pinned Calico ships: the old pool is disabled
 			// by nodeSelector, and move-tunnels restarts calico-node (pods delete).
-			flavour: sandbox.FlavourOperator, values: "sandbox-operator.yaml", proves: actions.FlavourOperator,
+			flavour: sandbox.FlavourOperator, values: "sandbox-operator.yaml", proves: decl.FlavourOperator,
 			drop: struct{ group, resource, verb string }{"operator.tigera.io", "installations", "update"},
 			named: []string{"missing 1 permission(s); nothing was changed",
 				"update operator.tigera.io/installations named default cluster-wide — needed by step add-new-pool (ensurePool): operator-managed pools are changed through Installation default",
@@ -225,7 +225,7 @@ func proxyKubeconfig(t *testing.T, p *recordingProxy) string {
 }
 
 // exclusively reports whether every declaration of a rule is scoped to flavour f.
-func exclusively(declared []actions.Flavour, f actions.Flavour) bool {
+func exclusively(declared []decl.Flavour, f decl.Flavour) bool {
 	for _, d := range declared {
 		if d != f {
 			return false

@@ -16,7 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/test/sandbox"
 	"github.com/runbookdev/runbook/test/testbin"
 )
@@ -183,7 +183,7 @@ func TestInClusterAsServiceAccount(t *testing.T) {
 		if used[k] {
 			continue
 		}
-		if onlyFor(flavours[k], actions.FlavourCRD) {
+		if onlyFor(flavours[k], decl.FlavourCRD) {
 			// The sandbox is a manifest install: the Calico API server and operator
 			// rules are proved by TestLeastPrivilegePerFlavour.
 			t.Logf("rule %s: not used on a manifest install; needed on flavour(s) %v", k, flavours[k])

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/access"
 	"github.com/runbookdev/runbook/runbooks"
 )
@@ -13,13 +14,13 @@ import (
 // declaredNeeds is the union of what the action registry and the frame around it
 // (engine, CLI) declare for every Calico flavour, in the rule keys of the
 // manifests, with the journal namespace deploy/rbac.yaml uses; and, per key, the
-// flavours declaring it (actions.AllFlavours for a call every cluster makes).
-func declaredNeeds() (ruleSet, map[ruleKey][]actions.Flavour) {
-	set, flavours := ruleSet{}, map[ruleKey][]actions.Flavour{}
-	add := func(ps []actions.Permission) {
+// flavours declaring it (decl.AllFlavours for a call every cluster makes).
+func declaredNeeds() (ruleSet, map[ruleKey][]decl.Flavour) {
+	set, flavours := ruleSet{}, map[ruleKey][]decl.Flavour{}
+	add := func(ps []decl.Permission) {
 		for _, p := range ps {
 			ns := p.Namespace
-			if ns == actions.JournalNamespace {
+			if ns == decl.JournalNamespace {
 				ns = "runbook-system"
 			}
 			names := p.Names
@@ -41,7 +42,7 @@ func declaredNeeds() (ruleSet, map[ruleKey][]actions.Flavour) {
 		add(d.Needs)
 	}
 	f := actions.FrameNeeds
-	for _, ps := range [][]actions.Permission{f.Bind, f.Plan, f.Run, f.Runs, f.Unlock} {
+	for _, ps := range [][]decl.Permission{f.Bind, f.Plan, f.Run, f.Runs, f.Unlock} {
 		add(ps)
 	}
 	return set, flavours
@@ -49,12 +50,12 @@ func declaredNeeds() (ruleSet, map[ruleKey][]actions.Flavour) {
 
 // onlyFor reports whether every declaration of k is scoped to a flavour not in
 // fs: no code path makes that call on a cluster of flavours fs.
-func onlyFor(declared []actions.Flavour, fs ...actions.Flavour) bool {
+func onlyFor(declared []decl.Flavour, fs ...decl.Flavour) bool {
 	if len(declared) == 0 {
 		return false
 	}
 	for _, f := range declared {
-		if f == actions.AllFlavours || slices.Contains(fs, f) {
+		if f == decl.AllFlavours || slices.Contains(fs, f) {
 			return false
 		}
 	}
@@ -90,14 +91,14 @@ func TestRBACMatchesDeclaredNeeds(t *testing.T) {
 	if len(declared) == 0 {
 		t.Fatal("no permission declared at all")
 	}
-	perFlavour := map[actions.Flavour]int{}
+	perFlavour := map[decl.Flavour]int{}
 	for _, fs := range flavours {
 		for _, f := range fs {
 			perFlavour[f]++
 		}
 	}
 	t.Logf("%d permissions declared and granted: %d on every cluster, %d crd, %d v3, %d operator", len(declared),
-		perFlavour[actions.AllFlavours], perFlavour[actions.FlavourCRD], perFlavour[actions.FlavourV3], perFlavour[actions.FlavourOperator])
+		perFlavour[decl.AllFlavours], perFlavour[decl.FlavourCRD], perFlavour[decl.FlavourV3], perFlavour[decl.FlavourOperator])
 
 	rb, err := runbooks.ParseFile("../../examples/migrate-ippool/runbook.yaml", actions.Default)
 	if err != nil {
@@ -105,14 +106,14 @@ func TestRBACMatchesDeclaredNeeds(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name     string
-		flavours []actions.Flavour
+		flavours []decl.Flavour
 		// neverGroup: an API group a cluster of these flavours must not be asked about.
 		neverGroup string
 	}{
-		{"manifest install", []actions.Flavour{actions.FlavourCRD}, "projectcalico.org"},
-		{"Calico API server", []actions.Flavour{actions.FlavourV3}, "crd.projectcalico.org/ippools"},
-		{"operator install", []actions.Flavour{actions.FlavourV3, actions.FlavourOperator}, "crd.projectcalico.org/ippools"},
-		{"operator install, --calico-api crd", []actions.Flavour{actions.FlavourCRD, actions.FlavourOperator}, "projectcalico.org"},
+		{"manifest install", []decl.Flavour{decl.FlavourCRD}, "projectcalico.org"},
+		{"Calico API server", []decl.Flavour{decl.FlavourV3}, "crd.projectcalico.org/ippools"},
+		{"operator install", []decl.Flavour{decl.FlavourV3, decl.FlavourOperator}, "crd.projectcalico.org/ippools"},
+		{"operator install, --calico-api crd", []decl.Flavour{decl.FlavourCRD, decl.FlavourOperator}, "projectcalico.org"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			needs := access.Needs(rb, access.Options{JournalNamespace: "runbook-system", Flavours: tc.flavours})

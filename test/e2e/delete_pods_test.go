@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/test/sandbox"
 )
 
@@ -233,4 +234,4 @@ func (e *podEvents) replacedOneToOne(owner string) int {
 	return n
 }
 
-func actionsDefault() *actions.Registry { return actions.Default }
+func actionsDefault() *decl.Registry { return actions.Default }
