@@ -229,7 +229,7 @@ func preflightSteps(ctx context.Context, o Options, done map[string]runbooks.Ste
 		if _, ok := done[st.ID]; ok {
 			continue
 		}
-		ps := preflight.Step{ID: st.ID, Action: st.Action}
+		ps := preflight.Step{ID: st.ID, Pools: st.Decl.PoolParams()}
 		known := true
 		for _, id := range st.With.StepRefs() {
 			_, ok := done[id]

@@ -30,7 +30,7 @@ func (p *preflightRecorder) lastIDs() string {
 	}
 	var ids []string
 	for _, s := range p.calls[len(p.calls)-1] {
-		ids = append(ids, s.ID+":"+s.Action+":"+toString(s.With["name"]))
+		ids = append(ids, s.ID+":"+toString(s.With["name"]))
 	}
 	return strings.Join(ids, " ")
 }
@@ -46,7 +46,7 @@ func TestPreflightInPlan(t *testing.T) {
 	f := newFixture(t)
 	rec := &preflightRecorder{findings: []preflight.Finding{{ID: "info", Severity: preflight.Info, Message: "fine"}, blockFinding}}
 	p := f.plan(threeSteps, func(o *engine.Options, _ *enginetest.ConfigMapAction) { o.Preflight = rec.check })
-	if got := rec.lastIDs(); got != "a:putConfigMap:a b:putConfigMap:b c:putConfigMap:c" {
+	if got := rec.lastIDs(); got != "a:a b:b c:c" {
 		t.Fatalf("preflight saw %s", got)
 	}
 	if len(p.Preflight) != 2 || p.Preflight[0].Severity != preflight.Block {
@@ -88,7 +88,7 @@ func TestPreflightOnResumeChecksRemainingSteps(t *testing.T) {
 	if err != nil || !rep.Resumed {
 		t.Fatalf("resume: %v %+v", err, rep)
 	}
-	if got := rec.lastIDs(); got != "c:putConfigMap:c" {
+	if got := rec.lastIDs(); got != "c:c" {
 		t.Fatalf("a resumed run checks only its remaining steps, got %s", got)
 	}
 	if len(rep.Preflight) != 1 || rep.Preflight[0].ID != "references" {

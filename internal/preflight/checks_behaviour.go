@@ -7,7 +7,7 @@ import (
 )
 
 func init() {
-	Register(Check{ID: "pool-behaviour", Actions: []string{"ensurePool", "disablePool", "deletePodsInPool"}, Run: onMigration(checkBehaviour)})
+	Register(Check{ID: "pool-behaviour", Roles: migrationRoles, Run: onMigration(checkBehaviour)})
 }
 
 // checkBehaviour: the moved pods take the new pool's network behaviour with them.

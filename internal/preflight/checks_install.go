@@ -8,15 +8,24 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/runbookdev/runbook/actions/decl"
 )
 
 // poolActions are the actions of a pool migration: checks about the migration run
 // while one of them is still to run.
-var poolActions = []string{"ensurePool", "disablePool", "deletePodsInPool", "moveTunnelAddresses", "assertNewAllocations", "deletePool"}
+// The roles checks run for: every step of a migration (releasing leaked
+// addresses is IPAM repair, not a migration); the steps that take pods or
+// allocations away from a pool; those that start moving pods to a new pool.
+var (
+	poolRoles      = []decl.PoolRole{decl.PoolCreates, decl.PoolDisables, decl.PoolMovesPodsFrom, decl.PoolMovesPodsTo, decl.PoolMovesTunnelsFrom, decl.PoolVerifies, decl.PoolDeletes}
+	leavingRoles   = []decl.PoolRole{decl.PoolDisables, decl.PoolMovesPodsFrom, decl.PoolDeletes}
+	migrationRoles = []decl.PoolRole{decl.PoolCreates, decl.PoolDisables, decl.PoolMovesPodsFrom}
+)
 
 func init() {
-	Register(Check{ID: "calico-ipam", Actions: poolActions, Run: checkCalicoIPAM})
-	Register(Check{ID: "openshift", Actions: poolActions, Run: checkOpenShift})
+	Register(Check{ID: "calico-ipam", Roles: poolRoles, Run: checkCalicoIPAM})
+	Register(Check{ID: "openshift", Roles: poolRoles, Run: checkOpenShift})
 }
 
 // Where Calico's CNI configuration lives in a manifest install, and the operator's

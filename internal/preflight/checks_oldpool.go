@@ -6,11 +6,12 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/suggest"
 )
 
 func init() {
-	Register(Check{ID: "old-pool", Actions: []string{"ensurePool"}, Run: onMigration(checkOldPool)})
+	Register(Check{ID: "old-pool", Roles: []decl.PoolRole{decl.PoolCreates}, Run: onMigration(checkOldPool)})
 }
 
 // checkOldPool: the pool actions treat an absent old pool as already handled, so
@@ -38,16 +39,17 @@ func checkOldPool(ctx context.Context, in *Input, m *Migration) ([]Finding, erro
 	var out []Finding
 	seen := map[string]bool{}
 	for _, s := range in.Steps {
-		key := map[string]string{"disablePool": "name", "deletePool": "name", "deletePodsInPool": "pool", "moveTunnelAddresses": "pool"}[s.Action]
-		name, _ := s.With[key].(string)
-		if key == "" || name == "" || exists[name] || seen[name] {
-			continue
+		for _, pp := range s.Pools {
+			name, _ := s.With[pp.Param].(string)
+			if !pp.Role.Leaves() || name == "" || exists[name] || seen[name] {
+				continue
+			}
+			seen[name] = true
+			out = append(out, Finding{Severity: Block, Step: s.ID, Subject: "IPPool " + name,
+				Message: fmt.Sprintf("pool %s does not exist, and new pool %s is not created yet: this is not a finished migration applied again, the old pool's name is wrong (pools: %s)",
+					name, strings.Join(planned, ", "), strings.Join(names, ", ")),
+				Fix: "name the pool the pods are in" + suggest.Hint(name, names)})
 		}
-		seen[name] = true
-		out = append(out, Finding{Severity: Block, Step: s.ID, Subject: "IPPool " + name,
-			Message: fmt.Sprintf("pool %s does not exist, and new pool %s is not created yet: this is not a finished migration applied again, the old pool's name is wrong (pools: %s)",
-				name, strings.Join(planned, ", "), strings.Join(names, ", ")),
-			Fix: "name the pool the pods are in" + suggest.Hint(name, names)})
 	}
 	return out, nil
 }

@@ -15,7 +15,7 @@ import (
 )
 
 func init() {
-	Register(Check{ID: "pins", Actions: []string{"disablePool", "deletePodsInPool", "deletePool"}, Run: checkPins})
+	Register(Check{ID: "pins", Roles: leavingRoles, Run: checkPins})
 }
 
 // Calico's pool pins: a pod's annotation wins over its namespace's, which wins over

@@ -12,16 +12,17 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/internal/textlist"
 )
 
 func init() {
-	Register(Check{ID: "cluster-cidr", Actions: []string{"ensurePool"}, Run: checkClusterCIDR})
-	Register(Check{ID: "capacity", Actions: []string{"ensurePool", "disablePool", "deletePodsInPool"}, Run: onMigration(checkCapacity)})
-	Register(Check{ID: "coverage", Actions: []string{"ensurePool", "disablePool", "deletePodsInPool"}, Run: onMigration(checkCoverage)})
-	Register(Check{ID: "tunnel", Actions: []string{"ensurePool", "disablePool"}, Run: onMigration(checkTunnel)})
-	Register(Check{ID: "bgp-export", Actions: []string{"ensurePool", "disablePool", "deletePodsInPool"}, Run: checkBGPExport})
+	Register(Check{ID: "cluster-cidr", Roles: []decl.PoolRole{decl.PoolCreates}, Run: checkClusterCIDR})
+	Register(Check{ID: "capacity", Roles: migrationRoles, Run: onMigration(checkCapacity)})
+	Register(Check{ID: "coverage", Roles: migrationRoles, Run: onMigration(checkCoverage)})
+	Register(Check{ID: "tunnel", Roles: []decl.PoolRole{decl.PoolCreates, decl.PoolDisables}, Run: onMigration(checkTunnel)})
+	Register(Check{ID: "bgp-export", Roles: migrationRoles, Run: checkBGPExport})
 }
 
 // incomplete is the finding of a check that cannot judge the migration because a
@@ -288,7 +289,7 @@ func checkCoverage(ctx context.Context, in *Input, m *Migration) ([]Finding, err
 // runbook will create them, so a new pool without the old one's encapsulation is
 // found before anything is created.
 func checkTunnel(ctx context.Context, in *Input, m *Migration) ([]Finding, error) {
-	if len(m.Old) == 0 || !in.HasAction("disablePool") {
+	if len(m.Old) == 0 || !in.HasRole(decl.PoolDisables) {
 		return nil, nil
 	}
 	nodes, err := in.Calico.Nodes(ctx)

@@ -14,7 +14,7 @@ import (
 )
 
 func init() {
-	Register(Check{ID: "references", Actions: []string{"disablePool", "deletePodsInPool", "deletePool"}, Run: checkReferences})
+	Register(Check{ID: "references", Roles: leavingRoles, Run: checkReferences})
 }
 
 // referenceKinds are the objects that can name pod CIDRs, and the fields that do:

@@ -13,7 +13,7 @@ import (
 )
 
 func init() {
-	Register(Check{ID: "ipam-health", Actions: poolActions, Run: checkIPAMHealth})
+	Register(Check{ID: "ipam-health", Roles: poolRoles, Run: checkIPAMHealth})
 }
 
 // Health is an IPAM health report, like `calicoctl ipam check` but read-only and

@@ -9,16 +9,18 @@ import (
 
 	v3 "github.com/projectcalico/api/pkg/apis/projectcalico/v3"
 
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/calico"
 )
 
-// Migration is the pool migration the remaining steps perform, derived from their
-// rendered parameters:
+// Migration is the pool migration the remaining steps perform, derived from the
+// roles their actions declare (decl.PoolRole) and their rendered parameters:
 //
-//   - old pools: disablePool's and deletePool's name, deletePodsInPool's and moveTunnelAddresses' pool;
-//   - new pools: ensurePool's name (its spec from the step's own parameters, since
-//     the pool may not exist yet), deletePodsInPool's targetPool and
-//     assertNewAllocations' pool (read from the cluster).
+//   - old pools: those a step leaves (disables, moves pods or tunnel addresses
+//     from, deletes);
+//   - new pools: those a step creates (its spec from the step's own parameters,
+//     since the pool may not exist yet), moves pods to or verifies (read from
+//     the cluster).
 //
 // A name whose parameters are known only after apply is skipped. An old pool that
 // no longer exists is simply not in Old (a finished migration run again).
@@ -110,10 +112,6 @@ func (in *Input) migration(ctx context.Context) (*Migration, error) {
 		return nil, fmt.Errorf("read pools: %w", err)
 	}
 	m := &Migration{Pools: pools, ClusterCIDROverride: map[string]netip.Prefix{}}
-	str := func(s Step, key string) string {
-		v, _ := s.With[key].(string)
-		return v
-	}
 	addOld := func(name string) {
 		if name == "" || m.IsOld(name) {
 			return
@@ -132,34 +130,32 @@ func (in *Input) migration(ctx context.Context) (*Migration, error) {
 	}
 	for _, s := range in.Steps {
 		if s.With == nil {
-			if slices.Contains(poolActions, s.Action) && m.Incomplete == "" {
+			if s.Plays(poolRoles...) && m.Incomplete == "" {
 				m.Incomplete = s.ID
 			}
 			continue
 		}
-		switch s.Action {
-		case "ensurePool":
-			np, override, err := plannedPool(s, pools)
-			if err != nil {
-				return nil, err
+		for _, pp := range s.Pools {
+			name, _ := s.With[pp.Param].(string)
+			switch {
+			case pp.Role == decl.PoolCreates:
+				np, override, err := plannedPool(s, name, pools)
+				if err != nil {
+					return nil, err
+				}
+				if i := slices.IndexFunc(m.New, func(p NewPool) bool { return p.Name == np.Name }); i >= 0 {
+					m.New[i] = np
+				} else {
+					m.New = append(m.New, np)
+				}
+				if override.IsValid() {
+					m.ClusterCIDROverride[np.Name] = override
+				}
+			case pp.Role.Leaves():
+				addOld(name)
+			case pp.Role.Enters():
+				addExisting(name)
 			}
-			if i := slices.IndexFunc(m.New, func(p NewPool) bool { return p.Name == np.Name }); i >= 0 {
-				m.New[i] = np
-			} else {
-				m.New = append(m.New, np)
-			}
-			if override.IsValid() {
-				m.ClusterCIDROverride[np.Name] = override
-			}
-		case "disablePool", "deletePool":
-			addOld(str(s, "name"))
-		case "moveTunnelAddresses":
-			addOld(str(s, "pool"))
-		case "deletePodsInPool":
-			addOld(str(s, "pool"))
-			addExisting(str(s, "targetPool"))
-		case "assertNewAllocations":
-			addExisting(str(s, "pool"))
 		}
 	}
 	// A pool both created and disabled by the runbook is an odd runbook, not a
@@ -168,14 +164,14 @@ func (in *Input) migration(ctx context.Context) (*Migration, error) {
 	return m, nil
 }
 
-// plannedPool is the pool an ensurePool step converges to: the existing pool with
-// the step's fields applied, or a new one.
-func plannedPool(s Step, pools []calico.Pool) (NewPool, netip.Prefix, error) {
+// plannedPool is the pool called name a step creating it converges to: the
+// existing pool with the step's fields applied (decl.PoolCreates says which),
+// or a new one.
+func plannedPool(s Step, name string, pools []calico.Pool) (NewPool, netip.Prefix, error) {
 	str := func(key string) string {
 		v, _ := s.With[key].(string)
 		return v
 	}
-	name := str("name")
 	cidr, err := calico.ParseCIDR(str("cidr"))
 	if err != nil {
 		return NewPool{}, netip.Prefix{}, fmt.Errorf("step %s: with.cidr: %w", s.ID, err)

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/calico"
 )
 
@@ -87,22 +88,43 @@ func Sort(fs []Finding) {
 	})
 }
 
-// Step is what a check knows of a step still to run.
+// Step is what a check knows of a step still to run: what it does to which
+// pools (its action's declared roles), never its action's name, so a new pool
+// action takes part in the checks by declaring roles.
 type Step struct {
-	ID     string
-	Action string
+	ID string
+	// Pools are the parameters of the step's action that name pools, with the
+	// role the step plays on each (decl.Action.PoolParams).
+	Pools []decl.PoolParam
 	// With is the step's rendered parameters; nil when they are known only after
 	// earlier steps ran (they read those steps' outputs).
 	With map[string]any
 }
 
+// Pool returns the name of the pool the step plays role on ("" when it plays
+// no such role, or its parameters are known only after apply).
+func (s Step) Pool(role decl.PoolRole) string {
+	for _, pp := range s.Pools {
+		if pp.Role == role {
+			name, _ := s.With[pp.Param].(string)
+			return name
+		}
+	}
+	return ""
+}
+
+// Plays reports whether the step plays one of roles on a pool.
+func (s Step) Plays(roles ...decl.PoolRole) bool {
+	return slices.ContainsFunc(s.Pools, func(pp decl.PoolParam) bool { return slices.Contains(roles, pp.Role) })
+}
+
 // Check is a cluster-level check.
 type Check struct {
 	ID string
-	// Actions, when not empty, runs the check only when a step of one of these
-	// actions is still to run.
-	Actions []string
-	Run     func(ctx context.Context, in *Input) ([]Finding, error)
+	// Roles, when not empty, runs the check only when a step still to run plays
+	// one of these roles on a pool.
+	Roles []decl.PoolRole
+	Run   func(ctx context.Context, in *Input) ([]Finding, error)
 }
 
 // registry is written only by init functions, which run one at a time before main,
@@ -165,14 +187,9 @@ func once[T any](in *Input, key string, read func() (T, error)) (T, error) {
 	return v, err
 }
 
-// HasAction reports whether a step of one of these actions is still to run.
-func (in *Input) HasAction(names ...string) bool {
-	for _, s := range in.Steps {
-		if slices.Contains(names, s.Action) {
-			return true
-		}
-	}
-	return false
+// HasRole reports whether a step still to run plays one of roles on a pool.
+func (in *Input) HasRole(roles ...decl.PoolRole) bool {
+	return slices.ContainsFunc(in.Steps, func(s Step) bool { return s.Plays(roles...) })
 }
 
 // Pods lists every pod (with annotations, unlike the Calico reader's view).
@@ -257,7 +274,7 @@ func RunChecks(ctx context.Context, cl Cluster, steps []Step, checks []Check) []
 	in := &Input{Cluster: cl, Steps: steps}
 	var out []Finding
 	for _, c := range checks {
-		if len(c.Actions) > 0 && !in.HasAction(c.Actions...) {
+		if len(c.Roles) > 0 && !in.HasRole(c.Roles...) {
 			continue
 		}
 		fs, err := c.Run(ctx, in)

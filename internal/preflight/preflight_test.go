@@ -19,6 +19,7 @@ import (
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/calico"
 )
 
@@ -104,12 +105,21 @@ func newWorld() *world {
 	return w
 }
 
+// roles declares pool parameters as an action would: param, role, param, role...
+func roles(pairs ...any) []decl.PoolParam {
+	var out []decl.PoolParam
+	for i := 0; i+1 < len(pairs); i += 2 {
+		out = append(out, decl.PoolParam{Param: pairs[i].(string), Role: pairs[i+1].(decl.PoolRole)})
+	}
+	return out
+}
+
 func migrationSteps(ensure map[string]any) []Step {
 	return []Step{
-		{ID: "add", Action: "ensurePool", With: ensure},
-		{ID: "disable", Action: "disablePool", With: map[string]any{"name": "old"}},
-		{ID: "move", Action: "deletePodsInPool", With: map[string]any{"pool": "old", "targetPool": "new"}},
-		{ID: "delete", Action: "deletePool", With: map[string]any{"name": "old"}},
+		{ID: "add", Pools: roles("name", decl.PoolCreates), With: ensure},
+		{ID: "disable", Pools: roles("name", decl.PoolDisables), With: map[string]any{"name": "old"}},
+		{ID: "move", Pools: roles("pool", decl.PoolMovesPodsFrom, "targetPool", decl.PoolMovesPodsTo), With: map[string]any{"pool": "old", "targetPool": "new"}},
+		{ID: "delete", Pools: roles("name", decl.PoolDeletes), With: map[string]any{"name": "old"}},
 	}
 }
 
@@ -217,7 +227,7 @@ func TestChecks(t *testing.T) {
 		{name: "dual-stack with only an IPv4 new pool", setup: func(w *world) {
 			w.reader.pools = append(w.reader.pools, pool("old6", "fd00:192:168::/48", func(s *v3.IPPoolSpec) { s.IPIPMode = v3.IPIPModeNever }))
 			w.reader.pods[0].IPs = append(w.reader.pods[0].IPs, netip.MustParseAddr("fd00:192:168::5"))
-			w.steps = append(w.steps, Step{ID: "disable6", Action: "disablePool", With: map[string]any{"name": "old6"}})
+			w.steps = append(w.steps, Step{ID: "disable6", Pools: roles("name", decl.PoolDisables), With: map[string]any{"name": "old6"}})
 		}, want: "block coverage", text: "no enabled new IPv6 pool"},
 		{name: "leaked address in the old pool", setup: func(w *world) {
 			w.reader.blocks = []calico.Block{{Name: "192-168-0-0-26", CIDR: netip.MustParsePrefix("192.168.0.0/26"), Affinity: "host:w1", Allocations: []calico.Allocation{
@@ -269,7 +279,7 @@ func TestResumeRunsOnlyRelevantChecks(t *testing.T) {
 
 // TestCheckErrorIsAFinding: a check that cannot read is reported, not passed.
 func TestCheckErrorIsAFinding(t *testing.T) {
-	fs := RunChecks(context.Background(), Cluster{}, []Step{{ID: "a", Action: "disablePool", With: map[string]any{"name": "old"}}},
+	fs := RunChecks(context.Background(), Cluster{}, []Step{{ID: "a", Pools: roles("name", decl.PoolDisables), With: map[string]any{"name": "old"}}},
 		[]Check{{ID: "x", Run: func(context.Context, *Input) ([]Finding, error) { return nil, fmt.Errorf("forbidden") }}})
 	if len(fs) != 1 || fs[0].Severity != Warn || !strings.Contains(fs[0].Message, "could not run: forbidden") {
 		t.Fatalf("%+v", fs)
