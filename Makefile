@@ -24,6 +24,9 @@ schema:
 # Packages that need no cluster.
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v '/test/')
+	# deploy/rbac.yaml against every action's declared needs: no cluster needed,
+	# so an action whose permissions are not granted fails here already.
+	$(GO) test -count=1 -run '^TestRBACMatchesDeclaredNeeds$$' ./test/deploy
 
 fuzz:
 	$(GO) test ./runbooks -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-20s}

@@ -27,6 +27,7 @@ var builtins = []Definition{
 	assertNewAllocations,
 	releaseLeakedAddresses,
 	deletePool,
+	waitForPods,
 }
 
 // binding is what an action's constructor gets from Bind.
