@@ -457,15 +457,15 @@ func (a *ensurePoolImpl) Invert(ctx context.Context, c *Call) (InverseOutcome, e
 			if !h.onlyTunnels() {
 				return InverseOutcome{Changed: changed, Kept: fmt.Sprintf("pool %s is in use: %s", in.name, strings.Join(h.lines(), "; "))}, nil
 			}
-			kept, err := a.drainTunnels(ctx, cal, c, p, h, false)
+			d, err := a.drainTunnels(ctx, cal, c, p, h, false)
 			if err != nil {
 				return fail(err)
 			}
 			changed = true
-			if kept != "" {
-				return InverseOutcome{Changed: true, Kept: kept}, nil
+			if d.kept != "" {
+				return InverseOutcome{Changed: true, Kept: d.kept}, nil
 			}
-			note = " after calico-node moved the node tunnel addresses out of it"
+			note = " after " + d.how()
 		}
 		_, err = cal.DeletePool(ctx, in.name, p.UID)
 		switch {
@@ -490,9 +490,10 @@ const tunnelDrainTimeout = 2 * time.Minute
 // is in it any more. It returns why the pool is kept when they stay. An
 // operator's pool (byOperator) is never patched here: the operator disabled it
 // through its Installation entry, and reverts direct edits.
-func (a *ensurePoolImpl) drainTunnels(ctx context.Context, cal calico.Client, c *Call, p *calico.Pool, h holders, byOperator bool) (string, error) {
+func (a *ensurePoolImpl) drainTunnels(ctx context.Context, cal calico.Client, c *Call, p *calico.Pool, h holders, byOperator bool) (drained, error) {
+	var d drained
 	if byOperator && !disabled(p) {
-		return "", fmt.Errorf("ensurePool %q inverse: the operator has not disabled pool %s as its Installation entry says", p.Name, p.Name)
+		return d, fmt.Errorf("ensurePool %q inverse: the operator has not disabled pool %s as its Installation entry says", p.Name, p.Name)
 	}
 	bySelector := !p.Spec.Disabled && calico.SelectsNoNode(p.Spec.NodeSelector)
 	if !disabled(p) {
@@ -500,12 +501,12 @@ func (a *ensurePoolImpl) drainTunnels(ctx context.Context, cal calico.Client, c 
 		_, err := cal.PatchPool(ctx, p.Name, calico.PoolPatch{Spec: map[string]any{"disabled": true},
 			Annotations: map[string]*string{calico.AnnotationDisabledByRun: &runID}, ResourceVersion: p.ResourceVersion})
 		if err != nil {
-			return "", fmt.Errorf("ensurePool %q inverse: disable it so calico-node moves its tunnel addresses: %w", p.Name, err)
+			return d, fmt.Errorf("ensurePool %q inverse: disable it so calico-node moves its tunnel addresses: %w", p.Name, err)
 		}
 		// calico-node may be assigning from the pool on the strength of a pool list
 		// read just before the disable: let that land before judging emptiness.
 		if err := calico.InFlightGrace(ctx); err != nil {
-			return "", err
+			return d, err
 		}
 	}
 	// calico-node v3.28 moves tunnel addresses out of a disabled pool at once, but
@@ -521,16 +522,35 @@ func (a *ensurePoolImpl) drainTunnels(ctx context.Context, cal calico.Client, c 
 		react = 0
 	}
 	if kept := a.awaitEmpty(ctx, cal, p, &h, react); kept == "" {
-		return "", nil
+		return d, nil
 	}
 	mover := &moveTunnelsImpl{env: a.env}
-	if _, err := mover.run(ctx, cal, c, moveTunnelsInput{pool: p.Name, nodeTimeout: tunnelDrainTimeout, allowRemoval: true}); err != nil {
+	m, err := mover.run(ctx, cal, c, moveTunnelsInput{pool: p.Name, nodeTimeout: tunnelDrainTimeout, allowRemoval: true})
+	d.restarted = m.restarted
+	if err != nil {
 		if errors.Is(err, ErrRefused) || ctx.Err() == nil {
-			return fmt.Sprintf("pool %s is disabled, and restarting calico-node did not move its tunnel addresses out: %v", p.Name, err), nil
+			d.kept = fmt.Sprintf("pool %s is disabled, and restarting calico-node did not move its tunnel addresses out: %v", p.Name, err)
+			return d, nil
 		}
-		return "", err
+		return d, err
 	}
-	return a.awaitEmpty(ctx, cal, p, &h, tunnelDrainTimeout), nil
+	d.kept = a.awaitEmpty(ctx, cal, p, &h, tunnelDrainTimeout)
+	return d, nil
+}
+
+// drained is what emptying a pool of tunnel addresses took.
+type drained struct {
+	kept      string // why the pool is kept, when the addresses stayed
+	restarted int    // calico-node pods restarted for them
+}
+
+// how says, for the rollback's message, how the addresses left: an operator
+// seeing calico-node pods replaced during a rollback must find why.
+func (d drained) how() string {
+	if d.restarted > 0 {
+		return fmt.Sprintf("restarting calico-node on %d node(s) to move the node tunnel addresses out of it", d.restarted)
+	}
+	return "calico-node moved the node tunnel addresses out of it"
 }
 
 // tunnelReact is how long calico-node gets to move tunnel addresses out of a pool

@@ -213,12 +213,12 @@ func (a *ensurePoolImpl) invertOperator(ctx context.Context, cal calico.Client, 
 			if !h.onlyTunnels() || attempt == 2 {
 				return InverseOutcome{Changed: changed, Kept: fmt.Sprintf("pool %s is in use: %s", in.name, strings.Join(h.lines(), "; "))}, nil
 			}
-			kept, err := a.drainTunnels(ctx, cal, c, p, h, true)
+			d, err := a.drainTunnels(ctx, cal, c, p, h, true)
 			if err != nil {
 				return fail(err)
 			}
-			if kept != "" {
-				return InverseOutcome{Changed: true, Kept: kept}, nil
+			if d.kept != "" {
+				return InverseOutcome{Changed: true, Kept: d.kept}, nil
 			}
 		}
 	}

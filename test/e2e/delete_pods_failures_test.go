@@ -76,9 +76,29 @@ func TestDeletePodsInPoolBudgetWithoutRoomRollsBack(t *testing.T) {
 	if spec, _ := r.pool(ctx, t, "default-ipv4-ippool").Object["spec"].(map[string]any); spec["disabled"] == true {
 		t.Errorf("old pool not re-enabled: rollback %q", step(t, rep, "disable-old-pool").Rollback)
 	}
-	if after := podIdentities(ctx, t, r.kube); after != before {
+	after := podIdentities(ctx, t, r.kube)
+	if rb := step(t, rep, "add-new-pool").Rollback; strings.Contains(rb, "restarting calico-node") {
+		// calico-node v3.28 can miss the rollback's disable of the new pool (its
+		// reconciler's kick channel is unbuffered and OnUpdates does not block:
+		// node/pkg/allocateip/allocateip.go), and then the inverse restarts it to
+		// move the tunnel addresses, and says so. Only calico-node may differ.
+		t.Logf("rollback: %s", rb)
+		before, after = withoutCalicoNode(before), withoutCalicoNode(after)
+	}
+	if after != before {
 		t.Errorf("pods disturbed:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
+}
+
+// withoutCalicoNode drops calico-node's pods from podIdentities' lines.
+func withoutCalicoNode(ids string) string {
+	var keep []string
+	for _, l := range strings.Split(ids, "\n") {
+		if !strings.HasPrefix(l, "kube-system/calico-node-") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
 }
 
 // TestDeletePodsInPoolDetectsReplacementsInTheOldPool: while the step runs, the old

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"net/netip"
@@ -350,16 +351,37 @@ func tigeraStatus(ctx context.Context, dyn dynamic.Interface) string {
 }
 
 // WaitOperatorReady waits until the operator applies Installation changes again:
-// APIServer "default" Ready and TigeraStatus "ippools" Available. Tests that stop
-// and start the Calico API server or the operator wait on it before the next run.
+// APIServer "default" Ready, projectcalico.org/v3 served through the API server
+// (the operator writes pools only through it), the operator idle on two polls in
+// a row (nothing queued, running or waiting for a retry: a pass that started
+// before v3 was served and failed has been retried) and TigeraStatus "ippools"
+// Available. Tests that stop and start the Calico API server or the operator
+// wait on it before the next run: TigeraStatus alone can still say Available
+// from before a pass that is about to fail.
 func (c *Cluster) WaitOperatorReady(ctx context.Context) error {
+	if c.operator == nil {
+		return errors.New("WaitOperatorReady: this sandbox runs no operator (an operator flavour does)")
+	}
 	dyn, err := dynamic.NewForConfig(c.admin)
 	if err != nil {
 		return fmt.Errorf("dynamic client: %w", err)
 	}
 	var pending string
+	idlePolls := 0
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
 		if pending = apiServerNotReady(ctx, dyn); pending != "" {
+			return false, nil
+		}
+		if _, err := dyn.Resource(operator.V3Pools).List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
+			pending, idlePolls = "projectcalico.org/v3 not served: "+err.Error(), 0
+			return false, nil
+		}
+		if o, ok := c.operator.current(); !ok || !o.Idle() {
+			pending, idlePolls = "the operator is reconciling", 0
+			return false, nil
+		}
+		if idlePolls++; idlePolls < 2 {
+			pending = "the operator is reconciling"
 			return false, nil
 		}
 		pending = "TigeraStatus " + operator.StatusName + ": " + tigeraStatus(ctx, dyn)

@@ -62,6 +62,7 @@ type Operator struct {
 	installations, apiServers, pools, deployments cache.GenericLister
 
 	synced chan struct{}
+	busy   atomic.Bool // a pass is running
 	stats  struct{ reconciles, created, updated, deleted, degraded atomic.Int64 }
 }
 
@@ -104,6 +105,14 @@ func (o *Operator) Stats() Stats {
 		Reconciles: o.stats.reconciles.Load(), Created: o.stats.created.Load(), Updated: o.stats.updated.Load(),
 		Deleted: o.stats.deleted.Load(), Degraded: o.stats.degraded.Load(),
 	}
+}
+
+// Idle reports whether no pass is running, none is queued and no failed pass
+// waits for its retry: whatever the operator saw so far, it has applied. Tests
+// that restart what the operator depends on wait for it, since TigeraStatus
+// alone may still say Available from before a pass that is about to fail.
+func (o *Operator) Idle() bool {
+	return !o.busy.Load() && o.queue.Len() == 0 && o.queue.NumRequeues(key) == 0
 }
 
 // Run watches and reconciles until ctx ends; it returns an error only if the
@@ -192,6 +201,8 @@ func (o *Operator) work(ctx context.Context) bool {
 	if shutdown {
 		return false
 	}
+	o.busy.Store(true)
+	defer o.busy.Store(false)
 	defer o.queue.Done(k)
 	o.stats.reconciles.Add(1)
 	err := o.reconcile(ctx)
