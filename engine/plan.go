@@ -91,6 +91,40 @@ func (p *Plan) Refusals() []string {
 // whose inputs depend on an earlier step that will change something is planned
 // against the current state and marked; its precondition is checked at apply time.
 func MakePlan(ctx context.Context, o Options) (*Plan, error) {
+	pl, err := startPlan(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range o.Runbook.Steps {
+		ps, err := pl.planStep(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		pl.p.Steps = append(pl.p.Steps, ps)
+	}
+	if o.Preflight != nil {
+		pl.p.Preflight = append(pl.p.Preflight, o.Preflight(ctx, preflightSteps(ctx, o, pl.known))...)
+		preflight.Sort(pl.p.Preflight)
+	}
+	return pl.p, nil
+}
+
+// planning is MakePlan's state as it walks the steps in order.
+type planning struct {
+	o Options
+	p *Plan
+	// known are the steps done or skipped in the run apply resumes: not planned again.
+	known map[string]runbooks.StepResult
+	// started are in flight in the run apply resumes: their guards are not decided again.
+	started map[string]bool
+	// changing holds the steps planned to change the cluster (or not known yet):
+	// anything that reads them, or runs after them, is known only after apply.
+	changing []string
+}
+
+// startPlan heads the plan and reads the run apply would resume, so the plan
+// shows what that run still has to do rather than a fresh run.
+func startPlan(ctx context.Context, o Options) (*planning, error) {
 	rb := o.Runbook
 	p := &Plan{Format: PlanFormat, Runbook: rb.Name, RunbookDigest: rb.Digest(), ParamsDigest: o.Params.Digest(),
 		Params: value.JSONMap(o.Params.Values), Env: o.Env, Source: o.Source, CreatedAt: time.Now().UTC(), Cluster: o.Cluster}
@@ -98,125 +132,121 @@ func MakePlan(ctx context.Context, o Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	steps := map[string]runbooks.StepResult{}
-	started := map[string]bool{} // in flight in the run apply resumes: its guards are not decided again
+	pl := &planning{o: o, p: p, known: map[string]runbooks.StepResult{}, started: map[string]bool{}}
 	if j != nil && !j.Finished() && j.ParamsDigest == p.ParamsDigest && j.Runbook == rb.Name {
 		p.Resumes = j.RunID
 		for id, rec := range j.Steps {
 			if rec.Status == StatusDone || rec.Status == StatusSkipped {
-				steps[id] = runbooks.StepResult{Status: rec.Status, Changed: rec.Changed, Outputs: typedOutputs(rb.StepByID(id), rec.Outputs)}
+				pl.known[id] = runbooks.StepResult{Status: rec.Status, Changed: rec.Changed, Outputs: typedOutputs(rb.StepByID(id), rec.Outputs)}
 			} else if rec.StartedAt != nil {
-				started[id] = true
+				pl.started[id] = true
 			}
 		}
 	}
-	// changing holds the steps planned to change the cluster (or not known yet):
-	// anything that reads them, or runs after them, is known only after apply.
-	var changing []string
-	for _, st := range rb.Steps {
-		ps := PlannedStep{ID: st.ID, Action: st.Action, PointOfNoReturn: st.Decl != nil && st.Decl.PointOfNoReturn}
-		if r, ok := steps[st.ID]; ok {
-			ps.Change = plans.Done
-			if r.Status == StatusSkipped {
-				ps.Change = plans.Skip
-			}
-			p.Steps = append(p.Steps, ps)
-			continue
+	return pl, nil
+}
+
+// planStep says what one step would do: its guards first, as apply decides
+// them, then its action's planner. Only an environment that cannot be built
+// fails the whole plan; anything else the step refuses is shown on the step.
+func (pl *planning) planStep(ctx context.Context, st *runbooks.Step) (PlannedStep, error) {
+	ps := PlannedStep{ID: st.ID, Action: st.Action, PointOfNoReturn: st.Decl != nil && st.Decl.PointOfNoReturn}
+	if r, ok := pl.known[st.ID]; ok {
+		ps.Change = plans.Done
+		if r.Status == StatusSkipped {
+			ps.Change = plans.Skip
 		}
-		after := len(changing) > 0
-		env, err := rb.Env(runbooks.Bindings{Params: o.Params.Values, Env: o.Env, Steps: planBindings(rb, steps, st), Funcs: o.Funcs})
-		if err != nil {
-			return nil, err
-		}
-		dependsOnApply := func(e *runbooks.Expr) bool {
-			for _, id := range e.Steps {
-				if slices.Contains(changing, id) {
-					return true
-				}
-			}
-			return false
-		}
-		if started[st.ID] {
-			ps.Details = append(ps.Details, "resumes: started in run "+j.RunID+", so its when/require are not decided again")
-		}
-		if st.When != nil && !started[st.ID] {
-			if dependsOnApply(st.When) {
-				ps.KnownAfterApply = true
-				ps.Details = append(ps.Details, "runs if, after the earlier steps: "+st.When.Source)
-			} else if ok, err := st.When.Eval(ctx, env); err != nil {
-				ps.Change, ps.Refusal = plans.Refused, err.Error()
-				p.Steps = append(p.Steps, ps)
-				continue
-			} else if !ok {
-				ps.Change = plans.Skip
-				ps.Details = append(ps.Details, "when is false: "+st.When.Source)
-				p.Steps = append(p.Steps, ps)
-				continue
-			}
-		}
-		if st.Require != nil && !started[st.ID] {
-			if after || dependsOnApply(st.Require) {
-				ps.Details = append(ps.Details, "precondition checked at apply, after the earlier steps: "+st.Require.Source)
-			} else if ok, err := st.Require.Eval(ctx, env); err != nil || !ok {
-				ps.Change, ps.Refusal = plans.Refused, fmt.Sprintf("precondition is false now: require: %s", st.Require.Source)
-				if err != nil {
-					ps.Refusal = err.Error()
-				}
-				p.Steps = append(p.Steps, ps)
-				continue
-			}
-		}
-		withDepends := false
-		for _, id := range st.With.StepRefs() {
-			withDepends = withDepends || slices.Contains(changing, id)
-		}
-		if withDepends {
-			ps.Change, ps.KnownAfterApply = plans.Unknown, true
-			ps.Details = append(ps.Details, "parameters depend on earlier steps' outputs: known after apply")
-			changing = append(changing, st.ID)
-			p.Steps = append(p.Steps, ps)
-			continue
-		}
-		with, err := st.With.Render(ctx, env)
-		if err != nil {
-			ps.Change, ps.Refusal = plans.Refused, err.Error()
-			p.Steps = append(p.Steps, ps)
-			continue
-		}
-		ps.With = value.JSONMap(with)
-		planner, ok := o.Impls[st.Action].(actions.Planner)
-		if !ok {
-			ps.Change = plans.Unknown
-			ps.Details = append(ps.Details, "action "+st.Action+" cannot plan: known after apply")
-			changing = append(changing, st.ID)
-			p.Steps = append(p.Steps, ps)
-			continue
-		}
-		pl, err := planner.Plan(ctx, &actions.Call{StepID: st.ID, With: with, Given: st.With.Given()})
-		switch {
-		case err != nil && after:
-			// Planned against a state earlier steps will change: not a finding yet.
-			ps.Change = plans.Unknown
-			ps.Details = append(ps.Details, "checked at apply, after the earlier steps (now: "+err.Error()+")")
-		case err != nil:
-			ps.Change, ps.Refusal = plans.Refused, err.Error()
-		default:
-			ps.Change, ps.Details, ps.Warnings, ps.Facts = pl.Change, append(ps.Details, pl.Details...), pl.Warnings, pl.Facts
-			for _, f := range pl.Findings {
-				f.Step = nonEmpty(f.Step, st.ID)
-				p.Preflight = append(p.Preflight, f)
-			}
-		}
-		if ps.Change != plans.None && ps.Change != plans.Check && ps.Change != plans.Refused {
-			changing = append(changing, st.ID)
-		}
-		p.Steps = append(p.Steps, ps)
+		return ps, nil
 	}
-	if o.Preflight != nil {
-		p.Preflight = append(p.Preflight, o.Preflight(ctx, preflightSteps(ctx, o, steps))...)
-		preflight.Sort(p.Preflight)
+	g := planGuards(pl.o, pl.known, st, pl.started[st.ID], pl.changing)
+	env, err := g.env()
+	if err != nil {
+		return ps, err
 	}
-	return p, nil
+	if decided := pl.decideGuards(ctx, g, env, &ps); decided {
+		return ps, nil
+	}
+	pl.planAction(ctx, g, env, &ps)
+	// A step that may change the cluster makes what comes after it known only
+	// after apply; one that changes nothing, or is refused, does not.
+	if ps.Change != plans.None && ps.Change != plans.Check && ps.Change != plans.Refused {
+		pl.changing = append(pl.changing, st.ID)
+	}
+	return ps, nil
+}
+
+// decideGuards decides when and require as far as they are known now. decided
+// reports that they settled the step (skipped or refused): its action is not
+// planned.
+func (pl *planning) decideGuards(ctx context.Context, g *guards, env map[string]any, ps *PlannedStep) (decided bool) {
+	if g.started {
+		ps.Details = append(ps.Details, "resumes: started in run "+pl.p.Resumes+", so its when/require are not decided again")
+	}
+	d, err := g.decide(ctx, guardWhen, env)
+	switch {
+	case err != nil:
+		ps.Change, ps.Refusal = plans.Refused, err.Error()
+		return true
+	case d.outcome == guardFalse:
+		ps.Change = plans.Skip
+		ps.Details = append(ps.Details, d.why)
+		return true
+	case d.outcome == guardDeferred:
+		ps.KnownAfterApply = true
+		ps.Details = append(ps.Details, d.why)
+	}
+	d, err = g.decide(ctx, guardRequire, env)
+	switch {
+	case err != nil:
+		ps.Change, ps.Refusal = plans.Refused, err.Error()
+		return true
+	case d.outcome == guardFalse:
+		ps.Change, ps.Refusal = plans.Refused, d.why
+		return true
+	case d.outcome == guardDeferred:
+		ps.Details = append(ps.Details, d.why)
+	}
+	return false
+}
+
+// planAction renders the step's parameters and asks its action's planner.
+// Parameters that read a changing step, an action that cannot plan, and a
+// planner's refusal after a change are known only after apply, not refused: the
+// earlier steps may make them good.
+func (pl *planning) planAction(ctx context.Context, g *guards, env map[string]any, ps *PlannedStep) {
+	st := g.step
+	if g.readsUnknown(st.With.StepRefs()) {
+		ps.Change, ps.KnownAfterApply = plans.Unknown, true
+		ps.Details = append(ps.Details, "parameters depend on earlier steps' outputs: known after apply")
+		return
+	}
+	with, err := st.With.Render(ctx, env)
+	if err != nil {
+		ps.Change, ps.Refusal = plans.Refused, err.Error()
+		return
+	}
+	ps.With = value.JSONMap(with)
+	planner, ok := pl.o.Impls[st.Action].(actions.Planner)
+	if !ok {
+		ps.Change = plans.Unknown
+		ps.Details = append(ps.Details, "action "+st.Action+" cannot plan: known after apply")
+		return
+	}
+	res, err := planner.Plan(ctx, &actions.Call{StepID: st.ID, With: with, Given: st.With.Given()})
+	switch {
+	case err != nil && len(pl.changing) > 0:
+		// Planned against a state earlier steps will change: not a finding yet.
+		ps.Change = plans.Unknown
+		ps.Details = append(ps.Details, "checked at apply, after the earlier steps (now: "+err.Error()+")")
+	case err != nil:
+		ps.Change, ps.Refusal = plans.Refused, err.Error()
+	default:
+		ps.Change, ps.Details, ps.Warnings, ps.Facts = res.Change, append(ps.Details, res.Details...), res.Warnings, res.Facts
+		for _, f := range res.Findings {
+			f.Step = nonEmpty(f.Step, st.ID)
+			pl.p.Preflight = append(pl.p.Preflight, f)
+		}
+	}
 }
 
 // preflightSteps are the steps still to run (those not done or skipped in the run

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/utils/clock"
-
 	"github.com/runbookdev/runbook/actions"
 	"github.com/runbookdev/runbook/internal/exitcode"
 	"github.com/runbookdev/runbook/internal/preflight"
@@ -340,98 +338,38 @@ func (r *runner) execute(ctx context.Context) *Report {
 
 // step runs one step's lifecycle: when → require → apply → until → assert.
 func (r *runner) step(ctx context.Context, st *runbooks.Step, rec *StepRecord) error {
-	env, err := r.env()
+	g := applyGuards(r, st, rec)
+	env, err := g.env()
 	if err != nil {
 		return err
 	}
-	// A step the journal shows started has acted, or may have (its intents and
-	// created objects are journalled as it goes): its guards were decided when it
-	// began. Deciding them again against today's cluster — which the step itself
-	// may have changed — could skip it, and its rollback and cleanup with it,
-	// leaving what it created. It resumes instead, and its action converges.
-	started := rec.StartedAt != nil
-	if st.When != nil && !started {
-		ok, err := st.When.Eval(ctx, env)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			rec.Status, rec.Message = StatusSkipped, "when was false: "+st.When.Source
-			r.emit(Event{Type: "step.skip", Step: st.ID, Status: StatusSkipped, Message: rec.Message})
-			return r.save(ctx)
-		}
-	}
-	if st.Require != nil && !started {
-		ok, err := st.Require.Eval(ctx, env)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("precondition failed, nothing was changed: require: %s", st.Require.Source)
-		}
+	if skipped, err := r.preconditions(ctx, g, env, rec); skipped || err != nil {
+		return err
 	}
 	with, err := st.With.Render(ctx, env)
 	if err != nil {
 		return err
 	}
-	now := time.Now().UTC()
-	if rec.StartedAt == nil {
-		rec.StartedAt = &now
-	}
-	rec.Status = StatusRunning
-	rec.Attempts++
-	// The step is marked in flight before it acts: a crash from here on resumes this
-	// step, whose action re-observes the cluster and converges.
-	if err := r.save(ctx); err != nil {
+	if err := r.markStarted(ctx, st, rec); err != nil {
 		return err
 	}
-	r.emit(Event{Type: "step.start", Step: st.ID, Status: StatusRunning, Message: st.Name})
 	stepCtx := ctx
 	if st.Timeout > 0 {
 		var cancel context.CancelFunc
 		stepCtx, cancel = context.WithTimeout(ctx, st.Timeout)
 		defer cancel()
 	}
-	call := &actions.Call{RunID: r.j.RunID, StepID: st.ID, With: with, Given: st.With.Given(), Prior: rec.Record, Recorder: &recorder{r: r, rec: rec}, Deadline: r.Deadline}
-	out, err := r.Impls[st.Action].Apply(stepCtx, call)
-	if errors.Is(err, actions.ErrAwaitApproval) && r.Confirm != nil {
-		msg, _ := with["message"].(string)
-		ok, cerr := r.Confirm(st, nonEmpty(msg, "Continue?"))
-		if cerr != nil || !ok {
-			return actions.ErrAwaitApproval
-		}
-		if err := call.Recorder.Intent(ctx, "approvedBy", r.Holder+" (interactive)"); err != nil {
-			return err
-		}
-		call.Prior = rec.Record
-		out, err = r.Impls[st.Action].Apply(stepCtx, call)
-	}
-	if errors.Is(err, actions.ErrAwaitApproval) || errors.Is(err, actions.ErrDeadline) {
-		return err
-	}
+	out, err := r.act(ctx, stepCtx, st, rec, with)
 	if err != nil {
-		return err // actions name themselves in their errors
+		// As is: actions name themselves in their errors, and execute tells a
+		// wait for approval or the deadline from a failure with errors.Is.
+		return err
 	}
 	rec.Changed = rec.Changed || out.Changed
 	// Stored in their JSON form (durations as "5m0s"), typed again on every read.
 	rec.Outputs, rec.Message = value.JSONMap(out.Outputs), out.Message
-	if st.Until != nil {
-		if err := r.waitUntil(stepCtx, st); err != nil {
-			return err
-		}
-	}
-	if st.Assert != nil {
-		env, err := r.env()
-		if err != nil {
-			return err
-		}
-		ok, err := st.Assert.Eval(ctx, env)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("postcondition failed: assert: %s", st.Assert.Source)
-		}
+	if err := r.postconditions(ctx, stepCtx, g); err != nil {
+		return err
 	}
 	fin := time.Now().UTC()
 	rec.Status, rec.FinishedAt, rec.Error = StatusDone, &fin, ""
@@ -439,51 +377,83 @@ func (r *runner) step(ctx context.Context, st *runbooks.Step, rec *StepRecord) e
 	return r.save(ctx)
 }
 
-// untilFallback is how often an until guard is re-evaluated without a cache change
-// (a guard may read something the cache does not signal, such as the time).
-const untilFallback = 2 * time.Second
-
-// waitUntil re-evaluates the until guard whenever the cache reports a change
-// (debounced), with a fallback interval, until it holds or the step times out.
-func (r *runner) waitUntil(ctx context.Context, st *runbooks.Step) error {
-	tick := time.NewTicker(untilFallback)
-	defer tick.Stop()
-	for {
-		env, err := r.env()
-		if err != nil {
-			return err
-		}
-		ok, err := st.Until.Eval(ctx, env)
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("until still false after the step's timeout %s: %s", st.Timeout, st.Until.Source)
-			}
-			return ctx.Err()
-		case <-r.Changes:
-			// Debounce: a burst of cache events costs one evaluation. The pause
-			// watches the context like every other wait: a signal or a lost lock
-			// ends the step now, not after it.
-			if sleepOn(ctx, clock.RealClock{}, untilDebounce) != nil {
-				continue // the select above reports the context's end
-			}
-			for len(r.Changes) > 0 {
-				<-r.Changes
-			}
-		case <-tick.C:
-		}
+// preconditions decide when and require before the step acts. A false when
+// skips the step, journalled as decided (skipped reports it, err the save); a
+// false require fails it with nothing changed.
+func (r *runner) preconditions(ctx context.Context, g *guards, env map[string]any, rec *StepRecord) (skipped bool, err error) {
+	d, err := g.decide(ctx, guardWhen, env)
+	if err != nil {
+		return false, err
 	}
+	if d.outcome == guardFalse {
+		rec.Status, rec.Message = StatusSkipped, d.why
+		r.emit(Event{Type: "step.skip", Step: g.step.ID, Status: StatusSkipped, Message: rec.Message})
+		return true, r.save(ctx)
+	}
+	d, err = g.decide(ctx, guardRequire, env)
+	if err != nil {
+		return false, err
+	}
+	if d.outcome == guardFalse {
+		return false, errors.New(d.why)
+	}
+	return false, nil
 }
 
-// untilDebounce is how long a change to the cache waits for the rest of its burst
-// before the until guard is evaluated again.
-const untilDebounce = 100 * time.Millisecond
+// markStarted journals the step in flight before it acts: a crash from here on
+// resumes this step, whose action re-observes the cluster and converges.
+func (r *runner) markStarted(ctx context.Context, st *runbooks.Step, rec *StepRecord) error {
+	now := time.Now().UTC()
+	if rec.StartedAt == nil {
+		rec.StartedAt = &now
+	}
+	rec.Status = StatusRunning
+	rec.Attempts++
+	if err := r.save(ctx); err != nil {
+		return err
+	}
+	r.emit(Event{Type: "step.start", Step: st.ID, Status: StatusRunning, Message: st.Name})
+	return nil
+}
+
+// act applies the step's action within stepCtx (the step's timeout). A pause in
+// an interactive run asks at once, and on yes journals who approved (with ctx,
+// like every journal write) before applying again; otherwise ErrAwaitApproval
+// ends the invocation until `runbook approve`.
+func (r *runner) act(ctx, stepCtx context.Context, st *runbooks.Step, rec *StepRecord, with map[string]any) (actions.Outcome, error) {
+	call := &actions.Call{RunID: r.j.RunID, StepID: st.ID, With: with, Given: st.With.Given(), Prior: rec.Record, Recorder: &recorder{r: r, rec: rec}, Deadline: r.Deadline}
+	out, err := r.Impls[st.Action].Apply(stepCtx, call)
+	if errors.Is(err, actions.ErrAwaitApproval) && r.Confirm != nil {
+		msg, _ := with["message"].(string)
+		ok, cerr := r.Confirm(st, nonEmpty(msg, "Continue?"))
+		if cerr != nil || !ok {
+			return actions.Outcome{}, actions.ErrAwaitApproval
+		}
+		if err := call.Recorder.Intent(ctx, "approvedBy", r.Holder+" (interactive)"); err != nil {
+			return actions.Outcome{}, err
+		}
+		call.Prior = rec.Record
+		out, err = r.Impls[st.Action].Apply(stepCtx, call)
+	}
+	return out, err
+}
+
+// postconditions judge what the step did: until waits for it within stepCtx
+// (the step's timeout), then assert decides at once, against the journal as
+// the step left it.
+func (r *runner) postconditions(ctx, stepCtx context.Context, g *guards) error {
+	if _, err := g.waitUntil(stepCtx, r.Changes); err != nil {
+		return err
+	}
+	d, err := g.check(ctx, guardAssert)
+	if err != nil {
+		return err
+	}
+	if d.outcome == guardFalse {
+		return errors.New(d.why)
+	}
+	return nil
+}
 
 // rollback undoes completed steps in reverse order, from the failed step down, never
 // across a point of no return. It returns what a human must still do.
