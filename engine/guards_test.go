@@ -9,20 +9,21 @@ import (
 	"time"
 
 	"github.com/runbookdev/runbook/actions"
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/runbooks"
 )
 
 // guardDecl is the guard tests' action: one earlier step's output n for guards
 // to read. (enginetest's action cannot be used here: it imports this package.)
-var guardDecl = &actions.Decl{Name: "put",
-	Params:  []actions.Param{{Name: "name", Spec: value.Spec{Type: value.String, Required: true}}},
-	Outputs: []actions.Output{{Name: "n", Type: value.Int}}}
+var guardDecl = &decl.Action{Name: "put",
+	Params:  []decl.Param{{Name: "name", Spec: value.Spec{Type: value.String, Required: true}}},
+	Outputs: []decl.Output{{Name: "n", Type: value.Int}}}
 
 // guardRunbook has step a, then step s with the one guard under test.
 func guardRunbook(t *testing.T, field, src string) (*runbooks.Runbook, *runbooks.Params) {
 	t.Helper()
-	reg := actions.NewRegistry()
+	reg := decl.NewRegistry()
 	reg.Add(guardDecl)
 	for _, f := range actions.Default.Funcs() {
 		reg.AddFunc(f)
