@@ -44,26 +44,7 @@ type load struct {
 // owners so that all of them advance together.
 func pick(w *world, lim limits, ld load) (out []choice, waits map[string][]string) {
 	waits = map[string][]string{}
-	cs := make([]*candidate, 0, len(w.cands))
-	critical := false
-	for _, c := range w.cands {
-		if c.action == ActRestart {
-			continue
-		}
-		cs = append(cs, c)
-		critical = critical || c.critical != ""
-	}
-	sort.SliceStable(cs, func(i, j int) bool {
-		a, b := cs[i], cs[j]
-		if (a.critical != "") != (b.critical != "") {
-			return a.critical != ""
-		}
-		if a.ready != b.ready {
-			return !a.ready
-		}
-		return a.rank < b.rank
-	})
-	cs = spreadOverNodes(cs, ld.perNode)
+	cs, critical := pickOrder(w.cands, ld.perNode)
 	perNode := map[string]int{}
 	for n, k := range ld.perNode {
 		perNode[n] = k
@@ -98,19 +79,7 @@ func pick(w *world, lim limits, ld load) (out []choice, waits map[string][]strin
 			wait(fmt.Sprintf("node %s: %d pods leaving or arriving (perNodeConcurrency)", node, lim.perNode))
 			continue
 		}
-		var v Verdict
-		switch {
-		case c.admitted:
-			v = Verdict{OK: true} // its disruption is granted and counted already
-		case c.budget != nil && ld.cooling[c.budget.Key()]:
-			v = Verdict{Why: c.budget.String() + " refused an eviction (429): waiting for its status to change"}
-		case c.budget != nil:
-			v = c.budget.admit(c.ready, c.ignores)
-		case c.os != nil:
-			v = ownerAdmit(c.owner, c.os.goal, c.os.readyNow, c.os.draining, lim.maxUnavailable, c.ready && !c.ignores)
-		default:
-			v = Verdict{OK: true}
-		}
+		v := admission(c, lim, ld)
 		if !v.OK {
 			wait(v.Why)
 			continue
@@ -118,19 +87,66 @@ func pick(w *world, lim limits, ld load) (out []choice, waits map[string][]strin
 		out = append(out, choice{c: c, consumes: v.Consumes})
 		inFlight++
 		perNode[node]++
-		if c.budget != nil {
-			if v.Consumes {
-				c.budget.Unreflected++
-			}
-			if c.ready {
-				c.budget.Draining++
-			}
-		}
-		if c.os != nil && c.ready {
-			c.os.draining++
-		}
+		c.chargePick(v.Consumes)
 	}
 	return out, waits
+}
+
+// pickOrder is the candidates pick weighs, in the order it weighs them (see pick),
+// and whether any backs a webhook or APIService: then nothing else may go.
+func pickOrder(cands []*candidate, busy map[string]int) (cs []*candidate, critical bool) {
+	cs = make([]*candidate, 0, len(cands))
+	for _, c := range cands {
+		if c.action == ActRestart {
+			continue
+		}
+		cs = append(cs, c)
+		critical = critical || c.critical != ""
+	}
+	sort.SliceStable(cs, func(i, j int) bool {
+		a, b := cs[i], cs[j]
+		if (a.critical != "") != (b.critical != "") {
+			return a.critical != ""
+		}
+		if a.ready != b.ready {
+			return !a.ready
+		}
+		return a.rank < b.rank
+	})
+	return spreadOverNodes(cs, busy), critical
+}
+
+// admission is whether the candidate's budget lets it go now: its PDB, or its
+// owner's maxUnavailable when no PDB covers it.
+func admission(c *candidate, lim limits, ld load) Verdict {
+	switch {
+	case c.admitted:
+		return Verdict{OK: true} // its disruption is granted and counted already
+	case c.budget != nil && ld.cooling[c.budget.Key()]:
+		return Verdict{Why: c.budget.String() + " refused an eviction (429): waiting for its status to change"}
+	case c.budget != nil:
+		return c.budget.admit(c.ready, c.ignores)
+	case c.os != nil:
+		return ownerAdmit(c.owner, c.os.goal, c.os.readyNow, c.os.draining, lim.maxUnavailable, c.ready && !c.ignores)
+	default:
+		return Verdict{OK: true}
+	}
+}
+
+// chargePick counts a picked pod against its budget and its owner, so the rest of
+// the round sees the disruption before any status shows it.
+func (c *candidate) chargePick(consumes bool) {
+	if c.budget != nil {
+		if consumes {
+			c.budget.Unreflected++
+		}
+		if c.ready {
+			c.budget.Draining++
+		}
+	}
+	if c.os != nil && c.ready {
+		c.os.draining++
+	}
 }
 
 // spreadOverNodes reorders each tier of equally urgent candidates (same

@@ -175,224 +175,352 @@ func (w *world) done() bool {
 // observe builds the world from the store. It is deterministic given the store,
 // the memory and the time; it records first sightings in mem.
 func observe(st Store, s *setup, mem *memory, now time.Time) *world {
+	ob := newObservation(st, s, mem, now)
+	byNS := ob.readBudgets()
+	ob.readPods(byNS)
+	ob.touchRemembered()
+	for i := range ob.infos {
+		ob.consider(&ob.infos[i])
+	}
+	ob.findStrays()
+	ob.w.order()
+	return ob.w
+}
+
+// observation is one observe call in the making: what its phases share while they
+// build the world.
+type observation struct {
+	st  Store
+	s   *setup
+	mem *memory
+	w   *world
+	// infos are the pods in the store's order, with what observe worked out of them.
+	infos []podInfo
+	// stats counts every owner with pods, touched or not: touching one takes its
+	// counts from here.
+	stats map[Owner]*ownerState
+	// owed is what each owner would owe if this were its first sight (see
+	// firstSight.owed).
+	owed map[Owner]int
+	// sizes caches workload, which walks every pod.
+	sizes map[*Budget]int
+}
+
+// podInfo is a pod with what observe worked out about it.
+type podInfo struct {
+	pod     *corev1.Pod
+	place   Placement
+	owner   Owner
+	managed bool
+	after   bool      // created after the step began
+	covers  []*Budget // the budgets whose selector matches the pod
+}
+
+// newObservation starts with an empty world: the phases fill it in.
+func newObservation(st Store, s *setup, mem *memory, now time.Time) *observation {
 	w := &world{now: now, refused: Refusals{}, owners: map[Owner]*ownerState{}, budgets: map[string]*Budget{},
 		restarts: map[Owner][]*candidate{}, byKey: map[string]*podState{}, arriving: map[string]int{}}
+	return &observation{st: st, s: s, mem: mem, w: w, stats: map[Owner]*ownerState{}, owed: map[Owner]int{},
+		sizes: map[*Budget]int{}}
+}
+
+// readBudgets reads the PDBs into the world, and returns them by namespace: a
+// budget only ever covers pods of its own namespace, so pods are matched against
+// those alone.
+func (ob *observation) readBudgets() map[string][]*Budget {
 	byNS := map[string][]*Budget{}
-	for _, pdb := range st.PDBs() {
+	for _, pdb := range ob.st.PDBs() {
 		b := newBudget(pdb)
-		w.budgets[b.Key()] = b
+		ob.w.budgets[b.Key()] = b
 		byNS[b.Namespace] = append(byNS[b.Namespace], b)
 	}
-	pods := st.Pods()
-	w.pods = make(map[types.UID]*podState, len(pods))
-	type podInfo struct {
-		pod     *corev1.Pod
-		place   Placement
-		owner   Owner
-		managed bool
-		after   bool      // created after the step began
-		covers  []*Budget // the budgets whose selector matches the pod
-	}
-	mem.prune(len(pods))
-	infos := make([]podInfo, 0, len(pods))
-	stats := map[Owner]*ownerState{}
-	owed := map[Owner]int{}
-	gen := budgetsGeneration(w.budgets)
+	return byNS
+}
+
+// readPods works out every pod once and counts what the decisions weigh before any
+// pod is considered: each budget's healthy pods, each owner's Ready pods and what
+// it owes, each node's queued work.
+func (ob *observation) readPods(byNS map[string][]*Budget) {
+	pods := ob.st.Pods()
+	ob.w.pods = make(map[types.UID]*podState, len(pods))
+	ob.mem.prune(len(pods))
+	ob.infos = make([]podInfo, 0, len(pods))
+	gen := budgetsGeneration(ob.w.budgets)
 	for _, p := range pods {
-		pm := mem.analyse(p, st, s, byNS, gen)
-		pi := podInfo{pod: p, place: pm.place, owner: pm.owner, managed: pm.managed, after: p.CreationTimestamp.Time.After(s.since)}
-		for _, k := range pm.covers {
-			if b := w.budgets[k]; b != nil {
-				pi.covers = append(pi.covers, b)
-			}
-		}
-		infos = append(infos, pi)
-		ps := &podState{pod: p, place: pi.place, owner: pi.owner}
-		w.pods[p.UID] = ps
-		if pi.owner.Kind == KindStatefulSet {
-			w.byKey[podKey(p)] = ps
-		}
-		if pi.place == NoAddress && p.Annotations[annotationPodIPs] == "" && p.Spec.NodeName != "" && !p.Spec.HostNetwork &&
-			p.Status.Phase == corev1.PodPending && !isTerminating(p) && now.Sub(p.CreationTimestamp.Time) < arrivingFor {
-			w.arriving[p.Spec.NodeName]++
-		}
+		pi := ob.infoOf(p, byNS, gen)
+		ob.infos = append(ob.infos, pi)
+		ob.w.index(&pi)
 		ready := isReady(p) && !isTerminating(p)
 		if ready {
 			for _, b := range pi.covers {
 				b.Healthy++
 			}
 		}
-		if pi.owner.IsZero() || isFinished(p) {
-			continue
-		}
-		os := stats[pi.owner]
-		if os == nil {
-			os = &ownerState{Owner: pi.owner}
-			stats[pi.owner] = os
-		}
-		if ready {
-			os.readyNow++
-			if pi.place != InOld && !(pi.place == Elsewhere && pi.after) {
-				os.readyOK++
-			}
-		} else if !isTerminating(p) {
-			os.notReady = append(os.notReady, p)
-		}
-		if ready || isTerminating(p) || (pi.after && !isFailing(p, now)) {
-			owed[pi.owner]++
+		ob.countForOwner(&pi, ready)
+	}
+}
+
+// infoOf is the pod's podInfo: the costly part comes from the memory (see
+// memory.analyse), which keeps the budgets' keys, not the budgets of a past round.
+func (ob *observation) infoOf(p *corev1.Pod, byNS map[string][]*Budget, gen uint64) podInfo {
+	pm := ob.mem.analyse(p, ob.st, ob.s, byNS, gen)
+	pi := podInfo{pod: p, place: pm.place, owner: pm.owner, managed: pm.managed, after: p.CreationTimestamp.Time.After(ob.s.since)}
+	for _, k := range pm.covers {
+		if b := ob.w.budgets[k]; b != nil {
+			pi.covers = append(pi.covers, b)
 		}
 	}
-	touch := func(o Owner) *ownerState {
-		os := stats[o]
-		if os == nil {
-			os = &ownerState{Owner: o}
-			stats[o] = os
-		}
-		if !os.touched {
-			os.touched = true
-			os.desired = desired(o, st)
-			fs, ok := mem.owners[o]
-			if !ok {
-				fs = firstSight{owed: owed[o], readyOK: os.readyOK}
-				mem.owners[o] = fs
-			}
-			os.goal = fs.owed
-			if os.desired >= 0 {
-				os.goal = min(os.goal, os.desired)
-			}
-			w.owners[o] = os
-		}
-		return os
+	return pi
+}
+
+// index records the pod in the world's indexes, which settling the ledger reads,
+// and counts it as work queued on its node while it waits for its address.
+func (w *world) index(pi *podInfo) {
+	p := pi.pod
+	ps := &podState{pod: p, place: pi.place, owner: pi.owner}
+	w.pods[p.UID] = ps
+	if pi.owner.Kind == KindStatefulSet {
+		w.byKey[podKey(p)] = ps
 	}
-	// Owners touched earlier in this invocation stay touched after their last pod
-	// left the pool: their replacements may not be Ready yet.
-	remembered := make([]Owner, 0, len(mem.owners))
-	for o := range mem.owners {
+	if pi.place == NoAddress && p.Annotations[annotationPodIPs] == "" && p.Spec.NodeName != "" && !p.Spec.HostNetwork &&
+		p.Status.Phase == corev1.PodPending && !isTerminating(p) && w.now.Sub(p.CreationTimestamp.Time) < arrivingFor {
+		w.arriving[p.Spec.NodeName]++
+	}
+}
+
+// countForOwner counts the pod in its owner's stats, which touching the owner
+// starts from. Bare pods have no owner to count in, finished pods nothing to give.
+func (ob *observation) countForOwner(pi *podInfo, ready bool) {
+	p := pi.pod
+	if pi.owner.IsZero() || isFinished(p) {
+		return
+	}
+	os := ob.stat(pi.owner)
+	if ready {
+		os.readyNow++
+		if pi.place != InOld && !(pi.place == Elsewhere && pi.after) {
+			os.readyOK++
+		}
+	} else if !isTerminating(p) {
+		os.notReady = append(os.notReady, p)
+	}
+	if ready || isTerminating(p) || (pi.after && !isFailing(p, ob.w.now)) {
+		ob.owed[pi.owner]++
+	}
+}
+
+// stat is the owner's stats, created empty for an owner without pods counted.
+func (ob *observation) stat(o Owner) *ownerState {
+	os := ob.stats[o]
+	if os == nil {
+		os = &ownerState{Owner: o}
+		ob.stats[o] = os
+	}
+	return os
+}
+
+// touch makes the owner one the step moves pods of, which it waits for until the
+// owner has its pods back: the first time in this invocation, it records what the
+// owner owes (its goal is measured against that first sight, not today's counts).
+func (ob *observation) touch(o Owner) *ownerState {
+	os := ob.stat(o)
+	if !os.touched {
+		os.touched = true
+		os.desired = desired(o, ob.st)
+		fs, ok := ob.mem.owners[o]
+		if !ok {
+			fs = firstSight{owed: ob.owed[o], readyOK: os.readyOK}
+			ob.mem.owners[o] = fs
+		}
+		os.goal = fs.owed
+		if os.desired >= 0 {
+			os.goal = min(os.goal, os.desired)
+		}
+		ob.w.owners[o] = os
+	}
+	return os
+}
+
+// touchRemembered touches again the owners touched earlier in this invocation:
+// they stay touched after their last pod left the pool, as their replacements may
+// not be Ready yet.
+func (ob *observation) touchRemembered() {
+	remembered := make([]Owner, 0, len(ob.mem.owners))
+	for o := range ob.mem.owners {
 		remembered = append(remembered, o)
 	}
 	for _, o := range remembered {
-		touch(o)
+		ob.touch(o)
 	}
-	// workload is how many pods a budget's owners want: the disruption controller's
-	// expectedPods counts the pods that exist when minAvailable is a number, and
-	// that dips while a pod is replaced (its ReplicaSet lagging, say after an API
-	// server restart), which must not pass for a budget that never allows anything.
-	// Worked out only for a budget that looks like one.
-	sizes := map[*Budget]int{}
-	workload := func(b *Budget) int {
-		if n, ok := sizes[b]; ok {
-			return n
-		}
-		pods, want := map[Owner]int{}, 0
-		for _, pi := range infos {
-			if !isFinished(pi.pod) && slices.Contains(pi.covers, b) {
-				pods[pi.owner]++
-			}
-		}
-		for o, n := range pods {
-			if d := desired(o, st); !o.IsZero() && d >= 0 {
-				want += d
-			} else {
-				want += n
-			}
-		}
-		sizes[b] = max(want, int(b.ExpectedPods))
-		return sizes[b]
+}
+
+// workload is how many pods a budget's owners want: the disruption controller's
+// expectedPods counts the pods that exist when minAvailable is a number, and
+// that dips while a pod is replaced (its ReplicaSet lagging, say after an API
+// server restart), which must not pass for a budget that never allows anything.
+// Worked out only for a budget that looks like one.
+func (ob *observation) workload(b *Budget) int {
+	if n, ok := ob.sizes[b]; ok {
+		return n
 	}
-	for _, pi := range infos {
+	pods, want := map[Owner]int{}, 0
+	for _, pi := range ob.infos {
+		if !isFinished(pi.pod) && slices.Contains(pi.covers, b) {
+			pods[pi.owner]++
+		}
+	}
+	for o, n := range pods {
+		if d := desired(o, ob.st); !o.IsZero() && d >= 0 {
+			want += d
+		} else {
+			want += n
+		}
+	}
+	ob.sizes[b] = max(want, int(b.ExpectedPods))
+	return ob.sizes[b]
+}
+
+// consider decides what the step does with one pod of its scope: wait for its
+// owner (a replacement), report it (a replacement back in the old pool), or, for a
+// pod in the old pool, wait, skip, refuse or move it.
+func (ob *observation) consider(pi *podInfo) {
+	p := pi.pod
+	if !ob.s.scope.contains(p) {
+		return
+	}
+	if pi.after && waitsFor(pi.owner) && !isFinished(p) {
+		ob.touch(pi.owner) // a replacement: its owner must come back, also after a resume
+	}
+	if pi.place != InOld {
+		return
+	}
+	key := podKey(p)
+	if pi.after {
+		ob.w.landed = append(ob.w.landed, key+" ("+oldAddress(p, ob.s.pool)+")")
+		return
+	}
+	os, move := ob.triage(pi, key)
+	if !move {
+		return
+	}
+	if !ob.mem.seen[key] {
+		ob.mem.seen[key] = true
+	}
+	c := ob.newCandidate(pi, key, os)
+	if why := ob.refusal(c, pi); why != "" {
+		ob.w.refused.add(why, key)
+		return
+	}
+	c.critical = criticalFor(p, ob.s.critical)
+	ob.w.cands = append(ob.w.cands, c)
+	if c.action == ActRestart {
+		ob.w.restarts[c.owner] = append(ob.w.restarts[c.owner], c)
+	}
+}
+
+// triage runs the filters over a pod in the old pool: it records the pods the step
+// waits for, skips or refuses, and says whether the pod is one to move. The owner
+// of a pod to move or to wait out is touched first (os) and counts it in the old
+// pool: the step waits for the owner to come back either way.
+func (ob *observation) triage(pi *podInfo, key string) (os *ownerState, move bool) {
+	p := pi.pod
+	d, why := classify(p, pi.owner, pi.managed, ob.s.filters)
+	if (d == Move || d == WaitGone) && pi.managed && waitsFor(pi.owner) {
+		os = ob.touch(pi.owner)
+		os.inOld++
+	}
+	switch d {
+	case Skip:
+		ob.w.skipped = append(ob.w.skipped, key)
+		return os, false
+	case Refuse:
+		ob.w.refused.add(why, key)
+		return os, false
+	case WaitGone, WaitJob:
+		ob.w.waits = append(ob.w.waits, waiting{key: key, why: why})
+		return os, false
+	}
+	if pi.managed {
+		if why := pinRefusal(p, ob.st.NamespaceAnnotations(p.Namespace), ob.s.pool); why != "" {
+			ob.w.refused.add(why, key)
+			return os, false
+		}
+	}
+	return os, true
+}
+
+// newCandidate is the pod to move, with the action the strategy and its owner call
+// for.
+func (ob *observation) newCandidate(pi *podInfo, key string, os *ownerState) *candidate {
+	p := pi.pod
+	c := &candidate{pod: p, key: key, owner: pi.owner, os: os, ready: isReady(p), ignores: ignoresBudget(p),
+		failing: isFailing(p, ob.w.now), action: ob.s.strategy}
+	if !pi.managed && c.action == ActRestart {
+		c.action = ActDelete // unmanagedPods: delete: nothing to restart
+	}
+	if ob.s.singleRestart && c.action != ActRestart && os != nil && os.desired == 1 && canSurge(pi.owner, ob.st) && restartRefusal(pi.owner, ob.st) == "" {
+		c.action = ActRestart // surge: the new pod is Ready before the only one goes
+	}
+	return c
+}
+
+// refusal says why the step refuses to move the candidate by its action, or "".
+// On the way it gives the candidate its budget, which the last check weighs.
+func (ob *observation) refusal(c *candidate, pi *podInfo) string {
+	if c.action == ActRestart && pi.managed {
+		if why := restartRefusal(pi.owner, ob.st); why != "" {
+			return why
+		}
+	}
+	if why := c.takeBudget(pi.covers); why != "" {
+		return why
+	}
+	if c.budget != nil && c.action != ActRestart && c.ready && !c.admitted && c.budget.NeverAllows() &&
+		ob.workload(c.budget) <= int(c.budget.DesiredHealthy) {
+		return c.budget.String() + " never allows an eviction as the workload stands (" + c.budget.State() + "): relax it or scale up first"
+	}
+	return ""
+}
+
+// takeBudget gives the candidate the budget covering it, and whether that budget
+// already admitted its eviction; or says why the eviction API could never evict it.
+func (c *candidate) takeBudget(covering []*Budget) string {
+	if len(covering) > 1 && c.action == ActEvict {
+		names := make([]string, len(covering))
+		for i, b := range covering {
+			names[i] = b.Key()
+		}
+		sort.Strings(names)
+		return "pods covered by several PodDisruptionBudgets, which the eviction API can never evict (HTTP 500; fix the overlap, or use strategy: delete) — " + textlist.Capped(names, 0)
+	}
+	if len(covering) > 0 {
+		c.budget = covering[0]
+		if c.action == ActEvict {
+			c.admitted = c.budget.AdmittedEviction(c.pod)
+		}
+	}
+	return ""
+}
+
+// findStrays lists the replacements of touched owners that got an address outside
+// the target pools. A pass of its own: an owner may be touched by a pod that comes
+// after its replacement in the store's order.
+func (ob *observation) findStrays() {
+	for _, pi := range ob.infos {
 		p := pi.pod
-		if !s.scope.contains(p) {
-			continue
-		}
-		if pi.after && waitsFor(pi.owner) && !isFinished(p) {
-			touch(pi.owner) // a replacement: its owner must come back, also after a resume
-		}
-		if pi.place != InOld {
-			continue
-		}
-		key := podKey(p)
-		if pi.after {
-			w.landed = append(w.landed, key+" ("+oldAddress(p, s.pool)+")")
-			continue
-		}
-		d, why := classify(p, pi.owner, pi.managed, s.filters)
-		var os *ownerState
-		if (d == Move || d == WaitGone) && pi.managed && waitsFor(pi.owner) {
-			os = touch(pi.owner)
-			os.inOld++
-		}
-		switch d {
-		case Skip:
-			w.skipped = append(w.skipped, key)
-			continue
-		case Refuse:
-			w.refused.add(why, key)
-			continue
-		case WaitGone, WaitJob:
-			w.waits = append(w.waits, waiting{key: key, why: why})
-			continue
-		}
-		if pi.managed {
-			if why := pinRefusal(p, st.NamespaceAnnotations(p.Namespace), s.pool); why != "" {
-				w.refused.add(why, key)
-				continue
-			}
-		}
-		if !mem.seen[key] {
-			mem.seen[key] = true
-		}
-		c := &candidate{pod: p, key: key, owner: pi.owner, os: os, ready: isReady(p), ignores: ignoresBudget(p),
-			failing: isFailing(p, now), action: s.strategy}
-		if !pi.managed && c.action == ActRestart {
-			c.action = ActDelete // unmanagedPods: delete: nothing to restart
-		}
-		if s.singleRestart && c.action != ActRestart && os != nil && os.desired == 1 && canSurge(pi.owner, st) && restartRefusal(pi.owner, st) == "" {
-			c.action = ActRestart // surge: the new pod is Ready before the only one goes
-		}
-		if c.action == ActRestart && pi.managed {
-			if why := restartRefusal(pi.owner, st); why != "" {
-				w.refused.add(why, key)
-				continue
-			}
-		}
-		covering := pi.covers
-		if len(covering) > 1 && c.action == ActEvict {
-			names := make([]string, len(covering))
-			for i, b := range covering {
-				names[i] = b.Key()
-			}
-			sort.Strings(names)
-			w.refused.add("pods covered by several PodDisruptionBudgets, which the eviction API can never evict (HTTP 500; fix the overlap, or use strategy: delete) — "+textlist.Capped(names, 0), key)
-			continue
-		}
-		if len(covering) > 0 {
-			c.budget = covering[0]
-			if c.action == ActEvict {
-				c.admitted = c.budget.AdmittedEviction(p)
-			}
-		}
-		if c.budget != nil && c.action != ActRestart && c.ready && !c.admitted && c.budget.NeverAllows() &&
-			workload(c.budget) <= int(c.budget.DesiredHealthy) {
-			w.refused.add(c.budget.String()+" never allows an eviction as the workload stands ("+c.budget.State()+"): relax it or scale up first", key)
-			continue
-		}
-		c.critical = criticalFor(p, s.critical)
-		w.cands = append(w.cands, c)
-		if c.action == ActRestart {
-			w.restarts[c.owner] = append(w.restarts[c.owner], c)
+		if pi.after && pi.place == Elsewhere && ob.s.scope.contains(p) && ob.w.owners[pi.owner] != nil {
+			ob.w.strays = append(ob.w.strays, podKey(p)+" ("+addrList(p)+")")
 		}
 	}
-	for _, pi := range infos {
-		p := pi.pod
-		if pi.after && pi.place == Elsewhere && s.scope.contains(p) && w.owners[pi.owner] != nil {
-			w.strays = append(w.strays, podKey(p)+" ("+addrList(p)+")")
-		}
-	}
+}
+
+// order puts the candidates in the order they should go, and the lists in an order
+// of their own: reports do not depend on the store's order.
+func (w *world) order() {
 	rankCandidates(w.cands)
 	sort.Strings(w.landed)
 	sort.Strings(w.strays)
 	sort.Strings(w.skipped)
-	return w
 }
 
 // rankCandidates numbers each owner's pods in the order they should go: not-Ready
