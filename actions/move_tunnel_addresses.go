@@ -14,6 +14,7 @@ import (
 
 	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/kubeclient"
 	"github.com/runbookdev/runbook/internal/plans"
 	"github.com/runbookdev/runbook/internal/textlist"
 	"github.com/runbookdev/runbook/internal/tunnelmove"
@@ -170,7 +171,7 @@ func (a *moveTunnelsImpl) decide(ctx context.Context, cal calico.Client, name st
 		switch pod := v.pods[node]; {
 		case pod == nil:
 			noPod = append(noPod, node)
-		case !tunnelmove.PodReady(pod):
+		case !kubeclient.PodReady(pod):
 			notReady = append(notReady, node+" ("+pod.Namespace+"/"+pod.Name+")")
 		}
 	}

@@ -106,7 +106,7 @@ func countReady(pods []*corev1.Pod) readiness {
 		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		if podReady(p) {
+		if kubeclient.PodReady(p) {
 			r.ready++
 		} else {
 			r.notReady = append(r.notReady, p)
@@ -114,15 +114,6 @@ func countReady(pods []*corev1.Pod) readiness {
 	}
 	sort.Slice(r.notReady, func(i, j int) bool { return r.notReady[i].Name < r.notReady[j].Name })
 	return r
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func (in waitInput) what() string {

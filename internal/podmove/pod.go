@@ -8,18 +8,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-)
 
-// isReady is the Ready condition, which is what PodDisruptionBudgets and the
-// eviction API count as healthy.
-func isReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
+	"github.com/runbookdev/runbook/internal/kubeclient"
+)
 
 // isTerminating: the pod is being deleted; it no longer counts as healthy anywhere.
 func isTerminating(p *corev1.Pod) bool { return p.DeletionTimestamp != nil }
@@ -70,7 +61,7 @@ const failingFor = 5 * time.Minute
 // what its owner must get back: the step must not wait forever for an application
 // that was already broken, nor let it hold up healthy pods.
 func isFailing(p *corev1.Pod, now time.Time) bool {
-	if isReady(p) || isTerminating(p) {
+	if kubeclient.PodReady(p) || isTerminating(p) {
 		return false
 	}
 	if p.Status.Phase == corev1.PodFailed {

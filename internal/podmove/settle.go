@@ -2,6 +2,8 @@ package podmove
 
 import (
 	"time"
+
+	"github.com/runbookdev/runbook/internal/kubeclient"
 )
 
 // reflectFallback bounds how long an accepted eviction is assumed to be missing
@@ -132,7 +134,7 @@ func settleByGain(l *ledger, w *world, mem *memory) (out []*entry) {
 
 // back: a replacement that counts — Ready, not terminating, in a target pool.
 func back(ps *podState) bool {
-	return isReady(ps.pod) && !isTerminating(ps.pod) && ps.place == InTarget
+	return kubeclient.PodReady(ps.pod) && !isTerminating(ps.pod) && ps.place == InTarget
 }
 
 // charge records the live entries against the world's budgets and owners.
@@ -142,7 +144,7 @@ func charge(l *ledger, w *world) {
 			continue
 		}
 		ps := w.pods[e.uid]
-		stillHealthy := ps != nil && isReady(ps.pod) && !isTerminating(ps.pod)
+		stillHealthy := ps != nil && kubeclient.PodReady(ps.pod) && !isTerminating(ps.pod)
 		if b := w.budgets[e.budget]; b != nil {
 			if e.consume && !e.reflected {
 				b.Unreflected++

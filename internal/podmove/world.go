@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/runbookdev/runbook/internal/kubeclient"
 	"github.com/runbookdev/runbook/internal/textlist"
 )
 
@@ -250,7 +251,7 @@ func (ob *observation) readPods(byNS map[string][]*Budget) {
 		pi := ob.infoOf(p, byNS, gen)
 		ob.infos = append(ob.infos, pi)
 		ob.w.index(&pi)
-		ready := isReady(p) && !isTerminating(p)
+		ready := kubeclient.PodReady(p) && !isTerminating(p)
 		if ready {
 			for _, b := range pi.covers {
 				b.Healthy++
@@ -453,7 +454,7 @@ func (ob *observation) triage(pi *podInfo, key string) (os *ownerState, move boo
 // for.
 func (ob *observation) newCandidate(pi *podInfo, key string, os *ownerState) *candidate {
 	p := pi.pod
-	c := &candidate{pod: p, key: key, owner: pi.owner, os: os, ready: isReady(p), ignores: ignoresBudget(p),
+	c := &candidate{pod: p, key: key, owner: pi.owner, os: os, ready: kubeclient.PodReady(p), ignores: ignoresBudget(p),
 		failing: isFailing(p, ob.w.now), action: ob.s.strategy}
 	if !pi.managed && c.action == ActRestart {
 		c.action = ActDelete // unmanagedPods: delete: nothing to restart

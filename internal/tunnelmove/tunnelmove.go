@@ -38,6 +38,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/kubeclient"
 )
 
 // PodLabel selects calico-node's pods in both install flavours: calico.yaml's
@@ -74,16 +75,6 @@ func isCalicoNode(p *corev1.Pod) bool {
 	for _, o := range p.OwnerReferences {
 		if o.Kind == "DaemonSet" && o.Name == "calico-node" && o.Controller != nil && *o.Controller {
 			return true
-		}
-	}
-	return false
-}
-
-// PodReady reports whether a pod's Ready condition is true.
-func PodReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
 		}
 	}
 	return false
@@ -325,7 +316,7 @@ func (w *nodeWatch) nodeLocked() *calico.Node {
 func (w *nodeWatch) replacement(old types.UID) (*corev1.Pod, bool) {
 	for _, obj := range w.pods.GetStore().List() {
 		p, ok := obj.(*corev1.Pod)
-		if ok && p.UID != old && p.Spec.NodeName == w.t.Node && isCalicoNode(p) && p.DeletionTimestamp == nil && PodReady(p) {
+		if ok && p.UID != old && p.Spec.NodeName == w.t.Node && isCalicoNode(p) && p.DeletionTimestamp == nil && kubeclient.PodReady(p) {
 			return p, true
 		}
 	}

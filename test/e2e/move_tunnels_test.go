@@ -16,6 +16,7 @@ import (
 	"github.com/runbookdev/runbook/engine"
 	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/internal/exitcode"
+	"github.com/runbookdev/runbook/internal/kubeclient"
 	"github.com/runbookdev/runbook/internal/tunnelmove"
 	"github.com/runbookdev/runbook/test/sandbox"
 )
@@ -212,7 +213,7 @@ func watchCalicoNodes(ctx context.Context, t *testing.T, r *poolRig) *nodeWatch 
 			if ev.Type == watch.Deleted || p.DeletionTimestamp != nil {
 				delete(ready[p.Spec.NodeName], p.UID)
 			} else {
-				ready[p.Spec.NodeName][p.UID] = tunnelmove.PodReady(p)
+				ready[p.Spec.NodeName][p.UID] = kubeclient.PodReady(p)
 			}
 			down := 0
 			for _, pods := range ready {
