@@ -77,14 +77,14 @@ func Bind(ctx context.Context, c *Cluster) (*Bound, error) {
 	for _, d := range builtins {
 		impl := d.New(bc)
 		b.Impls[d.Decl.Name] = impl
-		if c, ok := impl.(interface{ close() }); ok {
-			closers = append(closers, c.close)
+		if cl, ok := impl.(interface{ close() }); ok {
+			closers = append(closers, cl.close)
 		}
 	}
 	closeCalico := b.Close
 	b.Close = func() {
-		for _, c := range closers {
-			c()
+		for _, closeImpl := range closers {
+			closeImpl()
 		}
 		closeCalico()
 	}

@@ -76,10 +76,7 @@ func (a *waitForPodsImpl) start(c *Call) (waitInput, kubernetes.Interface, error
 		return in, nil, err
 	}
 	if a.env.kube == nil {
-		if a.env.unavailable != nil {
-			return in, nil, a.env.unavailable
-		}
-		return in, nil, errors.New("no cluster connection")
+		return in, nil, errors.New("no cluster connection") // Bind's reason whenever kube is nil
 	}
 	return in, a.env.kube, nil
 }

@@ -1,8 +1,10 @@
 package decl
 
 import (
+	"maps"
 	"reflect"
-	"sort"
+	"slices"
+	"strings"
 )
 
 // Registry is the set of known actions and guard functions.
@@ -20,7 +22,7 @@ func NewRegistry() *Registry {
 // Add registers an action declaration; a duplicate name is a programming error.
 func (r *Registry) Add(d *Action) {
 	if _, dup := r.decls[d.Name]; dup {
-		panic("actions: duplicate action " + d.Name)
+		panic("decl: duplicate action " + d.Name)
 	}
 	r.decls[d.Name] = d
 }
@@ -28,7 +30,7 @@ func (r *Registry) Add(d *Action) {
 // AddFunc registers a guard function.
 func (r *Registry) AddFunc(f *Func) {
 	if _, dup := r.funcs[f.Name]; dup {
-		panic("actions: duplicate function " + f.Name)
+		panic("decl: duplicate function " + f.Name)
 	}
 	r.funcs[f.Name] = f
 }
@@ -41,22 +43,12 @@ func (r *Registry) Action(name string) (*Action, bool) {
 
 // Actions lists all declarations sorted by name.
 func (r *Registry) Actions() []*Action {
-	out := make([]*Action, 0, len(r.decls))
-	for _, d := range r.decls {
-		out = append(out, d)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
+	return slices.SortedFunc(maps.Values(r.decls), func(a, b *Action) int { return strings.Compare(a.Name, b.Name) })
 }
 
 // Funcs lists all guard functions sorted by name.
 func (r *Registry) Funcs() []*Func {
-	out := make([]*Func, 0, len(r.funcs))
-	for _, f := range r.funcs {
-		out = append(out, f)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
+	return slices.SortedFunc(maps.Values(r.funcs), func(a, b *Func) int { return strings.Compare(a.Name, b.Name) })
 }
 
 // Func declares a function guards may call. Proto is a (typically nil) value of the

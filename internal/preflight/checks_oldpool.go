@@ -40,7 +40,7 @@ func checkOldPool(ctx context.Context, in *Input, m *Migration) ([]Finding, erro
 	seen := map[string]bool{}
 	for _, s := range in.Steps {
 		for _, pp := range s.Pools {
-			name, _ := s.With[pp.Param].(string)
+			name := s.Named(pp)
 			if !pp.Role.Leaves() || name == "" || exists[name] || seen[name] {
 				continue
 			}

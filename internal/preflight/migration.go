@@ -136,7 +136,7 @@ func (in *Input) migration(ctx context.Context) (*Migration, error) {
 			continue
 		}
 		for _, pp := range s.Pools {
-			name, _ := s.With[pp.Param].(string)
+			name := s.Named(pp)
 			switch {
 			case pp.Role == decl.PoolCreates:
 				np, override, err := plannedPool(s, name, pools)

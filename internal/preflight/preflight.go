@@ -101,16 +101,11 @@ type Step struct {
 	With map[string]any
 }
 
-// Pool returns the name of the pool the step plays role on ("" when it plays
-// no such role, or its parameters are known only after apply).
-func (s Step) Pool(role decl.PoolRole) string {
-	for _, pp := range s.Pools {
-		if pp.Role == role {
-			name, _ := s.With[pp.Param].(string)
-			return name
-		}
-	}
-	return ""
+// Named returns the name of the pool the step's parameter pp names ("" when
+// its parameters are known only after apply).
+func (s Step) Named(pp decl.PoolParam) string {
+	name, _ := s.With[pp.Param].(string)
+	return name
 }
 
 // Plays reports whether the step plays one of roles on a pool.

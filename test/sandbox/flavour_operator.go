@@ -307,8 +307,9 @@ func waitOperatorAvailable(ctx context.Context, dyn dynamic.Interface, s *scenar
 				return false, nil
 			}
 		}
-		pending = "TigeraStatus " + operator.StatusName + ": " + tigeraStatus(ctx, dyn)
-		return tigeraStatus(ctx, dyn) == "Available", nil
+		status := tigeraStatus(ctx, dyn)
+		pending = "TigeraStatus " + operator.StatusName + ": " + status
+		return status == "Available", nil
 	})
 	if err != nil {
 		return fmt.Errorf("operator not done (%s): %w", pending, err)
@@ -384,8 +385,9 @@ func (c *Cluster) WaitOperatorReady(ctx context.Context) error {
 			pending = "the operator is reconciling"
 			return false, nil
 		}
-		pending = "TigeraStatus " + operator.StatusName + ": " + tigeraStatus(ctx, dyn)
-		return tigeraStatus(ctx, dyn) == "Available", nil
+		status := tigeraStatus(ctx, dyn)
+		pending = "TigeraStatus " + operator.StatusName + ": " + status
+		return status == "Available", nil
 	})
 	if err != nil {
 		return fmt.Errorf("the operator is not ready (%s): %w", pending, err)
