@@ -271,7 +271,7 @@ func (a *assertNewAllocationsImpl) Cleanup(ctx context.Context, c *Call) error {
 		return nil // this run never created one
 	}
 	if a.env.kube == nil {
-		return fmt.Errorf("assertNewAllocations cleanup: no cluster access")
+		return fmt.Errorf("assertNewAllocations cleanup: %w", ErrNoCluster)
 	}
 	if _, err := deleteProbeNamespace(ctx, a.env.kube, c.RunID, name); err != nil {
 		return fmt.Errorf("assertNewAllocations cleanup: %w", err)

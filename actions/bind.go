@@ -49,7 +49,7 @@ func Bind(ctx context.Context, c *Cluster) (*Bound, error) {
 	env := &poolEnv{}
 	switch {
 	case c == nil || c.Kube == nil || c.Dynamic == nil:
-		env.unavailable = errors.New("no cluster connection")
+		env.unavailable = ErrNoCluster
 	default:
 		env.kube = c.Kube
 		det, err := calico.Detect(ctx, c.Kube.Discovery(), c.Dynamic, c.CalicoAPI)

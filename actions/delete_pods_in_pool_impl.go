@@ -44,7 +44,7 @@ func (a *deletePodsInPoolImpl) podCache() (*podmove.Cache, error) {
 		return a.cache, nil
 	}
 	if a.kube == nil {
-		return nil, errors.New("no cluster connection")
+		return nil, ErrNoCluster
 	}
 	c, err := podmove.NewCache(a.life, a.kube)
 	if err != nil {

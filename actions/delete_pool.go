@@ -100,15 +100,7 @@ func (a *deletePoolImpl) decide(ctx context.Context, cal calico.Client, name str
 }
 
 func (a *deletePoolImpl) start(c *Call) (string, calico.Client, error) {
-	name, err := paramString(c, "name")
-	if err != nil {
-		return "", nil, fmt.Errorf("deletePool: %w", err)
-	}
-	cal, err := a.env.client()
-	if err != nil {
-		return name, nil, fmt.Errorf("deletePool %q: %w", name, err)
-	}
-	return name, cal, nil
+	return a.env.namedPool("deletePool", c)
 }
 
 func (a *deletePoolImpl) Plan(ctx context.Context, c *Call) (Planned, error) {

@@ -118,15 +118,7 @@ func (a *disablePoolImpl) decide(ctx context.Context, cal calico.Client, name st
 }
 
 func (a *disablePoolImpl) start(c *Call) (string, calico.Client, error) {
-	name, err := paramString(c, "name")
-	if err != nil {
-		return "", nil, fmt.Errorf("disablePool: %w", err)
-	}
-	cal, err := a.env.client()
-	if err != nil {
-		return name, nil, fmt.Errorf("disablePool %q: %w", name, err)
-	}
-	return name, cal, nil
+	return a.env.namedPool("disablePool", c)
 }
 
 func (a *disablePoolImpl) Plan(ctx context.Context, c *Call) (Planned, error) {

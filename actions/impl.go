@@ -114,6 +114,11 @@ type Planned struct {
 // run's --deadline passed.
 var ErrDeadline = errors.New("stopped at the deadline")
 
+// ErrNoCluster is every cluster action's reason when the command runs without
+// a cluster connection (validate, or a kubeconfig that did not load): one
+// sentence everywhere, so a reader sees one cause, not several.
+var ErrNoCluster = errors.New("no cluster connection")
+
 // ErrAwaitApproval is returned by an action that waits for a human approval; the
 // engine ends the invocation with a resumable state instead of failing.
 var ErrAwaitApproval = errors.New("waiting for approval")

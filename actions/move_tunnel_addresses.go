@@ -98,7 +98,7 @@ func (a *moveTunnelsImpl) start(c *Call) (moveTunnelsInput, calico.Client, error
 		return in, nil, fmt.Errorf("moveTunnelAddresses %q: %w", in.pool, err)
 	}
 	if a.env.kube == nil {
-		return in, nil, fmt.Errorf("moveTunnelAddresses %q: no cluster connection", in.pool)
+		return in, nil, fmt.Errorf("moveTunnelAddresses %q: %w", in.pool, ErrNoCluster)
 	}
 	return in, cal, nil
 }

@@ -38,6 +38,20 @@ func (e *poolEnv) client() (calico.Client, error) {
 	return e.cal, nil
 }
 
+// namedPool reads the pool name of an action whose one parameter is "name"
+// (disablePool, deletePool) and the Calico client to act on it with.
+func (e *poolEnv) namedPool(action string, c *Call) (string, calico.Client, error) {
+	name, err := paramString(c, "name")
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: %w", action, err)
+	}
+	cal, err := e.client()
+	if err != nil {
+		return name, nil, fmt.Errorf("%s %q: %w", action, name, err)
+	}
+	return name, cal, nil
+}
+
 // poolObject is how the journal names a pool this run created (the same in
 // every flavour, so a journal written before --calico-api existed still matches).
 func poolObject(name string) ObjectRef {

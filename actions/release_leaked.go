@@ -108,7 +108,7 @@ func (a *releaseLeakedImpl) start(c *Call) (leakInput, calico.Client, error) {
 		return in, nil, fmt.Errorf("releaseLeakedAddresses %q: %w", in.pool, err)
 	}
 	if a.dyn == nil {
-		return in, nil, fmt.Errorf("releaseLeakedAddresses %q: no cluster connection", in.pool)
+		return in, nil, fmt.Errorf("releaseLeakedAddresses %q: %w", in.pool, ErrNoCluster)
 	}
 	return in, cal, nil
 }
@@ -275,7 +275,7 @@ func (a *releaseLeakedImpl) release(ctx context.Context, cal calico.Client, l ca
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		// The owner must really be gone: a live GET, not the cache.
 		if a.env.kube == nil {
-			return fmt.Errorf("no cluster connection")
+			return ErrNoCluster
 		}
 		_, err := a.env.kube.CoreV1().Pods(l.Namespace).Get(ctx, l.Pod, metav1.GetOptions{})
 		switch {

@@ -76,7 +76,7 @@ func (a *waitForPodsImpl) start(c *Call) (waitInput, kubernetes.Interface, error
 		return in, nil, err
 	}
 	if a.env.kube == nil {
-		return in, nil, errors.New("no cluster connection") // Bind's reason whenever kube is nil
+		return in, nil, ErrNoCluster
 	}
 	return in, a.env.kube, nil
 }

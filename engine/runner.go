@@ -261,59 +261,82 @@ func (r *runner) execute(ctx context.Context) *Report {
 		if rec.Status == StatusDone || rec.Status == StatusSkipped {
 			continue // finished in an earlier invocation of this run
 		}
-		if st.ID == r.StopBefore {
-			r.j.Status, r.j.Error = StatusStopped, st.ID
+		if r.holdBefore(ctx, st) {
 			break
 		}
-		if ctx.Err() != nil {
-			r.j.Status, r.j.Error = StatusInterrupted, "interrupted before step "+st.ID
-			break
-		}
-		if !r.Deadline.IsZero() && time.Now().After(r.Deadline) {
-			r.j.Status, r.j.Error = StatusInterrupted, "--deadline reached before step "+st.ID
-			break
-		}
-		if st.Decl != nil && st.Decl.PointOfNoReturn && r.Confirm != nil {
-			ok, err := r.Confirm(st, fmt.Sprintf("Step %s (%s) is a point of no return: rollback cannot undo it. Continue?", st.ID, st.Action))
-			if err != nil || !ok {
-				r.j.Status, r.j.Error = StatusStopped, st.ID
-				break
-			}
-		}
-		err := r.step(ctx, st, rec)
-		if errors.Is(err, actions.ErrDeadline) {
-			rec.Status = StatusInterrupted
-			r.j.Status, r.j.Error = StatusInterrupted, fmt.Sprintf("--deadline reached during step %s (stopped at a safe point)", st.ID)
-			r.emit(Event{Type: "step.fail", Step: st.ID, Status: StatusInterrupted, Message: r.j.Error})
-			_ = r.save(ctx)
-			break
-		}
-		if errors.Is(err, actions.ErrAwaitApproval) {
-			rec.Status = StatusAwaitingApproval
-			r.j.Status, r.j.Error = StatusAwaitingApproval, fmt.Sprintf("step %s waits for approval: runbook approve %s", st.ID, r.j.RunID)
-			r.emit(Event{Type: "step.wait", Step: st.ID, Status: StatusAwaitingApproval, Message: r.j.Error})
-			_ = r.save(ctx)
-			break
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				// A signal is not a failure: stop cleanly, keep everything for resume.
-				rec.Status, rec.Error = StatusInterrupted, err.Error()
-				r.j.Status, r.j.Error = StatusInterrupted, fmt.Sprintf("interrupted during step %s", st.ID)
-				r.emit(Event{Type: "step.fail", Step: st.ID, Status: StatusInterrupted, Message: err.Error()})
-				_ = r.save(ctx)
-				break
-			}
+		if err := r.settle(ctx, st, rec, r.step(ctx, st, rec)); err != nil {
 			failedAt, failErr = i, err
-			rec.Status, rec.Error = StatusFailed, err.Error()
-			r.j.Status, r.j.Error = StatusFailed, fmt.Sprintf("step %s: %v", st.ID, err)
-			r.emit(Event{Type: "step.fail", Step: st.ID, Status: StatusFailed, Message: err.Error()})
-			if serr := r.save(ctx); serr != nil {
-				r.j.Error += "; " + serr.Error()
-			}
+			break
+		}
+		if r.j.Status != StatusRunning {
 			break
 		}
 	}
+	return r.finish(ctx, failedAt, failErr)
+}
+
+// holdBefore reports whether the run must stop before st starts, and
+// records why in the journal: --stop-before, a signal, --deadline, or an
+// operator who declined a point of no return.
+func (r *runner) holdBefore(ctx context.Context, st *runbooks.Step) bool {
+	switch {
+	case st.ID == r.StopBefore:
+		r.j.Status, r.j.Error = StatusStopped, st.ID
+	case ctx.Err() != nil:
+		r.j.Status, r.j.Error = StatusInterrupted, "interrupted before step "+st.ID
+	case !r.Deadline.IsZero() && time.Now().After(r.Deadline):
+		r.j.Status, r.j.Error = StatusInterrupted, "--deadline reached before step "+st.ID
+	case st.Decl != nil && st.Decl.PointOfNoReturn && r.Confirm != nil:
+		ok, err := r.Confirm(st, fmt.Sprintf("Step %s (%s) is a point of no return: rollback cannot undo it. Continue?", st.ID, st.Action))
+		if err == nil && ok {
+			return false
+		}
+		r.j.Status, r.j.Error = StatusStopped, st.ID
+	default:
+		return false
+	}
+	return true
+}
+
+// settle records how a step ended. A safe-point stop (--deadline), a wait
+// for approval and a signal leave the run resumable and return nil with the
+// run's status changed; only a real failure is returned, for rollback.
+func (r *runner) settle(ctx context.Context, st *runbooks.Step, rec *StepRecord, err error) error {
+	stop := func(step, run, runMsg, eventType, eventMsg string) {
+		rec.Status = step
+		r.j.Status, r.j.Error = run, runMsg
+		r.emit(Event{Type: eventType, Step: st.ID, Status: run, Message: eventMsg})
+		_ = r.save(ctx)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, actions.ErrDeadline):
+		msg := fmt.Sprintf("--deadline reached during step %s (stopped at a safe point)", st.ID)
+		stop(StatusInterrupted, StatusInterrupted, msg, "step.fail", msg)
+		return nil
+	case errors.Is(err, actions.ErrAwaitApproval):
+		msg := fmt.Sprintf("step %s waits for approval: runbook approve %s", st.ID, r.j.RunID)
+		stop(StatusAwaitingApproval, StatusAwaitingApproval, msg, "step.wait", msg)
+		return nil
+	case ctx.Err() != nil:
+		// A signal is not a failure: stop cleanly, keep everything for resume.
+		rec.Error = err.Error()
+		stop(StatusInterrupted, StatusInterrupted, fmt.Sprintf("interrupted during step %s", st.ID), "step.fail", err.Error())
+		return nil
+	}
+	rec.Status, rec.Error = StatusFailed, err.Error()
+	r.j.Status, r.j.Error = StatusFailed, fmt.Sprintf("step %s: %v", st.ID, err)
+	r.emit(Event{Type: "step.fail", Step: st.ID, Status: StatusFailed, Message: err.Error()})
+	if serr := r.save(ctx); serr != nil {
+		r.j.Error += "; " + serr.Error()
+	}
+	return err
+}
+
+// finish closes the run: roll back after a failure if the step asks for it,
+// run cleanups, save, archive a finished journal, and build the report.
+func (r *runner) finish(ctx context.Context, failedAt int, failErr error) *Report {
 	if r.j.Status == StatusRunning {
 		r.j.Status = StatusDone
 	}

@@ -48,9 +48,25 @@ func MakePlan(ctx context.Context, kube kubernetes.Interface, c *Cache, cfg Conf
 	}
 	w := observe(c, cfg.setup(crit), newMemory(), time.Now())
 	p := &Plan{Total: len(w.cands), Refused: w.refused.Problems(maxListed), Skipped: w.skipped, Warns: warnings}
+	restarts := p.group(w, cfg.MaxUnavailable)
+	p.Flags = append(p.Flags, singleReplicaFlags(w)...)
+	sort.Strings(p.Flags)
+	for _, wt := range w.waits {
+		p.Waiting = append(p.Waiting, wt.key+": "+wt.why)
+	}
+	sort.Strings(p.Waiting)
+	if restarts {
+		p.Warns = append(p.Warns, "rollout restarts bypass PodDisruptionBudgets (the owner's rolling update decides) and change the pod template (kubectl.kubernetes.io/restartedAt, runbook.dev/restarted-by): GitOps tools show them as drift")
+	}
+	return p, nil
+}
+
+// group sorts the candidates into one GroupPlan per owner and action, lists
+// the budgets that admit no disruption now, and flags the pods that back
+// critical services. It reports whether any group moves by rollout restart.
+func (p *Plan) group(w *world, maxUnavailable int) (restarts bool) {
 	groups := map[string]*GroupPlan{}
 	blocked := map[*Budget]int{}
-	restarts := false
 	for _, cd := range w.cands {
 		name, key := "bare pods in "+cd.pod.Namespace, cd.pod.Namespace+"/"
 		if !cd.owner.IsZero() {
@@ -59,7 +75,7 @@ func MakePlan(ctx context.Context, kube kubernetes.Interface, c *Cache, cfg Conf
 		key += "/" + string(cd.action)
 		g := groups[key]
 		if g == nil {
-			g = &GroupPlan{Namespace: cd.pod.Namespace, Owner: name, Action: cd.action, Budget: fmt.Sprintf("no PodDisruptionBudget: maxUnavailable %d", cfg.MaxUnavailable)}
+			g = &GroupPlan{Namespace: cd.pod.Namespace, Owner: name, Action: cd.action, Budget: fmt.Sprintf("no PodDisruptionBudget: maxUnavailable %d", maxUnavailable)}
 			if cd.budget != nil {
 				g.Budget = cd.budget.String()
 			}
@@ -90,6 +106,13 @@ func MakePlan(ctx context.Context, kube kubernetes.Interface, c *Cache, cfg Conf
 		p.Blocked = append(p.Blocked, fmt.Sprintf("%s allows no disruption now (%s): %d pod(s) wait for it", b, b.State(), n))
 	}
 	sort.Strings(p.Blocked)
+	return restarts
+}
+
+// singleReplicaFlags says, for each single-replica owner with pods to move,
+// whether it surges (rollout restart) or is briefly unavailable.
+func singleReplicaFlags(w *world) []string {
+	var flags []string
 	for _, os := range w.owners {
 		if os.desired != 1 || os.inOld == 0 || os.Kind == KindDaemonSet {
 			continue
@@ -99,18 +122,10 @@ func MakePlan(ctx context.Context, kube kubernetes.Interface, c *Cache, cfg Conf
 			surge = surge || cd.action == ActRestart
 		}
 		if surge {
-			p.Flags = append(p.Flags, fmt.Sprintf("%s has a single replica: moved by a rollout restart (the new pod is Ready before the old one goes)", os.Owner))
+			flags = append(flags, fmt.Sprintf("%s has a single replica: moved by a rollout restart (the new pod is Ready before the old one goes)", os.Owner))
 		} else {
-			p.Flags = append(p.Flags, fmt.Sprintf("%s has a single replica: unavailable while its pod restarts (singleReplica: rolloutRestart surges instead, for Deployments)", os.Owner))
+			flags = append(flags, fmt.Sprintf("%s has a single replica: unavailable while its pod restarts (singleReplica: rolloutRestart surges instead, for Deployments)", os.Owner))
 		}
 	}
-	sort.Strings(p.Flags)
-	for _, wt := range w.waits {
-		p.Waiting = append(p.Waiting, wt.key+": "+wt.why)
-	}
-	sort.Strings(p.Waiting)
-	if restarts {
-		p.Warns = append(p.Warns, "rollout restarts bypass PodDisruptionBudgets (the owner's rolling update decides) and change the pod template (kubectl.kubernetes.io/restartedAt, runbook.dev/restarted-by): GitOps tools show them as drift")
-	}
-	return p, nil
+	return flags
 }
