@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -51,5 +52,34 @@ func TestLanguageLinksNoCluster(t *testing.T) {
 	}
 	if n < len(language) {
 		t.Fatalf("go list -deps listed %d packages: %s", n, deps)
+	}
+}
+
+// TestREADMELayoutNamesEveryPackage: the README's Layout section is where a
+// newcomer learns the tree; a product package it does not name is one they
+// cannot find.
+func TestREADMELayoutNamesEveryPackage(t *testing.T) {
+	const module = "github.com/runbookdev/runbook"
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, layout, ok := strings.Cut(string(readme), "\n## Layout\n")
+	if !ok {
+		t.Fatal("README.md has no ## Layout section")
+	}
+	layout, _, _ = strings.Cut(layout, "\n## ")
+	pkgs, err := exec.Command("go", "list", module+"/...").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range strings.Fields(string(pkgs)) {
+		rel := strings.TrimPrefix(p, module+"/")
+		if strings.HasPrefix(rel, "test/") || strings.HasPrefix(rel, "hack/") {
+			continue // the harness: named as a whole (hack/, test/)
+		}
+		if !strings.Contains(layout, rel) {
+			t.Errorf("README.md's Layout section does not name %s", rel)
+		}
 	}
 }
