@@ -124,6 +124,30 @@ const (
 // PoolRoles lists every role, for tests and docs.
 var PoolRoles = []PoolRole{PoolCreates, PoolDisables, PoolMovesPodsFrom, PoolMovesPodsTo, PoolMovesTunnelsFrom, PoolVerifies, PoolDeletes, PoolReleasesLeaks}
 
+// Describe says in a reader's words what a step with this role does to the
+// pool (runbook explain prints it).
+func (r PoolRole) Describe() string {
+	switch r {
+	case PoolCreates:
+		return "creates the pool, or converges it to the step's spec"
+	case PoolDisables:
+		return "stops new allocations from the pool"
+	case PoolMovesPodsFrom:
+		return "recreates the pods holding addresses of the pool, so they leave it"
+	case PoolMovesPodsTo:
+		return "the pool the moved pods must land in"
+	case PoolMovesTunnelsFrom:
+		return "moves the nodes' tunnel addresses out of the pool"
+	case PoolVerifies:
+		return "proves new pods get addresses from the pool"
+	case PoolDeletes:
+		return "deletes the pool"
+	case PoolReleasesLeaks:
+		return "frees addresses of the pool that no pod holds"
+	}
+	return string(r)
+}
+
 // Leaves reports whether a step with this role moves the migration away from
 // the pool (the pool is an "old" pool).
 func (r PoolRole) Leaves() bool {

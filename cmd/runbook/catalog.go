@@ -47,6 +47,7 @@ type paramOut struct {
 	Required    bool   `json:"required,omitempty" yaml:"required,omitempty"`
 	Default     any    `json:"default,omitempty" yaml:"default,omitempty"`
 	Enum        []any  `json:"enum,omitempty" yaml:"enum,omitempty"`
+	PoolRole    string `json:"poolRole,omitempty" yaml:"poolRole,omitempty"`
 	Description string `json:"description,omitempty" yaml:"description,omitempty"`
 }
 
@@ -56,7 +57,7 @@ func toDeclOut(d *decl.Action, full bool) declOut {
 		o.Description = d.Description
 	}
 	for _, p := range d.Params {
-		po := paramOut{Name: p.Name, Type: string(p.Type), Required: p.Required, Default: value.JSON(p.Default), Description: p.Description}
+		po := paramOut{Name: p.Name, Type: string(p.Type), Required: p.Required, Default: value.JSON(p.Default), PoolRole: string(p.Pool), Description: p.Description}
 		for _, e := range p.Enum {
 			po.Enum = append(po.Enum, value.JSON(e))
 		}
@@ -156,6 +157,23 @@ func newExplainCmd(g *globalOptions) *cobra.Command {
 	}
 }
 
+// explainPoolRoles lists what the step does to each pool it names: plan and
+// preflight read these roles (not the action's name) to follow a runbook's
+// pools through its steps.
+func explainPoolRoles(g *globalOptions, d *decl.Action) error {
+	roles := d.PoolParams()
+	if len(roles) == 0 {
+		return nil
+	}
+	fprintf(g.out, "\n")
+	tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+	fprintf(tw, "POOL PARAMETER\tROLE\tTHE STEP\n")
+	for _, r := range roles {
+		fprintf(tw, "%s\t%s\t%s\n", r.Param, r.Role, r.Role.Describe())
+	}
+	return tw.Flush()
+}
+
 func explainAction(g *globalOptions, d *decl.Action) error {
 	fprintf(g.out, "ACTION %s\n\n%s\n\n%s\n\n", d.Name, indent(d.Summary), indent(d.Description))
 	tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
@@ -180,6 +198,9 @@ func explainAction(g *globalOptions, d *decl.Action) error {
 		fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, p.Type, req, def, desc)
 	}
 	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if err := explainPoolRoles(g, d); err != nil {
 		return err
 	}
 	if len(d.Outputs) > 0 {
