@@ -140,7 +140,7 @@ func (a *assertNewAllocationsImpl) prepare(ctx context.Context, c *Call) (probeI
 	if err != nil {
 		return in, pp, fmt.Errorf("assertNewAllocations %q: %w", in.pool, err)
 	}
-	p, _, err := livePool(ctx, cal, in.pool)
+	p, _, err := livePool(ctx, c.Ahead.Client(cal), in.pool) // plan: the pool as the earlier steps leave it
 	if err != nil {
 		return in, pp, fmt.Errorf("assertNewAllocations %q: %w", in.pool, err)
 	}
@@ -176,6 +176,9 @@ func (a *assertNewAllocationsImpl) Plan(ctx context.Context, c *Call) (Planned, 
 	out := Planned{Change: plans.Check, Facts: []string{poolFact(in.pool, pp.pool)}, Details: []string{
 		fmt.Sprintf("create namespace %s with a test pod on each of %d node(s) (%s), assert their addresses lie in pool %s (%s), delete the namespace",
 			in.namespace, len(names), textlist.Capped(names, maxListed), in.pool, pp.pool.CIDR)}}
+	if fut, _ := c.Ahead.Touched(in.pool); fut.Why() != "" {
+		out.Details[0] += " (pool " + fut.Why() + ")"
+	}
 	if len(pp.skipped) > 0 {
 		out.Details = append(out.Details, "not tested: "+textlist.Capped(pp.skipped, maxListed))
 	}

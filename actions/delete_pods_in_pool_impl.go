@@ -75,7 +75,8 @@ func (a *deletePodsInPoolImpl) prepare(ctx context.Context, c *Call) (podMoveInp
 	if err != nil {
 		return in, podMovePools{}, fmt.Errorf("deletePodsInPool %q: %w", in.pool, err)
 	}
-	pools, err := resolvePools(ctx, cal, in)
+	// c.Ahead (plan only): judged against the pools the earlier steps leave.
+	pools, err := resolvePools(ctx, c.Ahead.Client(cal), in)
 	if err != nil {
 		return in, pools, fmt.Errorf("deletePodsInPool %q: %w", in.pool, err)
 	}
@@ -177,9 +178,16 @@ func (a *deletePodsInPoolImpl) Plan(ctx context.Context, c *Call) (Planned, erro
 		out.Warnings = append(out.Warnings, "now: "+pr+" (apply refuses unless an earlier step changes this)")
 	}
 	out.Warnings = append(out.Warnings, p.Warns...)
-	if p.Total == 0 && len(p.Waiting) == 0 {
+	fut, _ := c.Ahead.Touched(in.pool)
+	switch {
+	case p.Total == 0 && len(p.Waiting) == 0 && fut.MayHoldPods():
+		// Empty now, but an earlier step creates the pool or moves pods into it.
+		out.Change = plans.Update
+		out.Details = append(out.Details, fmt.Sprintf("the pods in pool %s (%s) by then (pool %s) move to %s: how many is known after apply",
+			in.pool, cfg.Pool.CIDR, fut.Why(), plannedTargets(in.targetPool, cfg)))
+	case p.Total == 0 && len(p.Waiting) == 0:
 		out.Details = append(out.Details, "no pod in pool "+in.pool)
-	} else {
+	default:
 		out.Change = plans.Update
 		out.Details = append(out.Details, fmt.Sprintf("%d pod(s) in pool %s (%s) move to %s", p.Total, in.pool, cfg.Pool.CIDR, plannedTargets(in.targetPool, cfg)))
 	}

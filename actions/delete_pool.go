@@ -11,6 +11,7 @@ import (
 	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/internal/plans"
+	"github.com/runbookdev/runbook/internal/poolsahead"
 	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/internal/value/check"
 )
@@ -53,12 +54,17 @@ type deleteVerdict struct {
 	problems []string
 	facts    []string
 	op       opView // op.inst set: the operator's pool, deleted by removing its Installation entry
+	// later (plan only) names the holders an earlier step removes: apply checks them.
+	later string
 }
 
 // decide checks, from the API server (never the cache: this is a point of no
 // return), that nothing holds an address in the pool and that another enabled pool
 // of the family keeps new pods schedulable.
-func (a *deletePoolImpl) decide(ctx context.Context, cal calico.Client, name string) (deleteVerdict, error) {
+//
+// fut is what the earlier steps of a plan do to the pool (nil at apply): the
+// pods and tunnel addresses they move out are not refused now.
+func (a *deletePoolImpl) decide(ctx context.Context, cal calico.Client, name string, fut *poolsahead.Pool) (deleteVerdict, error) {
 	var v deleteVerdict
 	p, pools, err := livePool(ctx, cal, name)
 	if err != nil {
@@ -88,6 +94,7 @@ func (a *deletePoolImpl) decide(ctx context.Context, cal calico.Client, name str
 	if err != nil {
 		return v, err
 	}
+	h, v.later = h.leaving(fut)
 	v.problems = append(v.problems, h.lines()...)
 	if others := calico.OtherEnabledPools(pools, name, p.Family()); len(others) == 0 {
 		v.problems = append(v.problems, fmt.Sprintf("no other enabled pool serves IPv%d workloads: new pods would get no address", p.Family()))
@@ -108,7 +115,9 @@ func (a *deletePoolImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 	if err != nil {
 		return Planned{}, err
 	}
-	v, err := a.decide(ctx, cal, name)
+	cal = c.Ahead.Client(cal)
+	fut, _ := c.Ahead.Touched(name)
+	v, err := a.decide(ctx, cal, name, fut)
 	if err != nil {
 		return Planned{}, fmt.Errorf("deletePool %q: %w", name, err)
 	}
@@ -116,11 +125,20 @@ func (a *deletePoolImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 		return Planned{}, refuse("deletePool", name, v.problems)
 	}
 	if v.pool == nil {
+		if fut.Deleted() {
+			return Planned{Change: plans.None, Details: []string{"pool " + name + " is gone by then (" + fut.Why() + "): nothing to delete"}, Facts: v.facts}, nil
+		}
 		return Planned{Change: plans.None, Details: []string{"pool " + name + " does not exist"}, Facts: v.facts}, nil
 	}
 	details := []string{fmt.Sprintf("delete pool %s (%s) through %s the way Calico does: disable, release its empty IPAM blocks and affinities, delete", name, v.pool.CIDR, cal.Detection().String())}
 	if v.op.inst != nil {
 		details = []string{fmt.Sprintf("remove operator-managed pool %s (%s) from Installation default spec.calicoNetwork.ipPools (one full-list update with a resourceVersion precondition); the tigera-operator deletes it through Calico's path (disable, release affinities, delete), which does not check for addresses in use: runbook checks first, and again once the pool is disabled", name, v.pool.CIDR)}
+	}
+	if why := fut.Why(); why != "" {
+		details[0] += " (pool " + why + ")"
+	}
+	if v.later != "" {
+		details = append(details, v.later)
 	}
 	if !v.pool.Spec.Disabled {
 		details = append(details, "the pool is still enabled: it is disabled first")
@@ -142,7 +160,7 @@ func (a *deletePoolImpl) Apply(ctx context.Context, c *Call) (Outcome, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	v, err := a.decide(ctx, cal, name)
+	v, err := a.decide(ctx, cal, name, nil)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("deletePool %q: %w", name, err)
 	}

@@ -126,6 +126,8 @@ func (a *disablePoolImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 	if err != nil {
 		return Planned{}, err
 	}
+	cal = c.Ahead.Client(cal)
+	fut, _ := c.Ahead.Touched(name)
 	v, err := a.decide(ctx, cal, name)
 	if err != nil {
 		return Planned{}, fmt.Errorf("disablePool %q: %w", name, err)
@@ -133,14 +135,20 @@ func (a *disablePoolImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 	if len(v.problems) > 0 {
 		return Planned{}, refuse("disablePool", name, v.problems)
 	}
+	by := ""
+	if why := fut.Why(); why != "" {
+		by = " (pool " + why + ")"
+	}
 	switch {
+	case v.pool == nil && fut.Deleted():
+		return Planned{Change: plans.None, Details: []string{"pool " + name + " is gone by then" + by + ": nothing to disable"}, Facts: v.facts}, nil
 	case v.pool == nil:
 		return Planned{Change: plans.None, Details: []string{"pool " + name + " does not exist: nothing to disable"}, Facts: v.facts}, nil
 	case disabled(v.pool):
-		return Planned{Change: plans.None, Details: []string{"pool " + name + " is already disabled"}, Facts: v.facts}, nil
+		return Planned{Change: plans.None, Details: []string{"pool " + name + " is already disabled" + by}, Facts: v.facts}, nil
 	}
 	out := Planned{Change: plans.Update, Facts: v.facts,
-		Details: []string{fmt.Sprintf("set spec.disabled: true on pool %s (%s) through %s: no new addresses from it; existing pods keep theirs", name, v.pool.CIDR, cal.Detection().String())}}
+		Details: []string{fmt.Sprintf("set spec.disabled: true on pool %s (%s) through %s%s: no new addresses from it; existing pods keep theirs", name, v.pool.CIDR, cal.Detection().String(), by)}}
 	bySelector := false
 	if v.op.inst != nil {
 		how := "disableNewAllocations: true"

@@ -18,6 +18,7 @@ import (
 	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/calico"
 	"github.com/runbookdev/runbook/internal/plans"
+	"github.com/runbookdev/runbook/internal/poolsahead"
 	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/internal/value/check"
 )
@@ -196,11 +197,18 @@ type ensureVerdict struct {
 	// the operator's, and entry is the Installation entry to write (nil: none).
 	op    opView
 	entry map[string]any
+	// later (plan only) says what an earlier step clears before this one runs.
+	later []string
 }
 
 // decide observes (from the API server, not the cache) and judges. Plan and Apply
 // share it, so a plan that passes has run every check Apply runs.
-func (a *ensurePoolImpl) decide(ctx context.Context, cal calico.Client, in ensureInput) (ensureVerdict, error) {
+//
+// freed (plan only) are the CIDRs of pools earlier steps delete: their IPAM
+// blocks are released by that deletion (which refuses while any holds an
+// address), so they do not refuse a pool recreated there now; apply checks the
+// blocks again.
+func (a *ensurePoolImpl) decide(ctx context.Context, cal calico.Client, in ensureInput, freed []poolsahead.Freed) (ensureVerdict, error) {
 	var v ensureVerdict
 	existing, pools, err := livePool(ctx, cal, in.name)
 	if err != nil {
@@ -237,6 +245,7 @@ func (a *ensurePoolImpl) decide(ctx context.Context, cal calico.Client, in ensur
 	if err != nil {
 		v.problems = append(v.problems, fmt.Sprintf("cannot read every IPAM block, so leftover blocks in %s cannot be ruled out: %v", in.cidr, err))
 	}
+	blocks, v.later = releasedLater(blocks, freed)
 	v.problems = append(v.problems, calico.CheckNewPool(in.name, in.cidr, in.spec.BlockSize, pools, blocks)...)
 	sources, err := a.clusterCIDRs(ctx, cal, in)
 	if err != nil {
@@ -247,6 +256,31 @@ func (a *ensurePoolImpl) decide(ctx context.Context, cal calico.Client, in ensur
 		v.facts = append(v.facts, fmt.Sprintf("cluster CIDR from %s: %v", s.Source, s.CIDRs))
 	}
 	return v, nil
+}
+
+// releasedLater drops the blocks that lie in a pool an earlier step deletes
+// (freed) and says so: that deletion releases them, or refuses.
+func releasedLater(blocks []calico.Block, freed []poolsahead.Freed) ([]calico.Block, []string) {
+	if len(freed) == 0 {
+		return blocks, nil
+	}
+	n := map[int]int{}
+	kept := blocks[:0:0]
+	for _, b := range blocks {
+		i := slices.IndexFunc(freed, func(f poolsahead.Freed) bool { return f.CIDR.Overlaps(b.CIDR) && f.CIDR.Bits() <= b.CIDR.Bits() })
+		if i < 0 {
+			kept = append(kept, b)
+			continue
+		}
+		n[i]++
+	}
+	var later []string
+	for i, f := range freed {
+		if n[i] > 0 {
+			later = append(later, fmt.Sprintf("%d IPAM block(s) of pool %s (%s) are released when %s deletes it; apply checks none is left", n[i], f.Name, f.CIDR, f.By))
+		}
+	}
+	return kept, later
 }
 
 // compare judges an existing pool: immutable fields must match, the owned fields
@@ -304,7 +338,16 @@ func (a *ensurePoolImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 	if err != nil {
 		return Planned{}, err
 	}
-	v, err := a.decide(ctx, cal, in)
+	var freed []poolsahead.Freed
+	if c.Ahead != nil {
+		live, err := cal.Live().Pools(ctx)
+		if err != nil {
+			return Planned{}, fmt.Errorf("ensurePool %q: read pools: %w", in.name, err)
+		}
+		freed = c.Ahead.Freed(live)
+	}
+	cal = c.Ahead.Client(cal)
+	v, err := a.decide(ctx, cal, in, freed)
 	if err != nil {
 		return Planned{}, fmt.Errorf("ensurePool %q: %w", in.name, err)
 	}
@@ -318,6 +361,10 @@ func (a *ensurePoolImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 	case v.existing == nil:
 		out.Change = plans.Create
 		out.Details = []string{fmt.Sprintf("create pool %s %s (%s) through %s", in.name, in.cidr, describeSpec(in.spec), cal.Detection().String())}
+		if fut, _ := c.Ahead.Touched(in.name); fut.Deleted() {
+			out.Details[0] += " (again: pool " + fut.Why() + ")"
+		}
+		out.Details = append(out.Details, v.later...)
 	case len(v.patch) > 0:
 		out.Change = plans.Update
 		out.Details = append([]string{"patch pool " + in.name + ":"}, diffStrings(v.diffs)...)
@@ -350,7 +397,7 @@ func (a *ensurePoolImpl) Apply(ctx context.Context, c *Call) (Outcome, error) {
 	}
 	var out Outcome
 	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		v, err := a.decide(ctx, cal, in)
+		v, err := a.decide(ctx, cal, in, nil)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/runbookdev/runbook/internal/plans"
+	"github.com/runbookdev/runbook/internal/poolsahead"
 	"github.com/runbookdev/runbook/internal/preflight"
 )
 
@@ -28,6 +29,11 @@ type Call struct {
 	// safe point (between batches) once it has passed and return ErrDeadline; the run
 	// then ends resumable.
 	Deadline time.Time
+	// Ahead, set by plan only, is the pools as the earlier steps leave them: a
+	// planner judges its step against that (Ahead.Client overlays it on what it
+	// reads), and says which earlier step made a pool what it is. nil at apply,
+	// which always acts on the live cluster.
+	Ahead *poolsahead.Model
 }
 
 // IsGiven reports whether the step wrote parameter name (not its default).

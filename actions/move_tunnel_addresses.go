@@ -219,6 +219,7 @@ func (a *moveTunnelsImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 	if err != nil {
 		return Planned{}, err
 	}
+	cal = c.Ahead.Client(cal) // the pools as the earlier steps leave them
 	v, err := a.decide(ctx, cal, in.pool, nil, false)
 	if err != nil {
 		return Planned{}, fmt.Errorf("moveTunnelAddresses %q: %w", in.pool, err)

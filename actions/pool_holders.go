@@ -3,8 +3,10 @@ package actions
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/poolsahead"
 	"github.com/runbookdev/runbook/internal/textlist"
 )
 
@@ -60,6 +62,45 @@ func (h holders) onlyTunnels() bool {
 		}
 	}
 	return true
+}
+
+// leaving splits the holders by what the earlier steps of a plan do to the
+// pool (fut; nil at apply, or when no earlier step touches it): pods and their
+// allocations an earlier step moves out, and tunnel addresses calico-node moves
+// once an earlier step disables the pool or moves them, are left for apply to
+// check again (later, one line); what none of them removes stays in rest, a
+// holders whose lines refuse the step now.
+func (h holders) leaving(fut *poolsahead.Pool) (rest holders, later string) {
+	if fut == nil {
+		return h, ""
+	}
+	rest = holders{pool: h.pool}
+	var gone []string
+	podsLeave := fut.EmptiedBy != ""
+	tunnelsLeave := fut.DisabledBy != "" || fut.TunnelsMovedBy != ""
+	if podsLeave && len(h.pods) > 0 {
+		gone = append(gone, fmt.Sprintf("%d pod(s)", len(h.pods)))
+	} else {
+		rest.pods = h.pods
+	}
+	if tunnelsLeave && len(h.tunnels) > 0 {
+		gone = append(gone, fmt.Sprintf("%d node tunnel address(es)", len(h.tunnels)))
+	} else {
+		rest.tunnels = h.tunnels
+	}
+	for _, a := range h.allocs {
+		if a.Kind == calico.OwnerPod && podsLeave || a.Kind == calico.OwnerTunnel && tunnelsLeave {
+			continue
+		}
+		rest.allocs = append(rest.allocs, a)
+	}
+	if len(gone) > 0 {
+		later = fmt.Sprintf("now %s hold addresses in pool %s; the earlier steps move them out (pool %s), and apply checks it is empty", strings.Join(gone, " and "), h.pool.Name, fut.Why())
+		if tunnelsLeave && len(h.tunnels) > 0 && fut.TunnelsMovedBy == "" {
+			later += "; calico-node moves the tunnel addresses some time after the pool is disabled: without a moveTunnelAddresses step before this one, apply may still find them and refuse"
+		}
+	}
+	return rest, later
 }
 
 // lines describes the holders, one line per kind.

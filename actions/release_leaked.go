@@ -142,6 +142,7 @@ func (a *releaseLeakedImpl) Plan(ctx context.Context, c *Call) (Planned, error) 
 	if err != nil {
 		return Planned{}, err
 	}
+	cal = c.Ahead.Client(cal) // the pools as the earlier steps leave them
 	leaks, p, err := a.leaks(ctx, cal, in.pool)
 	if err != nil {
 		return Planned{}, fmt.Errorf("releaseLeakedAddresses %q: %w", in.pool, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/runbookdev/runbook/actions"
 	"github.com/runbookdev/runbook/internal/exitcode"
 	"github.com/runbookdev/runbook/internal/plans"
+	"github.com/runbookdev/runbook/internal/poolsahead"
 	"github.com/runbookdev/runbook/internal/preflight"
 	"github.com/runbookdev/runbook/internal/value"
 	"github.com/runbookdev/runbook/runbooks"
@@ -103,7 +105,14 @@ func MakePlan(ctx context.Context, o Options) (*Plan, error) {
 		pl.p.Steps = append(pl.p.Steps, ps)
 	}
 	if o.Preflight != nil {
-		pl.p.Preflight = append(pl.p.Preflight, o.Preflight(ctx, preflightSteps(ctx, o, pl.known))...)
+		// Steps the plan skips (their when is false now) do not run: not checked.
+		settled := maps.Clone(pl.known)
+		for _, ps := range pl.p.Steps {
+			if ps.Change == plans.Skip {
+				settled[ps.ID] = runbooks.StepResult{Status: StatusSkipped}
+			}
+		}
+		pl.p.Preflight = append(pl.p.Preflight, o.Preflight(ctx, preflightSteps(ctx, o, settled))...)
 		preflight.Sort(pl.p.Preflight)
 	}
 	return pl.p, nil
@@ -120,6 +129,9 @@ type planning struct {
 	// changing holds the steps planned to change the cluster (or not known yet):
 	// anything that reads them, or runs after them, is known only after apply.
 	changing []string
+	// ahead is the pools as the steps planned so far leave them: each planner
+	// judges its step against that, not against the cluster as it is now.
+	ahead *poolsahead.Model
 }
 
 // startPlan heads the plan and reads the run apply would resume, so the plan
@@ -132,7 +144,7 @@ func startPlan(ctx context.Context, o Options) (*planning, error) {
 	if err != nil {
 		return nil, err
 	}
-	pl := &planning{o: o, p: p, known: map[string]runbooks.StepResult{}, started: map[string]bool{}}
+	pl := &planning{o: o, p: p, known: map[string]runbooks.StepResult{}, started: map[string]bool{}, ahead: poolsahead.New()}
 	if j != nil && !j.Finished() && j.ParamsDigest == p.ParamsDigest && j.Runbook == rb.Name {
 		p.Resumes = j.RunID
 		for id, rec := range j.Steps {
@@ -166,7 +178,13 @@ func (pl *planning) planStep(ctx context.Context, st *runbooks.Step) (PlannedSte
 	if decided := pl.decideGuards(ctx, g, env, &ps); decided {
 		return ps, nil
 	}
-	pl.planAction(ctx, g, env, &ps)
+	with := pl.planAction(ctx, g, env, &ps)
+	if ps.Change != plans.Refused && st.Decl != nil {
+		// What this step does to its pools is what the next steps are planned on.
+		if err := pl.ahead.Step(st.ID, st.Decl.PoolParams(), with); err != nil {
+			ps.Change, ps.Refusal = plans.Refused, err.Error()
+		}
+	}
 	// A step that may change the cluster makes what comes after it known only
 	// after apply; one that changes nothing, or is refused, does not.
 	if ps.Change != plans.None && ps.Change != plans.Check && ps.Change != plans.Refused {
@@ -212,27 +230,28 @@ func (pl *planning) decideGuards(ctx context.Context, g *guards, env map[string]
 // planAction renders the step's parameters and asks its action's planner.
 // Parameters that read a changing step, an action that cannot plan, and a
 // planner's refusal after a change are known only after apply, not refused: the
-// earlier steps may make them good.
-func (pl *planning) planAction(ctx context.Context, g *guards, env map[string]any, ps *PlannedStep) {
+// earlier steps may make them good. It returns the rendered parameters (nil
+// when they are known only after apply).
+func (pl *planning) planAction(ctx context.Context, g *guards, env map[string]any, ps *PlannedStep) map[string]any {
 	st := g.step
 	if g.readsUnknown(st.With.StepRefs()) {
 		ps.Change, ps.KnownAfterApply = plans.Unknown, true
 		ps.Details = append(ps.Details, "parameters depend on earlier steps' outputs: known after apply")
-		return
+		return nil
 	}
 	with, err := st.With.Render(ctx, env)
 	if err != nil {
 		ps.Change, ps.Refusal = plans.Refused, err.Error()
-		return
+		return nil
 	}
 	ps.With = value.JSONMap(with)
 	planner, ok := pl.o.Impls[st.Action].(actions.Planner)
 	if !ok {
 		ps.Change = plans.Unknown
 		ps.Details = append(ps.Details, "action "+st.Action+" cannot plan: known after apply")
-		return
+		return with
 	}
-	res, err := planner.Plan(ctx, &actions.Call{StepID: st.ID, With: with, Given: st.With.Given()})
+	res, err := planner.Plan(ctx, &actions.Call{StepID: st.ID, With: with, Given: st.With.Given(), Ahead: pl.ahead})
 	switch {
 	case err != nil && len(pl.changing) > 0:
 		// Planned against a state earlier steps will change: not a finding yet.
@@ -247,6 +266,7 @@ func (pl *planning) planAction(ctx context.Context, g *guards, env map[string]an
 			pl.p.Preflight = append(pl.p.Preflight, f)
 		}
 	}
+	return with
 }
 
 // preflightSteps are the steps still to run (those not done or skipped in the run

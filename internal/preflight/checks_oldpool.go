@@ -41,6 +41,10 @@ func checkOldPool(ctx context.Context, in *Input, m *Migration) ([]Finding, erro
 	for _, s := range in.Steps {
 		for _, pp := range s.Pools {
 			name := s.Named(pp)
+			if pp.Role == decl.PoolCreates && name != "" {
+				// Left later by the runbook itself (a temporary pool): it exists by then.
+				exists[name] = true
+			}
 			if !pp.Role.Leaves() || name == "" || exists[name] || seen[name] {
 				continue
 			}

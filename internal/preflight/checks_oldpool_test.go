@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/calico"
 )
 
@@ -15,6 +16,7 @@ func TestOldPoolMissing(t *testing.T) {
 		name       string
 		setup      func(w *world)
 		want, text string
+		hint       string // the did-you-mean the finding must carry
 	}{
 		{name: "old pool exists", setup: func(*world) {}},
 		{name: "old pool misspelt", setup: func(w *world) {
@@ -25,7 +27,7 @@ func TestOldPoolMissing(t *testing.T) {
 					}
 				}
 			}
-		}, want: "block old-pool", text: `pool odl does not exist, and new pool new is not created yet`},
+		}, want: "block old-pool", text: `pool odl does not exist, and new pool new is not created yet`, hint: `did you mean "old"?`},
 		{name: "finished migration applied again", setup: func(w *world) {
 			w.reader.pools = []calico.Pool{pool("new", "10.0.1.0/24", nil)}
 			for _, s := range w.steps[1:] {
@@ -36,6 +38,16 @@ func TestOldPoolMissing(t *testing.T) {
 				}
 			}
 		}},
+		{name: "temporary pool the runbook creates, then leaves", setup: func(w *world) {
+			w.steps = append(w.steps,
+				Step{ID: "add-temp", Pools: roles("name", decl.PoolCreates), With: map[string]any{"name": "temp", "cidr": "10.0.2.0/24"}},
+				Step{ID: "disable-temp", Pools: roles("name", decl.PoolDisables), With: map[string]any{"name": "temp"}})
+		}},
+		{name: "temporary pool left before the step that creates it", setup: func(w *world) {
+			w.steps = append(w.steps,
+				Step{ID: "disable-temp", Pools: roles("name", decl.PoolDisables), With: map[string]any{"name": "temp"}},
+				Step{ID: "add-temp", Pools: roles("name", decl.PoolCreates), With: map[string]any{"name": "temp", "cidr": "10.0.2.0/24"}})
+		}, want: "block old-pool", text: "pool temp does not exist"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld()
@@ -52,7 +64,7 @@ func TestOldPoolMissing(t *testing.T) {
 			if tc.text != "" && !strings.Contains(dump(got), tc.text) {
 				t.Errorf("findings lack %q:\n%s", tc.text, dump(got))
 			}
-			if tc.want != "" && !strings.Contains(dump(got), `did you mean "old"?`) {
+			if !strings.Contains(dump(got), tc.hint) {
 				t.Errorf("no did-you-mean:\n%s", dump(got))
 			}
 		})

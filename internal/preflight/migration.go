@@ -7,10 +7,9 @@ import (
 	"net/netip"
 	"slices"
 
-	v3 "github.com/projectcalico/api/pkg/apis/projectcalico/v3"
-
 	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/poolsahead"
 )
 
 // Migration is the pool migration the remaining steps perform, derived from the
@@ -168,42 +167,17 @@ func (in *Input) migration(ctx context.Context) (*Migration, error) {
 // existing pool with the step's fields applied (decl.PoolCreates says which),
 // or a new one.
 func plannedPool(s Step, name string, pools []calico.Pool) (NewPool, netip.Prefix, error) {
-	str := func(key string) string {
-		v, _ := s.With[key].(string)
-		return v
-	}
-	cidr, err := calico.ParseCIDR(str("cidr"))
+	spec, cidr, err := poolsahead.PlannedSpec(s.With)
 	if err != nil {
-		return NewPool{}, netip.Prefix{}, fmt.Errorf("step %s: with.cidr: %w", s.ID, err)
+		return NewPool{}, netip.Prefix{}, fmt.Errorf("step %s: %w", s.ID, err)
 	}
-	spec := v3.IPPoolSpec{CIDR: cidr.String(), IPIPMode: v3.IPIPMode(str("ipipMode")), VXLANMode: v3.VXLANMode(str("vxlanMode")),
-		NodeSelector: str("nodeSelector")}
-	spec.NATOutgoing, _ = s.With["natOutgoing"].(bool)
-	spec.DisableBGPExport, _ = s.With["disableBGPExport"].(bool)
-	spec.Disabled, _ = s.With["disabled"].(bool)
-	switch bs := s.With["blockSize"].(type) {
-	case int:
-		spec.BlockSize = bs
-	case int64:
-		spec.BlockSize = int(bs)
-	case float64:
-		spec.BlockSize = int(bs)
-	}
-	if uses, ok := s.With["allowedUses"].([]any); ok {
-		for _, u := range uses {
-			if us, ok := u.(string); ok {
-				spec.AllowedUses = append(spec.AllowedUses, v3.IPPoolAllowedUse(us))
-			}
-		}
-	}
-	spec = calico.WithDefaults(spec)
 	np := NewPool{Pool: calico.Pool{Name: name, Spec: spec, CIDR: cidr}, Step: s.ID, Planned: true}
 	if p := calico.FindPool(pools, name); p != nil {
 		np.Pool.UID, np.Pool.ResourceVersion, np.Pool.Labels, np.Pool.Annotations = p.UID, p.ResourceVersion, p.Labels, p.Annotations
 		np.Planned = false
 	}
 	var override netip.Prefix
-	if o := str("clusterCIDR"); o != "" {
+	if o, _ := s.With["clusterCIDR"].(string); o != "" {
 		if override, err = calico.ParseCIDR(o); err != nil {
 			return NewPool{}, netip.Prefix{}, fmt.Errorf("step %s: with.clusterCIDR: %w", s.ID, err)
 		}

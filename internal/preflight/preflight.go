@@ -267,9 +267,26 @@ func Run(ctx context.Context, cl Cluster, steps []Step) []Finding {
 // RunChecks is Run with an explicit set of checks (tests).
 func RunChecks(ctx context.Context, cl Cluster, steps []Step, checks []Check) []Finding {
 	in := &Input{Cluster: cl, Steps: steps}
+	hs := hops(steps)
+	if hs == nil {
+		out := runChecks(ctx, in, checks, func(Check) bool { return true })
+		Sort(out)
+		return out
+	}
+	// A runbook of several moves: the cluster-wide checks once, the pool checks
+	// (those gated on pool roles) once per move.
+	out := runChecks(ctx, in, checks, func(c Check) bool { return len(c.Roles) == 0 })
+	out = append(out, runHops(in, hs, func(sub *Input) []Finding {
+		return runChecks(ctx, sub, checks, func(c Check) bool { return len(c.Roles) > 0 })
+	})...)
+	Sort(out)
+	return out
+}
+
+func runChecks(ctx context.Context, in *Input, checks []Check, include func(Check) bool) []Finding {
 	var out []Finding
 	for _, c := range checks {
-		if len(c.Roles) > 0 && !in.HasRole(c.Roles...) {
+		if !include(c) || len(c.Roles) > 0 && !in.HasRole(c.Roles...) {
 			continue
 		}
 		fs, err := c.Run(ctx, in)
@@ -284,7 +301,6 @@ func RunChecks(ctx context.Context, cl Cluster, steps []Step, checks []Check) []
 			out = append(out, f)
 		}
 	}
-	Sort(out)
 	return out
 }
 
