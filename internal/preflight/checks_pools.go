@@ -129,9 +129,12 @@ func loads(ctx context.Context, in *Input, m *Migration) (map[calico.Family]*fam
 			out[o.Family()] = l
 		}
 		l.oldNames = append(l.oldNames, o.Name)
-		for _, pa := range calico.PodsIn(pods, o.CIDR) {
-			l.pods = append(l.pods, pa)
-			l.nodes[pa.Pod.Node]++
+		// Via: pods an earlier move sends into o are moved on by this one.
+		for _, cidr := range append([]netip.Prefix{o.CIDR}, m.Via[o.Name]...) {
+			for _, pa := range calico.PodsIn(pods, cidr) {
+				l.pods = append(l.pods, pa)
+				l.nodes[pa.Pod.Node]++
+			}
 		}
 		l.tunnels = append(l.tunnels, calico.TunnelAddressesIn(nodes, o.CIDR)...)
 	}
@@ -160,7 +163,11 @@ func checkCapacity(ctx context.Context, in *Input, m *Migration) ([]Finding, err
 		var names []string
 		for _, n := range news {
 			total += poolSize(n.CIDR)
-			used += float64(len(calico.AllocationsIn(blocks, n.CIDR)))
+			for _, a := range calico.AllocationsIn(blocks, n.CIDR) {
+				if !m.freed(a.IP) { // a deleted pool's blocks are gone when n is created again
+					used++
+				}
+			}
 			names = append(names, fmt.Sprintf("%s (%s)", n.Name, n.CIDR))
 		}
 		need := float64(len(l.pods) + len(l.tunnels))

@@ -100,7 +100,7 @@ func runHops(in *Input, hs []hop, run func(*Input) []Finding) []Finding {
 		for i := 0; i < first; i++ {
 			_ = model.Step(in.Steps[i].ID, in.Steps[i].Pools, in.Steps[i].With)
 		}
-		sub := &Input{Cluster: in.Cluster}
+		sub := &Input{Cluster: in.Cluster, ahead: model, live: in.Calico}
 		if in.Calico != nil {
 			sub.Calico = model.Reader(in.Calico)
 		}

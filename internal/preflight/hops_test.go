@@ -78,13 +78,20 @@ func TestBlockSizeProcedurePassesPreflight(t *testing.T) {
 	if b := Blocking(fs); len(b) > 0 {
 		t.Fatalf("blocking findings:\n%s", dump(b))
 	}
-	capacity := map[string]bool{}
+	capacity := map[string]string{}
 	for _, f := range fs {
 		if f.ID == "capacity" {
-			capacity[f.Step] = true
+			capacity[f.Step] = f.Message
 		}
 	}
-	if !capacity["add-temp"] || !capacity["recreate"] {
-		t.Errorf("capacity is checked per move (into temp by add-temp, back by recreate), got %v:\n%s", capacity, dump(fs))
+	// Per move: the three pods go into temp, and the same three come back
+	// (they are in temp by then), into a pool whose old blocks are gone.
+	for step, want := range map[string]string{
+		"add-temp": "IPv4: 3 pods and 2 tunnel addresses to move into 32768 addresses (0 used)",
+		"recreate": "IPv4: 3 pods and 0 tunnel addresses to move into 65536 addresses (0 used)",
+	} {
+		if capacity[step] != want {
+			t.Errorf("capacity [%s] = %q, want %q\n%s", step, capacity[step], want, dump(fs))
+		}
 	}
 }

@@ -36,6 +36,12 @@ type Migration struct {
 	// Incomplete names a pool step whose parameters are known only after apply:
 	// checks comparing old and new pools cannot tell what is missing then.
 	Incomplete string
+	// For one move of several (see hops): Via names, per old pool, the CIDRs
+	// of the pools an earlier move emptied into it (their pods are the ones
+	// this move moves on), and Freed the pools earlier steps delete (their
+	// blocks are gone by then).
+	Via   map[string][]netip.Prefix
+	Freed []poolsahead.Freed
 }
 
 // NewPool is a pool the migration moves to.
@@ -160,7 +166,29 @@ func (in *Input) migration(ctx context.Context) (*Migration, error) {
 	// A pool both created and disabled by the runbook is an odd runbook, not a
 	// migration target.
 	m.New = slices.DeleteFunc(m.New, func(p NewPool) bool { return m.IsOld(p.Name) })
+	if in.ahead != nil && in.live != nil {
+		live, err := in.live.Pools(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read pools: %w", err)
+		}
+		m.Freed = in.ahead.Freed(live)
+		m.Via = map[string][]netip.Prefix{}
+		for _, o := range m.Old {
+			fut, _ := in.ahead.Touched(o.Name)
+			if !fut.MayHoldPods() || fut.FilledFrom == "" {
+				continue
+			}
+			if from := calico.FindPool(live, fut.FilledFrom); from != nil && from.CIDR.IsValid() {
+				m.Via[o.Name] = append(m.Via[o.Name], from.CIDR)
+			}
+		}
+	}
 	return m, nil
+}
+
+// freed reports whether addr lies in a pool an earlier step deletes.
+func (m *Migration) freed(addr netip.Addr) bool {
+	return slices.ContainsFunc(m.Freed, func(f poolsahead.Freed) bool { return f.CIDR.Contains(addr) })
 }
 
 // plannedPool is the pool called name a step creating it converges to: the

@@ -19,6 +19,7 @@ import (
 
 	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/poolsahead"
 )
 
 // Severity says what a finding does to the run.
@@ -159,6 +160,10 @@ type Input struct {
 	memo  map[string]memoEntry
 	mig   *Migration
 	migEr error
+	// ahead (one move of several, see hops) is what the steps before this move
+	// do to the pools; live reads the cluster's pools as they are now.
+	ahead *poolsahead.Model
+	live  calico.Reader
 }
 
 type memoEntry struct {

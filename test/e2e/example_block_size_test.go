@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/runbookdev/runbook/test/sandbox"
+	"github.com/runbookdev/runbook/test/testbin"
+)
+
+var (
+	blockSizeRunbook = filepath.Join("..", "..", "examples", "change-block-size", "runbook.yaml")
+	blockSizeValues  = filepath.Join("..", "..", "examples", "change-block-size", "values", "sandbox.yaml")
+)
+
+// TestExampleChangeBlockSize runs Calico's "change IP pool block size"
+// procedure (examples/change-block-size) on the sandbox after the example
+// migration moved it to new-pool 10.0.0.0/17: the plan follows the steps
+// (the temporary pool an early step creates is disabled and emptied later, the
+// pool deleted in the middle is recreated) and exits 4; apply is killed with
+// SIGKILL between the two moves and resumed; new-pool ends with /24 blocks and
+// every pod, the temporary pool is gone, and applying again changes nothing.
+func TestExampleChangeBlockSize(t *testing.T) {
+	r := newFlavourRig(t, sandbox.FlavourCRD)
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+	res, _ := r.cli(t, "apply", exampleRunbook, "-f", exampleValues, "--set", "newCIDR=10.0.0.0/17", "--yes")
+	res.Must(t, 0)
+
+	res, _ = r.cli(t, "plan", blockSizeRunbook, "-f", blockSizeValues)
+	res.Must(t, 4,
+		"create pool temporary-pool 10.0.128.0/17",
+		"delete pool new-pool (10.0.0.0/17)",
+		"the earlier steps move them out (pool disabled by disable-pool, emptied by move-to-temp, tunnel addresses moved out by move-tunnels-to-temp)",
+		"create pool new-pool 10.0.0.0/17 (blockSize 24",
+		"(again: pool disabled by disable-pool",
+		"are released when delete-pool deletes it",
+		"set spec.disabled: true on pool temporary-pool (10.0.128.0/17) through crd.projectcalico.org/v1 CRDs (pool created by add-temp-pool",
+		"the pods in pool temporary-pool (10.0.128.0/17) by then",
+		"9 step(s) would change the cluster")
+	for _, never := range []string{"BLOCK", "now: ", "nothing to disable"} {
+		if strings.Contains(res.Stdout+res.Stderr, never) {
+			t.Errorf("plan says %q:\n%s", never, res.Output())
+		}
+	}
+
+	// Killed once the pool is recreated: between the move out and the move back.
+	cmd := exec.CommandContext(ctx, testbin.Runbook(t), "apply", blockSizeRunbook, "-f", blockSizeValues, "--yes", "--kubeconfig", r.c.KubeconfigPath())
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitCond(ctx, t, "new-pool recreated with /24 blocks", 5*time.Minute, func(ctx context.Context) (bool, error) {
+		p, err := r.dyn.Resource(gvrV1Pools).Get(ctx, "new-pool", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		bs, _, _ := unstructured.NestedInt64(p.Object, "spec", "blockSize")
+		return bs == 24, nil
+	})
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		t.Logf("killed apply: %s", sc.Text())
+	}
+	if len(podsIn(ctx, t, r.kube, netip.MustParsePrefix("10.0.128.0/17"))) == 0 {
+		t.Fatal("killed with no pod in the temporary pool: nothing left to resume")
+	}
+
+	r.cli(t, "unlock", "--yes", "--force") // the killed run's lease has not expired
+	res, rep := r.cli(t, "apply", blockSizeRunbook, "-f", blockSizeValues, "--yes")
+	res.Must(t, 0, "resuming run")
+	for _, id := range []string{"add-temp-pool", "disable-pool", "move-to-temp", "delete-pool"} {
+		if s := step(t, rep, id); s.Status != "done" {
+			t.Errorf("resumed run: step %s %s: %s", id, s.Status, s.Error)
+		}
+	}
+	if s := step(t, rep, "move-back"); s.Status != "done" || !s.Changed {
+		t.Errorf("resumed run: move-back %s changed=%t: %s", s.Status, s.Changed, s.Error)
+	}
+	if left := podsIn(ctx, t, r.kube, netip.MustParsePrefix("10.0.128.0/17")); len(left) > 0 {
+		t.Errorf("pods still in the temporary pool: %s", names(left))
+	}
+	if in := podsIn(ctx, t, r.kube, netip.MustParsePrefix("10.0.0.0/17")); len(in) < 9 {
+		t.Errorf("only %d pod(s) in new-pool: %s", len(in), names(in))
+	}
+	if _, err := r.dyn.Resource(gvrV1Pools).Get(ctx, "temporary-pool", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("temporary pool after the run: %v", err)
+	}
+	blocks, err := r.dyn.Resource(ipamblocks).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blocks.Items {
+		// calico#10778: no block of the old size may be left behind.
+		if cidr, _, _ := unstructured.NestedString(b.Object, "spec", "cidr"); netip.MustParsePrefix(cidr).Bits() != 24 {
+			t.Errorf("IPAM block %s left with the old size", cidr)
+		}
+	}
+
+	res, _ = r.cli(t, "plan", blockSizeRunbook, "-f", blockSizeValues)
+	res.Must(t, 0, "0 step(s) would change the cluster")
+	res, rep = r.cli(t, "apply", blockSizeRunbook, "-f", blockSizeValues, "--yes")
+	res.Must(t, 0)
+	for _, s := range rep.Steps {
+		if s.Changed || (s.Status != "done" && s.Status != "skipped") {
+			t.Errorf("re-run: step %s %s changed=%t: %s %s", s.ID, s.Status, s.Changed, s.Message, s.Error)
+		}
+	}
+}
