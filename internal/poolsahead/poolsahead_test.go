@@ -64,7 +64,6 @@ func state(pools []calico.Pool) string {
 	return strings.Join(out, " ")
 }
 
-
 // TestModelFollowsTheBlockSizeProcedure: after each step, the pools the next
 // step is planned against, and what the model says of the pool it names.
 func TestModelFollowsTheBlockSizeProcedure(t *testing.T) {
@@ -98,7 +97,7 @@ func TestModelFollowsTheBlockSizeProcedure(t *testing.T) {
 
 func TestPoolPredicates(t *testing.T) {
 	for _, tc := range []struct {
-		upTo, pool                     string
+		upTo, pool                    string
 		created, deleted, mayHoldPods bool
 	}{
 		{"add-temp", "temp", true, false, true},   // new pods draw from it
