@@ -52,7 +52,7 @@ func newPlanCmd(g *globalOptions) *cobra.Command {
 					return err
 				}
 			} else {
-				printPlan(g.out, style{on: g.term.color}, p)
+				printPlan(g.out, style{on: g.term.color}, p, f.verbose)
 			}
 			switch {
 			case len(p.Refusals()) > 0:
@@ -65,6 +65,7 @@ func newPlanCmd(g *globalOptions) *cobra.Command {
 	}
 	bindRunbookFlags(cmd, f)
 	cmd.Flags().StringVar(&f.planFile, "out", "", "Save the plan to this file for apply --plan")
+	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "Print every detail and warning line of each step (by default the first 15 and 6)")
 	return cmd
 }
 

@@ -100,6 +100,7 @@ type runFlags struct {
 	calicoAPI    string
 	lockTimeout  time.Duration
 	planMaxAge   time.Duration
+	verbose      bool // plan -v: every line of every step
 }
 
 // session is a connection to the cluster for one command.

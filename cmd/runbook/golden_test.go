@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,7 +96,7 @@ func TestGoldenReports(t *testing.T) {
 		printReport(&b, style{on: color}, sampleReport())
 		golden(t, "report"+suffix+".txt", b.String())
 		b.Reset()
-		printPlan(&b, style{on: color}, samplePlan())
+		printPlan(&b, style{on: color}, samplePlan(), false)
 		golden(t, "plan"+suffix+".txt", b.String())
 	}
 	golden(t, "report.md", markdownReport(sampleReport()))
@@ -214,5 +215,32 @@ func TestGoldenRunOutput(t *testing.T) {
 	golden(t, "run.jsonl", renderRun("json", false, false))
 	if out := renderRun("yaml", false, false); out != "" {
 		t.Errorf("-o yaml prints only the report, got events:\n%s", out)
+	}
+}
+
+// TestPlanCapsLongSteps: at scale (hundreds of nodes, dozens of owners) a step
+// prints its first lines and "and N more"; -v prints them all.
+func TestPlanCapsLongSteps(t *testing.T) {
+	var details, warnings []string
+	for i := range 40 {
+		details = append(details, fmt.Sprintf("detail %d", i))
+		warnings = append(warnings, fmt.Sprintf("node-%d moves", i))
+	}
+	p := &engine.Plan{Runbook: "big", Steps: []engine.PlannedStep{{ID: "s", Action: "disablePool", Change: plans.Update, Details: details, Warnings: warnings}}}
+	for _, tc := range []struct {
+		verbose     bool
+		has, hasNot string
+	}{
+		{verbose: false, has: "… and 25 more line(s) (plan -v shows all)", hasNot: "detail 15\n"},
+		{verbose: false, has: "warning: … and 34 more warning(s) (plan -v shows all)", hasNot: "node-6 moves"},
+		{verbose: true, has: "detail 39\n", hasNot: "more line(s)"},
+		{verbose: true, has: "node-39 moves", hasNot: "more warning(s)"},
+	} {
+		var b strings.Builder
+		printPlan(&b, style{}, p, tc.verbose)
+		out := b.String()
+		if !strings.Contains(out, tc.has) || strings.Contains(out, tc.hasNot) {
+			t.Errorf("verbose=%t: want %q and not %q in:\n%s", tc.verbose, tc.has, tc.hasNot, out)
+		}
 	}
 }

@@ -151,7 +151,21 @@ func planMark(st style, change plans.Change) string {
 	return st.dim(m)
 }
 
-func printPlan(w io.Writer, st style, p *engine.Plan) {
+// A reviewer reads the plan in a change ticket: per step the first lines of
+// what changes and why (the action puts the summary first), then "and N more";
+// plan -v (and -o json) has every line.
+const (
+	planDetailLines  = 15
+	planWarningLines = 6
+)
+
+func printPlan(w io.Writer, st style, p *engine.Plan, verbose bool) {
+	capped := func(lines []string, max int, what string) []string {
+		if verbose || len(lines) <= max {
+			return lines
+		}
+		return append(lines[:max:max], fmt.Sprintf("… and %d more %s (plan -v shows all)", len(lines)-max, what))
+	}
 	fprintf(w, "Plan for %s", st.bold(p.Runbook))
 	if p.Env != "" {
 		fprintf(w, " in %s", st.bold(p.Env))
@@ -166,10 +180,10 @@ func printPlan(w io.Writer, st style, p *engine.Plan) {
 			extra = st.yellow("  (point of no return)")
 		}
 		fprintf(w, "  %s %s: %s %s%s\n", planMark(st, s.Change), s.ID, s.Action, s.Change, extra)
-		for _, d := range s.Details {
+		for _, d := range capped(s.Details, planDetailLines, "line(s)") {
 			fprintf(w, "      %s\n", d)
 		}
-		for _, d := range s.Warnings {
+		for _, d := range capped(s.Warnings, planWarningLines, "warning(s)") {
 			fprintf(w, "      %s\n", st.yellow("warning: "+d))
 		}
 		if s.Refusal != "" {
