@@ -75,11 +75,12 @@ func (a *deletePoolImpl) decide(ctx context.Context, cal calico.Client, name str
 	if p == nil {
 		return v, nil
 	}
-	if v.op, err = a.env.operatorView(ctx, name, p); err != nil {
+	if v.op, err = a.env.operatorView(ctx, name, p, fut); err != nil {
 		return v, err
 	}
 	if v.op.inst != nil {
-		if msg := driftProblem(p, v.op); msg != "" {
+		// A pool an earlier step changes is compared with its entry at apply.
+		if msg := driftProblem(p, v.op); msg != "" && fut == nil {
 			v.problems = append(v.problems, msg)
 		}
 		problems, err := a.env.operatorProblems(ctx, v.op.inst)

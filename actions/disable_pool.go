@@ -74,10 +74,11 @@ func (a *disablePoolImpl) decide(ctx context.Context, cal calico.Client, name st
 	}
 	v.pool = p
 	v.facts = append(v.facts, apiFact(cal), poolFact(name, p))
-	if v.op, err = a.env.operatorView(ctx, name, p); err != nil {
+	fut := ahead(cal, name) // plan only
+	if v.op, err = a.env.operatorView(ctx, name, p, fut); err != nil {
 		return v, err
 	}
-	if p != nil && v.op.inst != nil {
+	if p != nil && v.op.inst != nil && fut == nil { // a pool an earlier step changes is compared at apply
 		// Edited behind the operator's back: reported even when it looks done.
 		if msg := driftProblem(p, v.op); msg != "" {
 			v.problems = append(v.problems, msg)
@@ -266,7 +267,7 @@ func (a *disablePoolImpl) Invert(ctx context.Context, c *Call) (InverseOutcome, 
 			return err
 		}
 		if p != nil {
-			view, err := a.env.operatorView(ctx, name, p)
+			view, err := a.env.operatorView(ctx, name, p, nil)
 			if err != nil {
 				return err
 			}

@@ -199,6 +199,8 @@ type ensureVerdict struct {
 	entry map[string]any
 	// later (plan only) says what an earlier step clears before this one runs.
 	later []string
+	// fut (plan only) is what the earlier steps do to the pool.
+	fut *poolsahead.Pool
 }
 
 // decide observes (from the API server, not the cache) and judges. Plan and Apply
@@ -217,7 +219,8 @@ func (a *ensurePoolImpl) decide(ctx context.Context, cal calico.Client, in ensur
 	v.existing = existing
 	v.facts = append(v.facts, apiFact(cal), poolFact(in.name, existing))
 	v.problems = append(v.problems, calico.ValidateSpec(in.name, in.spec)...)
-	if v.op, err = a.env.operatorView(ctx, in.name, existing); err != nil {
+	v.fut = ahead(cal, in.name) // plan only
+	if v.op, err = a.env.operatorView(ctx, in.name, existing, v.fut); err != nil {
 		return v, err
 	}
 	if v.op.inst != nil {
@@ -361,16 +364,18 @@ func (a *ensurePoolImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 	case v.existing == nil:
 		out.Change = plans.Create
 		out.Details = []string{fmt.Sprintf("create pool %s %s (%s) through %s", in.name, in.cidr, describeSpec(in.spec), cal.Detection().String())}
-		if fut, _ := c.Ahead.Touched(in.name); fut.Deleted() {
-			out.Details[0] += " (again: pool " + fut.Why() + ")"
-		}
-		out.Details = append(out.Details, v.later...)
 	case len(v.patch) > 0:
 		out.Change = plans.Update
 		out.Details = append([]string{"patch pool " + in.name + ":"}, diffStrings(v.diffs)...)
 	default:
 		out.Change = plans.None
 		out.Details = []string{"pool " + in.name + " is as specified"}
+	}
+	if out.Change == plans.Create && len(out.Details) > 0 {
+		if v.fut.Deleted() {
+			out.Details[0] += " (again: pool " + v.fut.Why() + ")"
+		}
+		out.Details = append(out.Details, v.later...)
 	}
 	return out, nil
 }
@@ -482,7 +487,7 @@ func (a *ensurePoolImpl) Invert(ctx context.Context, c *Call) (InverseOutcome, e
 		if err != nil {
 			return fail(err)
 		}
-		if view, err := a.env.operatorView(ctx, in.name, p); err != nil {
+		if view, err := a.env.operatorView(ctx, in.name, p, nil); err != nil {
 			return fail(err)
 		} else if view.inst != nil {
 			return a.invertOperator(ctx, cal, c, in, p, view)

@@ -237,6 +237,11 @@ func (a *moveTunnelsImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 			fmt.Sprintf("pool %s still serves %d tunnel address(es) (%s): once an earlier step disables it, calico-node is restarted on each node still holding one, one node at a time (known after apply; refused if the pool still serves them then)",
 				in.pool, len(v.serving), textlist.Capped(v.serving, maxListed))}}, nil
 	case len(v.targets) == 0:
+		if fut, _ := c.Ahead.Touched(in.pool); fut.MayHoldTunnels() {
+			return Planned{Change: plans.Unknown, Facts: v.facts, Details: []string{fmt.Sprintf(
+				"no node tunnel address is in pool %s now, but calico-node may move some there after %s (pool %s): those nodes' calico-node is restarted one at a time where the addresses stay (known after apply)",
+				in.pool, fut.TunnelsFrom, fut.Why())}}, nil
+		}
 		return Planned{Change: plans.None, Details: []string{"no node tunnel address is in pool " + in.pool}, Facts: v.facts}, nil
 	}
 	return Planned{Change: plans.Update, Facts: v.facts, Details: []string{

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/runbookdev/runbook/internal/calico"
+	"github.com/runbookdev/runbook/internal/poolsahead"
 )
 
 // The operator path of the pool actions: on a tigera-operator install the pools
@@ -51,13 +52,37 @@ func (e *poolEnv) installation(ctx context.Context) (*calico.Installation, error
 	return in, nil
 }
 
+// ahead returns what the earlier steps of a plan do to pool name, when cal
+// reads through the plan's model (poolsahead.Model.Client); nil at apply.
+func ahead(cal calico.Client, name string) *poolsahead.Pool {
+	if m, ok := cal.(interface {
+		Touched(string) (*poolsahead.Pool, bool)
+	}); ok {
+		p, _ := m.Touched(name)
+		return p
+	}
+	return nil
+}
+
 // operatorView finds pool name's entry; p (may be nil) is the pool as read.
-func (e *poolEnv) operatorView(ctx context.Context, name string, p *calico.Pool) (opView, error) {
+// fut (plan only) is what the earlier steps do to it: a pool an earlier step
+// creates on an install whose Installation manages pools is the operator's,
+// and the entry of a pool an earlier step deletes is gone by then.
+func (e *poolEnv) operatorView(ctx context.Context, name string, p *calico.Pool, fut *poolsahead.Pool) (opView, error) {
 	in, err := e.installation(ctx)
 	if err != nil || in == nil {
 		return opView{idx: -1}, err
 	}
 	v := opView{inst: in, idx: -1}
+	switch {
+	case fut.Deleted():
+		return v, nil
+	case fut.Created():
+		if fut.DeletedBy == "" {
+			v.idx = in.Entry(name, fut.CIDR)
+		}
+		return v, nil
+	}
 	if p != nil {
 		if !calico.OperatorOwns(in, p) {
 			return opView{idx: -1}, nil // an unmanaged pool beside the operator's: written directly

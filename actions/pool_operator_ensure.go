@@ -33,7 +33,7 @@ func (a *ensurePoolImpl) decideOperator(ctx context.Context, v *ensureVerdict, i
 			v.problems = append(v.problems, fmt.Sprintf("pool %s is being deleted", p.Name))
 		}
 		v.problems = append(v.problems, calico.CheckImmutable(p, in.cidr, in.spec.BlockSize)...)
-		if msg := driftProblem(p, v.op); msg != "" {
+		if msg := driftProblem(p, v.op); msg != "" && v.fut == nil { // an earlier step's pool: compared at apply
 			v.problems = append(v.problems, msg)
 			return nil
 		}

@@ -68,6 +68,15 @@ type Pool struct {
 	// mayHold: the last of the steps that fill the pool (create it, move pods
 	// in) comes after the last that empties it.
 	mayHold bool
+	// TunnelsFrom: calico-node may move nodes' tunnel addresses into the pool
+	// after this step disabled another pool or moved tunnels out of it.
+	TunnelsFrom string
+}
+
+// MayHoldTunnels reports whether nodes' tunnel addresses may be in the pool
+// after the earlier steps although the cluster shows none now.
+func (p *Pool) MayHoldTunnels() bool {
+	return p != nil && p.TunnelsFrom != "" && !p.Deleted()
 }
 
 // Created reports whether an earlier step creates the pool, and it still exists.
@@ -141,6 +150,7 @@ func (m *Model) Step(id string, roles []decl.PoolParam, with map[string]any) err
 		case decl.PoolDisables:
 			p.DisabledBy = id
 			p.History = append(p.History, "disabled by "+id)
+			m.tunnelsLeave(name, id)
 		case decl.PoolMovesPodsFrom:
 			p.EmptiedBy, p.mayHold = id, false
 			p.History = append(p.History, "emptied by "+id)
@@ -152,14 +162,26 @@ func (m *Model) Step(id string, roles []decl.PoolParam, with map[string]any) err
 			}
 			p.History = append(p.History, what)
 		case decl.PoolMovesTunnelsFrom:
-			p.TunnelsMovedBy = id
+			p.TunnelsMovedBy, p.TunnelsFrom = id, ""
 			p.History = append(p.History, "tunnel addresses moved out by "+id)
+			m.tunnelsLeave(name, id)
 		case decl.PoolDeletes:
-			p.Exists, p.DeletedBy, p.mayHold = false, id, false
+			p.Exists, p.DeletedBy, p.mayHold, p.TunnelsFrom = false, id, false, ""
 			p.History = append(p.History, "deleted by "+id)
 		}
 	}
 	return nil
+}
+
+// tunnelsLeave: step id makes calico-node re-address tunnels out of pool
+// from; the pools the earlier steps create and leave enabled may get them
+// (which ones, calico-node decides by encapsulation, uses and selectors).
+func (m *Model) tunnelsLeave(from, id string) {
+	for name, p := range m.pools {
+		if name != from && p.Created() && p.DisabledBy == "" {
+			p.TunnelsFrom = id
+		}
+	}
 }
 
 func (m *Model) pool(name string) *Pool {
@@ -318,6 +340,10 @@ type client struct {
 	calico.Client
 	m *Model
 }
+
+// Touched is the model's Touched: a planner holding only the client asks it
+// what the earlier steps do to a pool (Ahead in package actions).
+func (c *client) Touched(name string) (*Pool, bool) { return c.m.Touched(name) }
 
 func (c *client) Pools(ctx context.Context) ([]calico.Pool, error) {
 	live, err := c.Client.Pools(ctx)

@@ -177,3 +177,33 @@ func TestReaderOverlaysOnlyPools(t *testing.T) {
 		t.Fatalf("Pools = %s, %v", state(pools), err)
 	}
 }
+
+// Tunnel addresses follow disabling and moving: into the pools the earlier
+// steps created and left enabled, out of a pool whose tunnels a step moves.
+func TestTunnelsMayFollow(t *testing.T) {
+	for _, tc := range []struct {
+		upTo, pool string
+		want       bool
+	}{
+		{"add-temp", "temp", false},
+		{"disable", "temp", true},
+		{"tunnels-out", "temp", true},
+		{"tunnels-out", "pool", false},
+		{"recreate", "pool", false},
+		{"disable-temp", "pool", true},
+		{"delete-temp", "temp", false},
+	} {
+		m := New()
+		for _, s := range blockSize {
+			if err := m.Step(s.id, s.roles, s.with); err != nil {
+				t.Fatal(err)
+			}
+			if s.id == tc.upTo {
+				break
+			}
+		}
+		if p, _ := m.Touched(tc.pool); p.MayHoldTunnels() != tc.want {
+			t.Errorf("%s after %s: MayHoldTunnels %t, want %t", tc.pool, tc.upTo, p.MayHoldTunnels(), tc.want)
+		}
+	}
+}

@@ -24,8 +24,9 @@ type hop struct {
 // A step joins the hop whose pool it names in the same sense (a leaving role
 // where the pool is the hop's old pool, an entering one where it is the
 // target), the nearest one at or after it, else the last one before it. Steps
-// that name no pool of any hop join none: the cluster-wide checks run once,
-// on all steps.
+// that name no pool of any hop join none (the cluster-wide checks run once, on
+// all steps), except that a pool created before a move without a target pool
+// joins that move.
 func hops(steps []Step) []hop {
 	left, entered := map[string]bool{}, map[string]bool{}
 	var out []hop
@@ -71,6 +72,15 @@ func hops(steps []Step) []hop {
 				best = h // a hop still ahead beats one already past
 			case out[h].move < i && out[best].move < i && out[h].move > out[best].move:
 				best = h // of the hops past, the latest
+			}
+		}
+		if best < 0 && s.Plays(decl.PoolCreates) {
+			// A move without a targetPool goes to any enabled pool: the pools
+			// created since the previous move are where it goes.
+			for h := range out {
+				if out[h].target == "" && out[h].move > i && (h == 0 || out[h-1].move < i) {
+					best = h
+				}
 			}
 		}
 		if best >= 0 {

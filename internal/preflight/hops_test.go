@@ -50,6 +50,7 @@ func TestHopsSplitAMoveThereAndBack(t *testing.T) {
 		{"block size", blockSize, "[pool→temp: add-temp disable move-out tunnels-out delete][temp→pool: recreate disable-temp verify move-back tunnels-back delete-temp]"},
 		{"one migration", migrationSteps(map[string]any{"name": "new", "cidr": "10.0.1.0/24"}), "one migration"},
 		{"first half only", blockSize[:5], "one migration"},
+		{"move back without a target pool", withoutTarget(blockSize, "move-back"), "[pool→temp: add-temp disable move-out tunnels-out delete][temp→: recreate disable-temp move-back tunnels-back delete-temp]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := show(hops(tc.steps), tc.steps); got != tc.want {
@@ -57,6 +58,19 @@ func TestHopsSplitAMoveThereAndBack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withoutTarget drops the targetPool of step id.
+func withoutTarget(steps []Step, id string) []Step {
+	out := make([]Step, len(steps))
+	for i, s := range steps {
+		out[i] = s
+		if s.ID == id {
+			out[i].Pools = roles("pool", decl.PoolMovesPodsFrom, "targetPool", decl.PoolMovesPodsTo)
+			out[i].With = map[string]any{"pool": s.With["pool"]}
+		}
+	}
+	return out
 }
 
 // TestBlockSizeProcedurePassesPreflight: the two moves are checked one by one,

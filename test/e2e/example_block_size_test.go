@@ -31,24 +31,44 @@ var (
 // pool deleted in the middle is recreated) and exits 4; apply is killed with
 // SIGKILL between the two moves and resumed; new-pool ends with /24 blocks and
 // every pod, the temporary pool is gone, and applying again changes nothing.
+// The same runbook and values on a manifest install (v1 CRDs) and on an
+// operator install, where every pool step goes through the Installation.
 func TestExampleChangeBlockSize(t *testing.T) {
-	r := newFlavourRig(t, sandbox.FlavourCRD)
+	for _, tc := range []struct {
+		flavour, migrateValues string
+		plan                   []string // besides the common lines
+	}{
+		{sandbox.FlavourCRD, exampleValues, []string{
+			"create pool temporary-pool 10.0.128.0/17",
+			"delete pool new-pool (10.0.0.0/17)",
+			"create pool new-pool 10.0.0.0/17 (blockSize 24",
+			"(again: pool disabled by disable-pool",
+			"are released when delete-pool deletes it",
+			"set spec.disabled: true on pool temporary-pool (10.0.128.0/17) through crd.projectcalico.org/v1 CRDs (pool created by add-temp-pool"}},
+		{sandbox.FlavourOperator, operatorValues, []string{
+			"add pool temporary-pool 10.0.128.0/17",
+			"remove operator-managed pool new-pool (10.0.0.0/17) from Installation default",
+			"add pool new-pool 10.0.0.0/17 (blockSize 24",
+			"on the entry of operator-managed pool temporary-pool (10.0.128.0/17)",
+			"restart calico-node on 3 node(s)"}},
+	} {
+		t.Run(tc.flavour, func(t *testing.T) { testChangeBlockSize(t, tc.flavour, tc.migrateValues, tc.plan) })
+	}
+}
+
+func testChangeBlockSize(t *testing.T, flavour, migrateValues string, planLines []string) {
+	r := newFlavourRig(t, flavour)
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
-	res, _ := r.cli(t, "apply", exampleRunbook, "-f", exampleValues, "--set", "newCIDR=10.0.0.0/17", "--yes")
+	res, _ := r.cli(t, "apply", exampleRunbook, "-f", migrateValues, "--set", "newCIDR=10.0.0.0/17", "--yes")
 	res.Must(t, 0)
 
 	res, _ = r.cli(t, "plan", blockSizeRunbook, "-f", blockSizeValues)
-	res.Must(t, 4,
-		"create pool temporary-pool 10.0.128.0/17",
-		"delete pool new-pool (10.0.0.0/17)",
-		"the earlier steps move them out (pool disabled by disable-pool, emptied by move-to-temp, tunnel addresses moved out by move-tunnels-to-temp)",
-		"create pool new-pool 10.0.0.0/17 (blockSize 24",
-		"(again: pool disabled by disable-pool",
-		"are released when delete-pool deletes it",
-		"set spec.disabled: true on pool temporary-pool (10.0.128.0/17) through crd.projectcalico.org/v1 CRDs (pool created by add-temp-pool",
+	res.Must(t, 4, append(planLines,
+		"now 10 pod(s) and 3 node tunnel address(es) hold addresses in pool new-pool; the earlier steps move them out (pool disabled by disable-pool, emptied by move-to-temp, tunnel addresses moved out by move-tunnels-to-temp)",
 		"the pods in pool temporary-pool (10.0.128.0/17) by then",
-		"9 step(s) would change the cluster")
+		"calico-node may move some there after move-tunnels-to-temp",
+		"10 step(s) would change the cluster")...)
 	for _, never := range []string{"BLOCK", "now: ", "nothing to disable"} {
 		if strings.Contains(res.Stdout+res.Stderr, never) {
 			t.Errorf("plan says %q:\n%s", never, res.Output())
@@ -108,16 +128,7 @@ func TestExampleChangeBlockSize(t *testing.T) {
 	if _, err := r.dyn.Resource(gvrV1Pools).Get(ctx, "temporary-pool", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("temporary pool after the run: %v", err)
 	}
-	blocks, err := r.dyn.Resource(ipamblocks).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range blocks.Items {
-		// calico#10778: no block of the old size may be left behind.
-		if cidr, _, _ := unstructured.NestedString(b.Object, "spec", "cidr"); netip.MustParsePrefix(cidr).Bits() != 24 {
-			t.Errorf("IPAM block %s left with the old size", cidr)
-		}
-	}
+	requireBlocks(ctx, t, r, 24)
 
 	res, _ = r.cli(t, "plan", blockSizeRunbook, "-f", blockSizeValues)
 	res.Must(t, 0, "0 step(s) would change the cluster")
@@ -126,6 +137,36 @@ func TestExampleChangeBlockSize(t *testing.T) {
 	for _, s := range rep.Steps {
 		if s.Changed || (s.Status != "done" && s.Status != "skipped") {
 			t.Errorf("re-run: step %s %s changed=%t: %s %s", s.ID, s.Status, s.Changed, s.Message, s.Error)
+		}
+	}
+
+	// The same procedure written by hand (literal values, no guards, other
+	// step names, the move back without a targetPool): /24 → /25.
+	byHand := filepath.Join("testdata", "block-size-by-hand.yaml")
+	res, _ = r.cli(t, "plan", byHand)
+	res.Must(t, 4, "create pool scratch 10.0.128.0/18", "pool new-pool 10.0.0.0/17 (blockSize 25")
+	if strings.Contains(res.Stdout, "BLOCK") {
+		t.Errorf("hand-written plan refused:\n%s", res.Output())
+	}
+	res, _ = r.cli(t, "apply", byHand, "--yes")
+	res.Must(t, 0)
+	requireBlocks(ctx, t, r, 25)
+	if left := podsIn(ctx, t, r.kube, netip.MustParsePrefix("10.0.128.0/18")); len(left) > 0 {
+		t.Errorf("pods still in scratch: %s", names(left))
+	}
+}
+
+// requireBlocks: every IPAM block has the given size (calico#10778: none of
+// the old size left behind).
+func requireBlocks(ctx context.Context, t *testing.T, r *flavourRig, size int) {
+	t.Helper()
+	blocks, err := r.dyn.Resource(ipamblocks).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blocks.Items {
+		if cidr, _, _ := unstructured.NestedString(b.Object, "spec", "cidr"); netip.MustParsePrefix(cidr).Bits() != size {
+			t.Errorf("IPAM block %s is not /%d", cidr, size)
 		}
 	}
 }
