@@ -95,6 +95,21 @@ func TestModelFollowsTheBlockSizeProcedure(t *testing.T) {
 	}
 }
 
+// upTo returns the model after the block-size procedure's steps up to id.
+func upTo(t *testing.T, id string) *Model {
+	t.Helper()
+	m := New()
+	for _, s := range blockSize {
+		if err := m.Step(s.id, s.roles, s.with); err != nil {
+			t.Fatal(err)
+		}
+		if s.id == id {
+			break
+		}
+	}
+	return m
+}
+
 func TestPoolPredicates(t *testing.T) {
 	for _, tc := range []struct {
 		upTo, pool                    string
@@ -108,15 +123,7 @@ func TestPoolPredicates(t *testing.T) {
 		{"move-back", "temp", true, false, false}, // filled, then emptied
 		{"delete-temp", "temp", true, true, false},
 	} {
-		m := New()
-		for _, s := range blockSize {
-			if err := m.Step(s.id, s.roles, s.with); err != nil {
-				t.Fatal(err)
-			}
-			if s.id == tc.upTo {
-				break
-			}
-		}
+		m := upTo(t, tc.upTo)
 		p, _ := m.Touched(tc.pool)
 		if p.Created() != (tc.created && !tc.deleted) || p.Deleted() != tc.deleted || p.MayHoldPods() != tc.mayHoldPods {
 			t.Errorf("%s after %s: created %t deleted %t mayHoldPods %t, want %t %t %t", tc.pool, tc.upTo,
@@ -126,13 +133,7 @@ func TestPoolPredicates(t *testing.T) {
 }
 
 func TestFreedNamesDeletedPoolsWithTheirCIDR(t *testing.T) {
-	m := New()
-	for _, s := range blockSize[:5] { // up to delete
-		if err := m.Step(s.id, s.roles, s.with); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f := m.Freed(live())
+	f := upTo(t, "delete").Freed(live())
 	if len(f) != 1 || f[0].Name != "pool" || f[0].CIDR.String() != "10.0.0.0/17" || f[0].By != "delete" {
 		t.Fatalf("Freed = %+v", f)
 	}
@@ -193,15 +194,7 @@ func TestTunnelsMayFollow(t *testing.T) {
 		{"disable-temp", "pool", true},
 		{"delete-temp", "temp", false},
 	} {
-		m := New()
-		for _, s := range blockSize {
-			if err := m.Step(s.id, s.roles, s.with); err != nil {
-				t.Fatal(err)
-			}
-			if s.id == tc.upTo {
-				break
-			}
-		}
+		m := upTo(t, tc.upTo)
 		if p, _ := m.Touched(tc.pool); p.MayHoldTunnels() != tc.want {
 			t.Errorf("%s after %s: MayHoldTunnels %t, want %t", tc.pool, tc.upTo, p.MayHoldTunnels(), tc.want)
 		}
