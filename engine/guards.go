@@ -221,10 +221,40 @@ const untilDebounce = 100 * time.Millisecond
 // step's timeout) ends. Only a false guard waits: in plan mode until is
 // deferred, so the plan never waits.
 func (g *guards) waitUntil(ctx context.Context, changes <-chan struct{}) (guardDecision, error) {
+	return g.waitFor(ctx, guardUntil, changes)
+}
+
+// assertSettle bounds how long a false assert waits for the guard functions'
+// cache to catch up before it fails the step. The action decided "done" on its
+// own view (the pod mover's informer, the API server); the guard functions
+// read the Calico client's informers, which may lag it by a few events on a
+// loaded control plane (a move reported 10/10 back, then podsInPool still
+// listed a deleted pod). A postcondition that holds is never delayed.
+var assertSettle = 10 * time.Second
+
+// settleAssert decides the assert guard: at once when it holds, else after
+// re-evaluating it on each cache change for at most assertSettle.
+func (g *guards) settleAssert(ctx context.Context, changes <-chan struct{}) (guardDecision, error) {
+	d, err := g.check(ctx, guardAssert)
+	if err != nil || d.outcome != guardFalse {
+		return d, err
+	}
+	sctx, cancel := context.WithTimeout(ctx, assertSettle)
+	defer cancel()
+	d, err = g.waitFor(sctx, guardAssert, changes)
+	if err != nil && ctx.Err() == nil && sctx.Err() != nil {
+		return d, nil // still false once the cache had time to catch up: d says so
+	}
+	return d, err
+}
+
+// waitFor re-evaluates guard k until it holds or ctx ends: the until wait, and
+// an assert's settle.
+func (g *guards) waitFor(ctx context.Context, k guardKind, changes <-chan struct{}) (guardDecision, error) {
 	tick := time.NewTicker(untilFallback)
 	defer tick.Stop()
 	for {
-		d, err := g.check(ctx, guardUntil)
+		d, err := g.check(ctx, k)
 		if err != nil || d.outcome != guardFalse {
 			return d, err
 		}

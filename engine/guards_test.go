@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,6 +213,58 @@ func TestGuardWaitUntil(t *testing.T) {
 		d, err := g.waitUntil(ctx, nil)
 		if err != nil || d.outcome != guardDeferred || ctx.Err() != nil {
 			t.Fatalf("%+v %v (context: %v)", d, err, ctx.Err())
+		}
+	})
+}
+
+// TestAssertSettles: a false assert is re-evaluated on cache changes for a
+// bounded time (the guard functions' informers may lag the action's view);
+// one that holds passes at once, one that stays false fails after the bound
+// with the guard's reason, and a signal ends the wait.
+func TestAssertSettles(t *testing.T) {
+	settled := func(t *testing.T) (*guards, *atomic.Bool) {
+		g := guardsFor(t, applyMode, guardAssert, "params.flag", false, nil)
+		var caughtUp atomic.Bool
+		base := g.bindings
+		g.bindings = func() runbooks.Bindings {
+			b := base()
+			b.Params = map[string]any{"flag": caughtUp.Load()}
+			return b
+		}
+		return g, &caughtUp
+	}
+	t.Run("holds once the cache catches up", func(t *testing.T) {
+		g, caughtUp := settled(t)
+		changes := make(chan struct{}, 1)
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			caughtUp.Store(true)
+			changes <- struct{}{}
+		}()
+		d, err := g.settleAssert(context.Background(), changes)
+		if err != nil || d.outcome != guardPass {
+			t.Fatalf("%+v %v", d, err)
+		}
+	})
+	t.Run("stays false: fails after the bound", func(t *testing.T) {
+		defer func(old time.Duration) { assertSettle = old }(assertSettle)
+		assertSettle = 100 * time.Millisecond
+		g, _ := settled(t)
+		start := time.Now()
+		d, err := g.settleAssert(context.Background(), nil)
+		if err != nil || d.outcome != guardFalse || d.why != "postcondition failed: assert: params.flag" {
+			t.Fatalf("%+v %v", d, err)
+		}
+		if took := time.Since(start); took < assertSettle {
+			t.Errorf("failed after %s, before the bound %s", took, assertSettle)
+		}
+	})
+	t.Run("interrupted", func(t *testing.T) {
+		g, _ := settled(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := g.settleAssert(ctx, nil); !errors.Is(err, context.Canceled) {
+			t.Fatalf("error %v, want the context's", err)
 		}
 	})
 }

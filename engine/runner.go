@@ -462,13 +462,13 @@ func (r *runner) act(ctx, stepCtx context.Context, st *runbooks.Step, rec *StepR
 }
 
 // postconditions judge what the step did: until waits for it within stepCtx
-// (the step's timeout), then assert decides at once, against the journal as
-// the step left it.
+// (the step's timeout), then assert decides, against the journal as the step
+// left it, once the guard functions' cache has caught up (settleAssert).
 func (r *runner) postconditions(ctx, stepCtx context.Context, g *guards) error {
 	if _, err := g.waitUntil(stepCtx, r.Changes); err != nil {
 		return err
 	}
-	d, err := g.check(ctx, guardAssert)
+	d, err := g.settleAssert(ctx, r.Changes)
 	if err != nil {
 		return err
 	}
