@@ -72,8 +72,11 @@ type mover struct {
 	led     *ledger
 	lim     limits
 	answers chan answer
-	sem     chan struct{}
-	calls   sync.WaitGroup
+	// sem bounds the requests in flight. Not errgroup.SetLimit: its Go blocks
+	// the caller (the decision loop) and cannot give up when ctx ends; here the
+	// goroutine waits for a slot in a select beside ctx and still answers.
+	sem   chan struct{}
+	calls sync.WaitGroup
 
 	cooling   map[string]time.Time // budget -> when it answered 429
 	parked    map[string]time.Time // pod key -> not before
