@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -35,11 +36,28 @@ func (g *globalOptions) validateOutput() error {
 	return exitcode.Newf(exitcode.Invalid, "--output must be text, json or yaml, got %q", g.output)
 }
 
+// invokedAs is the name the binary was run by. Installed as kubectl-runbook
+// it is a kubectl plugin (kubectl finds kubectl-* on PATH), and its help and
+// errors say "kubectl runbook …", as the user typed it.
+var invokedAs = filepath.Base(os.Args[0])
+
+// displayName is the command as the user runs it.
+func displayName() string {
+	name := strings.TrimSuffix(invokedAs, ".exe")
+	if plugin, ok := strings.CutPrefix(name, "kubectl-"); ok && plugin != "" {
+		return "kubectl " + strings.ReplaceAll(plugin, "_", "-")
+	}
+	return "runbook"
+}
+
 func newRootCmd(out, errOut io.Writer) *cobra.Command {
 	g := &globalOptions{out: out, errOut: errOut, reg: actions.Default}
 	root := &cobra.Command{
-		Use:   "runbook",
-		Short: "Run declarative runbooks for Kubernetes network operations",
+		// cobra prints this name in usage, help and completion (kubectl plugins
+		// are displayed as "kubectl <name>": cobra.CommandDisplayNameAnnotation).
+		Annotations: map[string]string{cobra.CommandDisplayNameAnnotation: displayName()},
+		Use:         "runbook",
+		Short:       "Run declarative runbooks for Kubernetes network operations",
 		Long: `runbook executes YAML runbooks against a Kubernetes cluster: guarded, idempotent,
 resumable steps with rollback hooks. The first runbook family migrates pods between
 Calico IP pools without network disruption (see examples/migrate-ippool).`,
@@ -118,7 +136,7 @@ func unknownCommand(cmd *cobra.Command, args []string) error {
 			names = append(names, c.Name())
 		}
 	}
-	return exitcode.Newf(exitcode.Invalid, "unknown command %q%s; see runbook --help", args[0], suggest.Hint(args[0], names))
+	return exitcode.Newf(exitcode.Invalid, "unknown command %q%s; see %s --help", args[0], suggest.Hint(args[0], names), displayName())
 }
 
 // flagError makes flag errors bad usage (exit 2) and suggests the flag meant.
