@@ -219,6 +219,18 @@ func (a *moveTunnelsImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 	if err != nil {
 		return Planned{}, err
 	}
+	fut, _ := c.Ahead.Touched(in.pool)
+	// Disabled by an earlier step but serving now: that disable moves the
+	// addresses by itself where calico-node reacts to it, so which nodes this
+	// step restarts is known only after apply.
+	disabledLater := false
+	if fut != nil && fut.DisabledBy != "" {
+		live, _, err := livePool(ctx, cal, in.pool)
+		if err != nil {
+			return Planned{}, fmt.Errorf("moveTunnelAddresses %q: %w", in.pool, err)
+		}
+		disabledLater = live != nil && !disabled(live)
+	}
 	cal = c.Ahead.Client(cal) // the pools as the earlier steps leave them
 	v, err := a.decide(ctx, cal, in.pool, nil, false)
 	if err != nil {
@@ -236,8 +248,12 @@ func (a *moveTunnelsImpl) Plan(ctx context.Context, c *Call) (Planned, error) {
 		return Planned{Change: plans.Unknown, Facts: v.facts, Details: []string{
 			fmt.Sprintf("pool %s still serves %d tunnel address(es) (%s): once an earlier step disables it, calico-node is restarted on each node still holding one, one node at a time (known after apply; refused if the pool still serves them then)",
 				in.pool, len(v.serving), textlist.Capped(v.serving, maxListed))}}, nil
+	case len(v.targets) > 0 && disabledLater:
+		return Planned{Change: plans.Unknown, Facts: v.facts, Details: []string{fmt.Sprintf(
+			"once %s disables pool %s, calico-node moves its tunnel addresses by itself where it reacts to the change (spec.disabled, disableNewAllocations); this step then restarts calico-node one node at a time on each node still holding one (known after apply): %s",
+			fut.DisabledBy, in.pool, textlist.Capped(v.moves, maxListed))}}, nil
 	case len(v.targets) == 0:
-		if fut, _ := c.Ahead.Touched(in.pool); fut.MayHoldTunnels() {
+		if fut.MayHoldTunnels() {
 			return Planned{Change: plans.Unknown, Facts: v.facts, Details: []string{fmt.Sprintf(
 				"no node tunnel address is in pool %s now, but calico-node may move some there after %s (pool %s): those nodes' calico-node is restarted one at a time where the addresses stay (known after apply)",
 				in.pool, fut.TunnelsFrom, fut.Why())}}, nil

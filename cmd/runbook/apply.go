@@ -17,9 +17,10 @@ import (
 func newPlanCmd(g *globalOptions) *cobra.Command {
 	f := &runFlags{}
 	cmd := &cobra.Command{
-		Use:   "plan RUNBOOK",
-		Short: "Show what apply would do, read-only; exit 4 when changes are pending, 11 when refused",
-		Args:  exactArgs(1, "one runbook file"),
+		Use:         "plan RUNBOOK",
+		Short:       "Show what apply would do, read-only; exit 4 when changes are pending, 11 when refused",
+		Args:        exactArgs(1, "one runbook file"),
+		Annotations: map[string]string{outputMarkdown: "true"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := newSession(cmd, g, f, args[0])
 			if err != nil {
@@ -47,12 +48,15 @@ func newPlanCmd(g *globalOptions) *cobra.Command {
 					return fmt.Errorf("save plan: %w", err)
 				}
 			}
-			if g.output != "text" {
+			switch g.output {
+			case "text":
+				printPlan(g.out, style{on: g.term.color}, p, f.verbose)
+			case "markdown":
+				fprintf(g.out, "%s", markdownPlan(p, f.verbose))
+			default:
 				if err := writeStructured(g.out, g.output, p); err != nil {
 					return err
 				}
-			} else {
-				printPlan(g.out, style{on: g.term.color}, p, f.verbose)
 			}
 			switch {
 			case len(p.Refusals()) > 0:

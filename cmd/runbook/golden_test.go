@@ -100,6 +100,7 @@ func TestGoldenReports(t *testing.T) {
 		golden(t, "plan"+suffix+".txt", b.String())
 	}
 	golden(t, "report.md", markdownReport(sampleReport()))
+	golden(t, "plan.md", markdownPlan(samplePlan(), false))
 	plain := sampleReport()
 	plain.Source, plain.Env, plain.LeftToDo, plain.Error, plain.Resumed = nil, "", nil, "", true
 	golden(t, "report-no-git.md", markdownReport(plain))

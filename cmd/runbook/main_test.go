@@ -44,6 +44,7 @@ func TestCLI(t *testing.T) {
 		{"set unknown param", []string{"validate", example, "--set", "newCDIR=10.0.0.0/16"}, exitcode.Invalid, "", `unknown param "newCDIR" (did you mean "newCIDR"?)`, false},
 		{"no args", []string{"validate"}, exitcode.Invalid, "", "expected at least one runbook file", false},
 		{"bad output", []string{"actions", "-o", "xml"}, exitcode.Invalid, "", "--output must be text, json or yaml", false},
+		{"markdown is for plan", []string{"validate", example, "-o", "markdown"}, exitcode.Invalid, "", "--output markdown is for plan (a pull-request comment); validate prints text, json or yaml", false},
 		{"bad flag", []string{"validate", "--nope", example}, exitcode.Invalid, "", "unknown flag", false},
 		{"actions", []string{"actions"}, exitcode.OK, "deletePool              point of no return", "", false},
 		{"actions json", []string{"actions", "-o", "json"}, exitcode.OK, `"name": "ensurePool"`, "", true},

@@ -159,13 +159,16 @@ const (
 	planWarningLines = 6
 )
 
-func printPlan(w io.Writer, st style, p *engine.Plan, verbose bool) {
-	capped := func(lines []string, max int, what string) []string {
-		if verbose || len(lines) <= max {
-			return lines
-		}
-		return append(lines[:max:max], fmt.Sprintf("… and %d more %s (plan -v shows all)", len(lines)-max, what))
+// capLines keeps the first max lines and says how many more there are.
+func capLines(lines []string, max int, what string, verbose bool) []string {
+	if verbose || len(lines) <= max {
+		return lines
 	}
+	return append(lines[:max:max], fmt.Sprintf("… and %d more %s (plan -v shows all)", len(lines)-max, what))
+}
+
+func printPlan(w io.Writer, st style, p *engine.Plan, verbose bool) {
+	capped := func(lines []string, max int, what string) []string { return capLines(lines, max, what, verbose) }
 	fprintf(w, "Plan for %s", st.bold(p.Runbook))
 	if p.Env != "" {
 		fprintf(w, " in %s", st.bold(p.Env))

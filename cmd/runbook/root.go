@@ -28,12 +28,21 @@ type globalOptions struct {
 	reg    *decl.Registry
 }
 
-func (g *globalOptions) validateOutput() error {
+// outputMarkdown marks a command that also prints -o markdown (plan: a
+// pull-request comment).
+const outputMarkdown = "runbook.dev/output-markdown"
+
+func (g *globalOptions) validateOutput(cmd *cobra.Command) error {
 	switch g.output {
 	case "text", "json", "yaml":
 		return nil
+	case "markdown":
+		if cmd.Annotations[outputMarkdown] != "" {
+			return nil
+		}
+		return exitcode.Newf(exitcode.Invalid, "--output markdown is for plan (a pull-request comment); %s prints text, json or yaml", cmd.Name())
 	}
-	return exitcode.Newf(exitcode.Invalid, "--output must be text, json or yaml, got %q", g.output)
+	return exitcode.Newf(exitcode.Invalid, "--output must be text, json or yaml (plan also markdown), got %q", g.output)
 }
 
 // invokedAs is the name the binary was run by. Installed as kubectl-runbook
@@ -68,7 +77,7 @@ Calico IP pools without network disruption (see examples/migrate-ippool).`,
 		Args: unknownCommand,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if err := g.validateOutput(); err != nil {
+			if err := g.validateOutput(cmd); err != nil {
 				return err
 			}
 			t, err := detectTerminal(g.out, g.color, os.Getenv)
@@ -78,9 +87,9 @@ Calico IP pools without network disruption (see examples/migrate-ippool).`,
 	}
 	root.SetOut(out)
 	root.SetErr(errOut)
-	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "Output format: text, json or yaml")
+	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "Output format: text, json or yaml (plan also markdown)")
 	root.PersistentFlags().StringVar(&g.color, "color", "auto", "Colour: auto (a terminal without NO_COLOR), always or never")
-	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json", "yaml", "markdown"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = root.RegisterFlagCompletionFunc("color", cobra.FixedCompletions([]string{"auto", "always", "never"}, cobra.ShellCompDirectiveNoFileComp))
 	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(

@@ -254,7 +254,8 @@ func TestGitHubActionsSnippet(t *testing.T) {
 	if pr["apply"].ran {
 		t.Fatalf("pull request: apply ran: %s", pr["apply"])
 	}
-	mustContain(t, "PR plan summary", pr["plan"].summary, "### runbook plan (sandbox)", "Plan for migrate-ippool in sandbox", "+ add-new-pool: ensurePool create", "step(s) would change the cluster.")
+	mustContain(t, "PR plan summary", pr["plan"].summary, "<!-- runbook-plan migrate-ippool sandbox -->",
+		"### runbook plan: `migrate-ippool` in **sandbox** — 5 step(s) to change", "| `+` | add-new-pool | ensurePool | create | create pool new-pool 10.0.0.0/16", "<details><summary>Details of each step</summary>")
 	mustContain(t, "PR validate log", pr["validate"].log, "runbooks/migrate-ippool/runbook.yaml: valid (6 steps)")
 
 	merge := (&github{world: w, wf: wf, secrets: secrets, event: "push"}).run()
