@@ -144,7 +144,7 @@ func testChangeBlockSize(t *testing.T, flavour, migrateValues string, planLines 
 	// step names, the move back without a targetPool): /24 → /25.
 	byHand := filepath.Join("testdata", "block-size-by-hand.yaml")
 	res, _ = r.cli(t, "plan", byHand)
-	res.Must(t, 4, "create pool scratch 10.0.128.0/18", "pool new-pool 10.0.0.0/17 (blockSize 25")
+	res.Must(t, 4, "pool scratch 10.0.128.0/18", "pool new-pool 10.0.0.0/17 (blockSize 25")
 	if strings.Contains(res.Stdout, "BLOCK") {
 		t.Errorf("hand-written plan refused:\n%s", res.Output())
 	}
