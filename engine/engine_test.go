@@ -45,6 +45,9 @@ func (f *fixture) run(src string, mod func(*engine.Options, *enginetest.ConfigMa
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	if rb, err = rb.Expand(params, ""); err != nil {
+		f.t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	act := &enginetest.ConfigMapAction{Client: f.cs, Namespace: "default", Log: &f.applies, Cancel: cancel}

@@ -84,7 +84,7 @@ type guards struct {
 // (planBindings), so guards plan the success path.
 func planGuards(o Options, known map[string]runbooks.StepResult, st *runbooks.Step, started bool, changing []string) *guards {
 	bindings := func() runbooks.Bindings {
-		return runbooks.Bindings{Params: o.Params.Values, Env: o.Env, Steps: planBindings(o.Runbook, known, st), Funcs: o.Funcs}
+		return runbooks.Bindings{Params: o.Params.Values, Env: o.Env, Steps: planBindings(o.Runbook, known, st), Funcs: o.Funcs, Step: st}
 	}
 	return &guards{mode: planMode, rb: o.Runbook, step: st, bindings: bindings, started: started, changing: changing}
 }
@@ -92,7 +92,8 @@ func planGuards(o Options, known map[string]runbooks.StepResult, st *runbooks.St
 // applyGuards are a step's guards as the run decides them, over its journal.
 // started is read now, before the step marks itself started.
 func applyGuards(r *runner, st *runbooks.Step, rec *StepRecord) *guards {
-	return &guards{mode: applyMode, rb: r.Runbook, step: st, bindings: r.bindings, started: rec.StartedAt != nil}
+	bindings := func() runbooks.Bindings { return r.bindings(st) }
+	return &guards{mode: applyMode, rb: r.Runbook, step: st, bindings: bindings, started: rec.StartedAt != nil}
 }
 
 // env builds the expression environment from the bindings as they are now. Its

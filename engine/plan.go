@@ -189,6 +189,10 @@ func (pl *planning) planStep(ctx context.Context, st *runbooks.Step) (PlannedSte
 	// after apply; one that changes nothing, or is refused, does not.
 	if ps.Change != plans.None && ps.Change != plans.Check && ps.Change != plans.Refused {
 		pl.changing = append(pl.changing, st.ID)
+		if st.Group != "" {
+			// Expressions read a forEach step by its group's id.
+			pl.changing = append(pl.changing, st.Group)
+		}
 	}
 	return ps, nil
 }
@@ -282,11 +286,18 @@ func preflightSteps(ctx context.Context, o Options, done map[string]runbooks.Ste
 		ps := preflight.Step{ID: st.ID, Pools: st.Decl.PoolParams()}
 		known := true
 		for _, id := range st.With.StepRefs() {
+			if ids, group := rb.Instances(id); group {
+				for _, id := range ids {
+					_, ok := done[id]
+					known = known && ok
+				}
+				continue
+			}
 			_, ok := done[id]
 			known = known && ok
 		}
 		if known {
-			env, err := rb.Env(runbooks.Bindings{Params: o.Params.Values, Env: o.Env, Steps: planBindings(rb, done, st), Funcs: o.Funcs})
+			env, err := rb.Env(runbooks.Bindings{Params: o.Params.Values, Env: o.Env, Steps: planBindings(rb, done, st), Funcs: o.Funcs, Step: st})
 			if err == nil {
 				if with, err := st.With.Render(ctx, env); err == nil {
 					ps.With = with

@@ -67,7 +67,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Events == nil {
 		o.Events = func(Event) {}
 	}
-	if o.StopBefore != "" && o.Runbook.StepByID(o.StopBefore) == nil {
+	if _, group := o.Runbook.Instances(o.StopBefore); o.StopBefore != "" && o.Runbook.StepByID(o.StopBefore) == nil && !group {
 		return nil, exitcode.Newf(exitcode.Invalid, "--stop-before %q: no such step", o.StopBefore)
 	}
 	for _, st := range o.Runbook.Steps {
@@ -220,13 +220,14 @@ func (r *runner) save(ctx context.Context) error {
 	return nil
 }
 
-func (r *runner) bindings() runbooks.Bindings {
+// bindings are the values the expressions of step st see now.
+func (r *runner) bindings(st *runbooks.Step) runbooks.Bindings {
 	steps := map[string]runbooks.StepResult{}
 	for id, rec := range r.j.Steps {
 		steps[id] = runbooks.StepResult{Status: rec.Status, Changed: rec.Changed, Outputs: typedOutputs(r.Runbook.StepByID(id), rec.Outputs)}
 	}
 	return runbooks.Bindings{Params: r.Params.Values, Env: r.Env, Run: runbooks.RunInfo{ID: r.j.RunID, StartedAt: r.j.StartedAt},
-		Steps: steps, Funcs: r.Funcs}
+		Steps: steps, Funcs: r.Funcs, Step: st}
 }
 
 // typedOutputs converts outputs read back from the JSON journal (numbers as float64,
@@ -250,7 +251,7 @@ func typedOutputs(st *runbooks.Step, outs map[string]any) map[string]any {
 	return typed
 }
 
-func (r *runner) env() (map[string]any, error) { return r.Runbook.Env(r.bindings()) }
+func (r *runner) env(st *runbooks.Step) (map[string]any, error) { return r.Runbook.Env(r.bindings(st)) }
 
 // execute runs the steps in order, then rollback (on failure) and cleanup.
 func (r *runner) execute(ctx context.Context) *Report {
@@ -280,7 +281,7 @@ func (r *runner) execute(ctx context.Context) *Report {
 // operator who declined a point of no return.
 func (r *runner) holdBefore(ctx context.Context, st *runbooks.Step) bool {
 	switch {
-	case st.ID == r.StopBefore:
+	case st.ID == r.StopBefore, st.Group != "" && st.Group == r.StopBefore:
 		r.j.Status, r.j.Error = StatusStopped, st.ID
 	case ctx.Err() != nil:
 		r.j.Status, r.j.Error = StatusInterrupted, "interrupted before step "+st.ID
@@ -532,7 +533,7 @@ func (r *runner) rollback(ctx context.Context, failedAt int, cause error) []stri
 }
 
 func (r *runner) rollbackStep(ctx context.Context, st *runbooks.Step, rec *StepRecord) (string, error) {
-	env, err := r.env()
+	env, err := r.env(st)
 	if err != nil {
 		return "", err
 	}
@@ -604,7 +605,7 @@ func (r *runner) cleanup(ctx context.Context) {
 		if rec == nil || rec.Status == StatusPending || rec.Status == StatusSkipped {
 			continue
 		}
-		env, err := r.env()
+		env, err := r.env(st)
 		if err != nil {
 			continue
 		}

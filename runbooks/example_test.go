@@ -22,7 +22,18 @@ func TestExamplesValidate(t *testing.T) {
 			t.Fatalf("%s has no values files", f)
 		}
 		for _, v := range values {
-			if _, err := ResolveParams(rb, ValueInputs{Files: []string{v}}); err != nil {
+			p, err := ResolveParams(rb, ValueInputs{Files: []string{v}})
+			if err != nil {
+				t.Errorf("%s with %s:\n%v", f, v, err)
+				continue
+			}
+			// What plan and apply check before they connect: forEach items and the
+			// with: values the params decide.
+			ex, err := rb.Expand(p, "")
+			if err == nil {
+				err = ex.CheckParams(p, "", true)
+			}
+			if err != nil {
 				t.Errorf("%s with %s:\n%v", f, v, err)
 			}
 		}

@@ -61,6 +61,7 @@ func budgetOptions() []expr.Option {
 		expr.Function("repeat", meteredRepeat, new(func(*evalMeter, string, int) string)),
 		expr.Function(concatFunc, meteredConcat, new(func(*evalMeter, string, string) string)),
 		expr.Patch(&meterPatch{}),
+		expr.Patch(itemPatch{}),
 	}
 }
 

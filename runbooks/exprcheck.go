@@ -21,6 +21,7 @@ type exprSite struct {
 	path      string
 	stepIndex int  // index of the step the expression belongs to; -1 for none
 	allowSelf bool // until/assert/hooks may read the step's own status and outputs
+	forEach   bool // the step's forEach expression itself (it defines item)
 	// at maps an offset inside the expression text to a file position.
 	at func(offset int) (line, col int)
 }
@@ -44,6 +45,7 @@ type exprDeps struct {
 	params    []string // params.<name> read by name
 	allParams bool     // params read whole or by a computed key
 	env       bool
+	item      bool // the item of a forEach step
 	late      bool // run, now() or a cluster function
 	// loops: closures (map, filter, all, ...) or ranges (1..n), whose cost has no
 	// bound the file's size sets. Such an expression is evaluated only by its step,
@@ -182,6 +184,9 @@ func (v *refVisitor) Visit(node *ast.Node) {
 			v.paramIdents++
 		case n.Value == "env":
 			v.deps.env = true
+		case n.Value == itemVar:
+			v.checkItem(n.Location().From)
+			v.deps.item = true
 		case n.Value == "run" || v.cp.remote[n.Value]:
 			v.deps.late = true
 		}
@@ -205,6 +210,16 @@ func (v *refVisitor) Visit(node *ast.Node) {
 			names = append(names, f)
 		}
 		v.fail(id.Location().From, "unknown function %q%s", id.Value, suggest.Hint(id.Value, names))
+	}
+}
+
+// checkItem refuses item outside a step with forEach, and in the forEach itself.
+func (v *refVisitor) checkItem(off int) {
+	switch ix := v.site.stepIndex; {
+	case v.site.forEach:
+		v.fail(off, "forEach cannot read item: it makes the items")
+	case ix < 0 || ix >= len(v.cp.rb.Steps) || v.cp.rb.Steps[ix].ForEach == nil:
+		v.fail(off, "item is only defined in a step with forEach (the step's guards, with: and hooks read it)")
 	}
 }
 
@@ -242,6 +257,10 @@ func (v *refVisitor) checkStepMember(n *ast.MemberNode, prop *ast.StringNode) {
 	}
 	st := v.cp.rb.StepByID(idNode.Value)
 	if st == nil || st.Decl == nil {
+		return
+	}
+	if st.ForEach != nil && !(v.site.allowSelf && st.Index == v.site.stepIndex) {
+		v.fail(prop.Location().From, "step %q has forEach: it has outputs per item, which later steps cannot read; read steps[%q].status (done when every item is) or .changed", st.ID, st.ID)
 		return
 	}
 	var names []string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -54,10 +55,14 @@ type knownValues struct {
 	// all: every declared param counts as known; an unset one has its zero value,
 	// as in the run. Otherwise only those in params.
 	all bool
+	// itemKnown: the step checked is an instance of a forEach step, so its item is
+	// known (a forEach step not expanded yet has none).
+	itemKnown bool
+	item      any
 }
 
 func (k *knownValues) knows(d exprDeps, rb *Runbook) bool {
-	if d.late || d.loops || len(d.steps) > 0 || (d.env && !k.envKnown) {
+	if d.late || d.loops || len(d.steps) > 0 || (d.env && !k.envKnown) || (d.item && !k.itemKnown) {
 		return false
 	}
 	names := d.params
@@ -92,6 +97,9 @@ func (k *knownValues) from(d exprDeps, rb *Runbook) string {
 	if d.env {
 		out = append(out, fmt.Sprintf("env %q", k.env))
 	}
+	if d.item && k.itemKnown {
+		out = append(out, "item "+value.Format(k.item))
+	}
 	if len(out) == 0 {
 		return ""
 	}
@@ -102,12 +110,18 @@ func (rb *Runbook) checkKnown(k *knownValues) Errors {
 	if rb.scope == nil {
 		return nil
 	}
-	env, err := rb.Env(Bindings{Params: k.params, Env: k.env})
+	base, err := rb.Env(Bindings{Params: k.params, Env: k.env})
 	if err != nil {
 		return nil // the values do not fit their params: ResolveParams says so
 	}
 	var errs Errors
 	for _, st := range rb.Steps {
+		env := base
+		k.itemKnown, k.item = st.Group != "", st.Item
+		if k.itemKnown {
+			env = maps.Clone(base)
+			env[itemHolder] = forEachItem{Item: st.Item}
+		}
 		if st.When != nil && st.When.Program != nil && k.knows(st.When.deps, rb) {
 			if ok, err := st.When.Eval(context.Background(), env); err == nil && !ok {
 				continue
@@ -142,7 +156,7 @@ func (k *knownValues) checkWith(rb *Runbook, w *With, env map[string]any) Errors
 		}
 		raw, err := f.Tmpl.Render(context.Background(), env)
 		if err != nil {
-			errs = append(errs, &Error{Pos: f.Pos, Path: f.Path, Msg: fmt.Sprintf("%s fails%s: %v", f.Tmpl.Source, k.from(deps, rb), exprError(err))})
+			errs = append(errs, &Error{Pos: f.Pos, Path: f.Path, Msg: fmt.Sprintf("%s fails%s: %v%s", f.Tmpl.Source, k.from(deps, rb), exprError(err), k.itemHint(deps))})
 			continue
 		}
 		if _, err := d.Resolve(raw, true); err != nil {
@@ -162,6 +176,18 @@ func exprError(err error) string {
 	return err.Error()
 }
 
+// itemHint explains the usual cause of an item's expression failing: the list holds
+// plain values where the template reads fields (item.name of "zone-a").
+func (k *knownValues) itemHint(d exprDeps) string {
+	if !d.item || !k.itemKnown {
+		return ""
+	}
+	if _, isMap := k.item.(map[string]any); isMap {
+		return ""
+	}
+	return fmt.Sprintf(" (the item is %s, not a map: does the list hold the entries this template reads fields of?)", value.Format(k.item))
+}
+
 func (d exprDeps) union(o exprDeps) exprDeps {
 	d.steps = append(append([]string(nil), d.steps...), o.steps...)
 	for _, p := range o.params {
@@ -171,6 +197,7 @@ func (d exprDeps) union(o exprDeps) exprDeps {
 	}
 	d.allParams = d.allParams || o.allParams
 	d.env = d.env || o.env
+	d.item = d.item || o.item
 	d.late = d.late || o.late
 	d.loops = d.loops || o.loops
 	return d

@@ -50,13 +50,25 @@ type Runbook struct {
 	Labels      map[string]string
 	OnFailure   FailurePolicy
 	Params      []*Param
-	Steps       []*Step
-	Pos         Pos
-	scope       *Scope
+	// Steps are the steps in order. A step with forEach stands for its items: Expand
+	// replaces it with one instance per item (ids derived from it), so the engine,
+	// the journal and the plan only ever see plain steps.
+	Steps []*Step
+	Pos   Pos
+	scope *Scope
+	// groups maps the id of a forEach step to its instances' ids, once expanded:
+	// expressions name the group (steps.<id>), never an instance.
+	groups map[string][]string
 }
 
 // Env builds the expression environment of this runbook for one evaluation.
-func (rb *Runbook) Env(b Bindings) (map[string]any, error) { return rb.scope.Env(b) }
+func (rb *Runbook) Env(b Bindings) (map[string]any, error) {
+	env, err := rb.scope.Env(rb.groupBindings(b))
+	if err == nil && b.Step != nil && b.Step.Group != "" {
+		env[itemHolder] = forEachItem{Item: b.Step.Item}
+	}
+	return env, err
+}
 
 // Param is a declared runbook parameter.
 type Param struct {
@@ -85,6 +97,23 @@ type Step struct {
 	RollbackHooks []*Hook
 	CleanupHooks  []*Hook
 	Pos           Pos
+
+	// ForEach repeats the step once per item of a list (Argo's withItems, Ansible's
+	// loop); its guards, with: values and hooks read the item as `item`.
+	ForEach *ForEach
+	// Group and Item are set on an instance of a forEach step (Expand): the step's id
+	// as written, and the item this instance runs for.
+	Group string
+	Item  any
+}
+
+// ForEach is a step's forEach: a literal list or a ${{ }} expression over params and
+// env (the items must be known before the run: they decide the steps' ids).
+type ForEach struct {
+	Literal []any
+	Expr    *Expr
+	Path    string
+	Pos     Pos
 }
 
 // EffectiveOnFailure resolves the step's failure policy against the runbook's.

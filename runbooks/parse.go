@@ -167,8 +167,15 @@ type parser struct {
 	reg   *decl.Registry
 	lines []string
 	// raw nodes kept for the second pass (expressions need every step id first)
-	pending []pendingExpr
-	withs   []pendingWith
+	pending  []pendingExpr
+	withs    []pendingWith
+	forEachs []pendingForEach
+}
+
+type pendingForEach struct {
+	node      *yaml.Node
+	stepIndex int
+	dst       *ForEach
 }
 
 type pendingExpr struct {
@@ -416,6 +423,12 @@ func (p *parser) steps(n *yaml.Node, path string) {
 			"onFailure": func(_, v *yaml.Node, path string) { st.OnFailure = p.failurePolicy(v, path) },
 			"rollback":  func(_, v *yaml.Node, _ string) { rollbackNode = v },
 			"cleanup":   func(_, v *yaml.Node, _ string) { cleanupNode = v },
+			"forEach": func(_, v *yaml.Node, path string) {
+				// Set now, compiled in the second pass: whether a step has forEach
+				// decides where expressions may read item.
+				st.ForEach = &ForEach{Path: path, Pos: Pos{File: p.c.file, Line: v.Line, Col: v.Column}}
+				p.forEachs = append(p.forEachs, pendingForEach{node: v, stepIndex: i, dst: st.ForEach})
+			},
 		})
 		if present == nil {
 			continue
@@ -529,15 +542,12 @@ func (p *parser) hooks(n *yaml.Node, path string, stepIndex int) []*Hook {
 func (p *parser) compileAll() {
 	p.rb.scope = newScope(p.rb, p.reg)
 	cp := newCompiler(p.c, p.rb, p.rb.scope)
+	for _, f := range p.forEachs {
+		p.forEach(cp, f)
+	}
 	for _, g := range p.pending {
 		g.site.at = scalarAt(g.node, p.lines)
-		src := g.node.Value
-		// Accept "${{ expr }}" in guard fields too, as GitHub Actions' `if:` does.
-		off := 0
-		if t := strings.TrimSpace(src); strings.HasPrefix(t, "${{") && strings.HasSuffix(t, "}}") && strings.Count(t, "${{") == 1 {
-			off = strings.Index(src, "${{") + 3
-			src = src[off:strings.LastIndex(src, "}}")]
-		}
+		src, off := unwrapExpr(g.node.Value)
 		site := g.site
 		base := site.at
 		site.at = func(o int) (int, int) { return base(o + off) }
@@ -548,6 +558,59 @@ func (p *parser) compileAll() {
 	for _, w := range p.withs {
 		*w.dst = p.with(cp, w)
 	}
+}
+
+// forEach reads a step's forEach: a YAML list, or an expression (bare or in ${{ }})
+// that gives one. Its items decide the ids of the step's instances, so they must be
+// known before the run: the expression reads params and env only.
+func (p *parser) forEach(cp *compiler, f pendingForEach) {
+	n := resolve(f.node)
+	path := f.dst.Path
+	switch {
+	case n.Kind == yaml.SequenceNode:
+		raw, ok := p.c.anyValue(n, path)
+		if !ok {
+			return
+		}
+		list, _ := raw.([]any)
+		if list == nil {
+			list = []any{}
+		}
+		if hasTemplate(n) {
+			p.c.add(n.Line, n.Column, path, "${{ }} inside a forEach list is not supported: write the whole list as one expression, forEach: ${{ … }}")
+			return
+		}
+		f.dst.Literal = list
+		return
+	case n.Kind != yaml.ScalarNode || n.Tag != "!!str":
+		p.c.add(n.Line, n.Column, path, "forEach must be a list or an expression giving one (e.g. ${{ params.zones }}), got %s", kindName(n))
+		return
+	}
+	src, off := unwrapExpr(n.Value)
+	base := scalarAt(n, p.lines)
+	site := exprSite{path: path, stepIndex: f.stepIndex, forEach: true, at: func(o int) (int, int) { return base(o + off) }}
+	prog, deps := cp.compile(src, site, nil)
+	line, col := base(off)
+	f.dst.Expr = &Expr{Source: src, Field: path, Pos: Pos{File: p.c.file, Line: line, Col: col}, Program: prog, deps: deps}
+	if prog == nil {
+		return
+	}
+	switch {
+	case len(deps.steps) > 0 || deps.late:
+		p.c.add(line, col, path, "forEach is decided before the run (its items name the steps): it may read params and env, not steps, run, now() or the cluster")
+	case prog.Node().Type() != nil && !typeOK(prog.Node().Type(), reflect.TypeOf([]any{})):
+		p.c.add(line, col, path, "forEach expression has type %s; it must give a list", describeType(prog.Node().Type()))
+	}
+}
+
+// unwrapExpr strips one ${{ }} around a whole expression (guards and forEach accept
+// both forms, as GitHub Actions' `if:` does) and returns the expression and its offset.
+func unwrapExpr(src string) (string, int) {
+	if t := strings.TrimSpace(src); strings.HasPrefix(t, "${{") && strings.HasSuffix(t, "}}") && strings.Count(t, "${{") == 1 {
+		off := strings.Index(src, "${{") + 3
+		return src[off:strings.LastIndex(src, "}}")], off
+	}
+	return src, 0
 }
 
 func (p *parser) with(cp *compiler, w pendingWith) *With {

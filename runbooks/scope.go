@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/expr-lang/expr/ast"
+
 	"github.com/runbookdev/runbook/actions/decl"
 	"github.com/runbookdev/runbook/internal/value"
 )
@@ -78,10 +80,11 @@ func field(i int, t reflect.Type, name string) reflect.StructField {
 // right types, and each function's prototype (or its pure implementation).
 func (s *Scope) typeEnv() map[string]any {
 	env := map[string]any{
-		"params": reflect.New(s.params).Elem().Interface(),
-		"env":    "",
-		"steps":  reflect.New(s.steps).Elem().Interface(),
-		"run":    RunInfo{},
+		"params":   reflect.New(s.params).Elem().Interface(),
+		"env":      "",
+		"steps":    reflect.New(s.steps).Elem().Interface(),
+		"run":      RunInfo{},
+		itemHolder: forEachItem{},
 	}
 	for _, f := range s.funcs {
 		if f.Impl != nil {
@@ -93,8 +96,35 @@ func (s *Scope) typeEnv() map[string]any {
 	return env
 }
 
+// itemVar is the name a forEach step's expressions read their item by.
+const itemVar = "item"
+
+// itemHolder holds the item: an entry of expr's map environment has the type of
+// its value, so a nil or boxed item would type as nil or as one concrete type. A
+// struct field of type any is what expr checks as "any type" (as it does an
+// element of a list param): itemPatch compiles item as itemHolder.item, and an
+// item's use (item.name, item == "a") is checked at run time.
+const itemHolder = "__runbook_foreach"
+
+type forEachItem struct {
+	Item any `expr:"item"`
+}
+
+// itemPatch rewrites the identifier item to itemHolder.item (refVisitor has checked
+// that the step has forEach).
+type itemPatch struct{}
+
+func (itemPatch) Visit(node *ast.Node) {
+	if id, ok := (*node).(*ast.IdentifierNode); ok && id.Value == itemVar {
+		ast.Patch(node, &ast.MemberNode{Node: &ast.IdentifierNode{Value: itemHolder}, Property: &ast.StringNode{Value: itemVar}})
+	}
+}
+
 // Bindings are the run-time values of an expression environment.
 type Bindings struct {
+	// Step is the step whose expressions are evaluated (nil outside a step): an
+	// instance of a forEach step binds its item, and reads its group as itself.
+	Step   *Step
 	Params map[string]any // canonical, as returned by ResolveParams
 	Env    string         // the environment's name (never the process environment)
 	Run    RunInfo
@@ -141,7 +171,7 @@ func (s *Scope) Env(b Bindings) (map[string]any, error) {
 			outs.Field(j).Set(rv)
 		}
 	}
-	env := map[string]any{"params": pv.Interface(), "env": b.Env, "steps": sv.Interface(), "run": b.Run}
+	env := map[string]any{"params": pv.Interface(), "env": b.Env, "steps": sv.Interface(), "run": b.Run, itemHolder: forEachItem{}}
 	for _, f := range s.funcs {
 		switch impl := b.Funcs[f.Name]; {
 		case f.Impl != nil:

@@ -158,7 +158,7 @@ func newRollbackCmd(g *globalOptions) *cobra.Command {
 // checkStep refuses a step id the runbook does not have before anything connects,
 // suggesting the closest one.
 func checkStep(rb *runbooks.Runbook, flag, id string) error {
-	if id == "" || rb.StepByID(id) != nil {
+	if _, group := rb.Instances(id); id == "" || rb.StepByID(id) != nil || group {
 		return nil
 	}
 	ids := stepIDs(rb)

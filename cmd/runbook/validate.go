@@ -60,7 +60,9 @@ and every with: value that depends only on them is checked as its step would.`,
 					var p *runbooks.Params
 					if p, err = runbooks.ResolveParams(rb, in.inputs()); err == nil {
 						res.Params = value.JSONMap(p.Values)
-						err = rb.CheckParams(p, ef.env, ef.env != "")
+						if rb, err = rb.Expand(p, ef.env); err == nil {
+							err = rb.CheckParams(p, ef.env, ef.env != "")
+						}
 					}
 				}
 				if err != nil {

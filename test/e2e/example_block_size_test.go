@@ -1,13 +1,10 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"net/netip"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/runbookdev/runbook/test/sandbox"
-	"github.com/runbookdev/runbook/test/testbin"
 )
 
 var (
@@ -76,16 +72,7 @@ func testChangeBlockSize(t *testing.T, flavour, migrateValues string, planLines 
 	}
 
 	// Killed once the pool is recreated: between the move out and the move back.
-	cmd := exec.CommandContext(ctx, testbin.Runbook(t), "apply", blockSizeRunbook, "-f", blockSizeValues, "--yes", "--kubeconfig", r.c.KubeconfigPath())
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitCond(ctx, t, "new-pool recreated with /24 blocks", 5*time.Minute, func(ctx context.Context) (bool, error) {
+	r.applyKilledWhen(ctx, t, "new-pool recreated with /24 blocks", func(ctx context.Context) (bool, error) {
 		p, err := r.dyn.Resource(gvrV1Pools).Get(ctx, "new-pool", metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return false, nil
@@ -95,20 +82,11 @@ func testChangeBlockSize(t *testing.T, flavour, migrateValues string, planLines 
 		}
 		bs, _, _ := unstructured.NestedInt64(p.Object, "spec", "blockSize")
 		return bs == 24, nil
-	})
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		t.Logf("killed apply: %s", sc.Text())
-	}
+	}, blockSizeRunbook, "-f", blockSizeValues)
 	if len(podsIn(ctx, t, r.kube, netip.MustParsePrefix("10.0.128.0/17"))) == 0 {
 		t.Fatal("killed with no pod in the temporary pool: nothing left to resume")
 	}
 
-	r.cli(t, "unlock", "--yes", "--force") // the killed run's lease has not expired
 	res, rep := r.cli(t, "apply", blockSizeRunbook, "-f", blockSizeValues, "--yes")
 	res.Must(t, 0, "resuming run")
 	for _, id := range []string{"add-temp-pool", "disable-pool", "move-to-temp", "delete-pool"} {
@@ -134,11 +112,7 @@ func testChangeBlockSize(t *testing.T, flavour, migrateValues string, planLines 
 	res.Must(t, 0, "0 step(s) would change the cluster")
 	res, rep = r.cli(t, "apply", blockSizeRunbook, "-f", blockSizeValues, "--yes")
 	res.Must(t, 0)
-	for _, s := range rep.Steps {
-		if s.Changed || (s.Status != "done" && s.Status != "skipped") {
-			t.Errorf("re-run: step %s %s changed=%t: %s %s", s.ID, s.Status, s.Changed, s.Message, s.Error)
-		}
-	}
+	requireStepsUnchanged(t, rep, 11)
 
 	// The same procedure written by hand (literal values, no guards, other
 	// step names, the move back without a targetPool): /24 → /25.

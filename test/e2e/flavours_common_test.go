@@ -1,14 +1,17 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +24,7 @@ import (
 
 	"github.com/runbookdev/runbook/engine"
 	"github.com/runbookdev/runbook/test/sandbox"
+	"github.com/runbookdev/runbook/test/scenarios"
 	"github.com/runbookdev/runbook/test/testbin"
 )
 
@@ -49,8 +53,14 @@ type flavourRig struct {
 
 func newFlavourRig(t *testing.T, flavour string) *flavourRig {
 	t.Helper()
+	return newScenarioRig(t, flavour, nil)
+}
+
+// newScenarioRig is newFlavourRig on a scenario of its own (nil: the default).
+func newScenarioRig(t *testing.T, flavour string, s *scenarios.Scenario) *flavourRig {
+	t.Helper()
 	start := time.Now()
-	c := sandbox.StartForTest(t, sandbox.Options{Flavour: flavour})
+	c := sandbox.StartForTest(t, sandbox.Options{Flavour: flavour, Scenario: s})
 	t.Logf("sandbox %s ready in %s", flavour, time.Since(start).Round(100*time.Millisecond))
 	cfg := c.RESTConfig()
 	return &flavourRig{c: c, kube: kubernetes.NewForConfigOrDie(cfg), dyn: dynamic.NewForConfigOrDie(cfg), dir: t.TempDir()}
@@ -77,9 +87,15 @@ func (r *flavourRig) cli(t *testing.T, args ...string) (cliResult, *engine.Repor
 	return res, &rep
 }
 
-// requireAllUnchanged asserts a re-run changed nothing: every step done (or
-// skipped) and unchanged.
+// requireAllUnchanged asserts a re-run of the example migration changed nothing:
+// every step done (or skipped) and unchanged.
 func requireAllUnchanged(t *testing.T, rep *engine.Report) {
+	t.Helper()
+	requireStepsUnchanged(t, rep, 6)
+}
+
+// requireStepsUnchanged asserts a re-run of a runbook of n steps changed nothing.
+func requireStepsUnchanged(t *testing.T, rep *engine.Report, n int) {
 	t.Helper()
 	if rep == nil {
 		t.Fatal("no report")
@@ -89,8 +105,8 @@ func requireAllUnchanged(t *testing.T, rep *engine.Report) {
 			t.Errorf("re-run: step %s %s changed=%t: %s %s", s.ID, s.Status, s.Changed, s.Message, s.Error)
 		}
 	}
-	if len(rep.Steps) != 6 {
-		t.Errorf("re-run reported %d steps, want 6", len(rep.Steps))
+	if len(rep.Steps) != n {
+		t.Errorf("re-run reported %d steps, want %d", len(rep.Steps), n)
 	}
 }
 
@@ -167,6 +183,36 @@ func waitCond(ctx context.Context, t *testing.T, what string, timeout time.Durat
 		t.Fatalf("waiting for %s: %v", what, err)
 	}
 	t.Logf("%s after %s", what, time.Since(start).Round(100*time.Millisecond))
+}
+
+// applyKilledWhen starts `runbook apply args…` and kills it with SIGKILL once cond
+// holds (a run cut off as by an OOM kill or a lost node), logs what it printed,
+// and breaks its lock (its lease has not expired) so the next apply can resume.
+func (r *flavourRig) applyKilledWhen(ctx context.Context, t *testing.T, what string, cond func(context.Context) (bool, error), args ...string) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, testbin.Runbook(t), append(append([]string{"apply"}, args...), "--yes", "--kubeconfig", r.c.KubeconfigPath())...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+	}()
+	waitCond(ctx, t, what, 5*time.Minute, cond)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		t.Logf("killed apply: %s", sc.Text())
+	}
+	r.cli(t, "unlock", "--yes", "--force")
 }
 
 // managers lists the field managers of a v1 pool.
