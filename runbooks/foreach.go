@@ -25,6 +25,10 @@ import (
 // once every instance is, and an instance's own until/assert/hooks read the
 // instance as steps.<id>.
 
+// MaxForEachItems bounds one forEach: every instance is a step of the journal (a
+// ConfigMap of at most 1 MiB) and of the plan a reviewer reads.
+const MaxForEachItems = 256
+
 // Expand returns the runbook with every forEach step replaced by its instances, the
 // items read from the bound params and env. A runbook without forEach is returned
 // as is. Each error names the forEach field.
@@ -56,6 +60,11 @@ func (rb *Runbook) Expand(p *Params, env string) (*Runbook, error) {
 		items, err := st.ForEach.items(benv)
 		if err != nil {
 			errs = append(errs, &Error{Pos: st.ForEach.Pos, Path: st.ForEach.Path, Msg: err.Error()})
+			continue
+		}
+		if len(items) > MaxForEachItems {
+			errs = append(errs, &Error{Pos: st.ForEach.Pos, Path: st.ForEach.Path,
+				Msg: fmt.Sprintf("forEach gives %d items, at most %d: split the runbook, or run it once per part of the list", len(items), MaxForEachItems)})
 			continue
 		}
 		out.groups[st.ID] = []string{}

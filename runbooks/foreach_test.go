@@ -217,6 +217,7 @@ steps:
 		{"two items one id", `zones={x,X}`, `gives step id "s-x", already the id of`},
 		{"an item takes a step's id", `zones={a}`, `already the id of steps[0]`},
 		{"id too long", `zones={` + strings.Repeat("z", 70) + `}`, "at most 63 characters"},
+		{"too many items", `zones={` + strings.Repeat("q,", MaxForEachItems) + `q}`, "items, at most 256"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
