@@ -172,7 +172,7 @@ func (p *printer) podLine(e actions.PodMoveEvent) string {
 		}
 		return fmt.Sprintf("%s %s%s", verb, e.Pod, detailList(e.Owner, e.Node, e.IP))
 	case "pod.replaced":
-		return fmt.Sprintf("%s back as %s after %s", e.Pod, orNone(e.Replacement), e.Took)
+		return replacedLine(e)
 	case "pod.refused":
 		return p.st.yellow(fmt.Sprintf("eviction of %s refused: %s", e.Pod, e.Message))
 	case "pod.skipped":
@@ -191,9 +191,26 @@ func (p *printer) podLine(e actions.PodMoveEvent) string {
 	return e.Type + " " + e.Pod + " " + e.Message
 }
 
+// replacedLine says in the reader's terms what became of an evicted pod.
+func replacedLine(e actions.PodMoveEvent) string {
+	in := "the target pool"
+	if len(e.Pools) > 0 {
+		in = strings.Join(e.Pools, " or ")
+	}
+	switch {
+	case e.Message != "":
+		return fmt.Sprintf("%s gone after %s: %s", e.Pod, e.Took, e.Message)
+	case e.Replacement != "":
+		return fmt.Sprintf("%s replaced by %s, Ready in %s after %s", e.Pod, e.Replacement, in, e.Took)
+	case e.Owner != "":
+		return fmt.Sprintf("%s replaced: %s has its Ready pods back, in %s, after %s", e.Pod, e.Owner, in, e.Took)
+	}
+	return fmt.Sprintf("%s replaced, Ready in %s after %s", e.Pod, in, e.Took)
+}
+
 // progressText is the counts of a progress event, shared by plain lines and the bar.
 func progressText(e actions.PodMoveEvent) string {
-	s := fmt.Sprintf("%d/%d back, %d evicted", e.Replaced, e.Total, e.Moved)
+	s := fmt.Sprintf("%d of %d pods replaced, %d evicted", e.Replaced, e.Total, e.Moved)
 	if e.InFlight > 0 {
 		s += fmt.Sprintf(", %d in flight", e.InFlight)
 	}

@@ -10,12 +10,17 @@ type Event struct {
 	Time time.Time `json:"time"`
 	// Type: pod.evicted, pod.deleted, pod.replaced, pod.skipped, pod.refused (by a
 	// budget, 429), owner.restarted, progress, warning.
-	Type        string `json:"type"`
-	Pod         string `json:"pod,omitempty"` // namespace/name
-	Node        string `json:"node,omitempty"`
-	Owner       string `json:"owner,omitempty"`
-	IP          string `json:"ip,omitempty"`
+	Type  string `json:"type"`
+	Pod   string `json:"pod,omitempty"` // namespace/name
+	Node  string `json:"node,omitempty"`
+	Owner string `json:"owner,omitempty"`
+	IP    string `json:"ip,omitempty"`
+	// Replacement is the replacement's name where it is one-to-one (StatefulSet:
+	// same name; DaemonSet: same node); for other owners a pod is replaced when
+	// its owner has as many Ready pods in the target pools as before.
 	Replacement string `json:"replacement,omitempty"`
+	// Pools are the target pools' names (pod.replaced).
+	Pools []string `json:"pools,omitempty"`
 	// Took is how long the pod was away (eviction accepted to replacement Ready).
 	Took    time.Duration `json:"took,omitempty"`
 	Message string        `json:"message,omitempty"`

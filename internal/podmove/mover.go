@@ -88,6 +88,8 @@ type mover struct {
 	lastProg  time.Time
 	lastWaits map[string][]string
 	away      []time.Duration // eviction to replacement Ready, per replaced pod
+	// targetNames are the target pools' names, for the events.
+	targetNames []string
 }
 
 // Run moves every pod of the pool (within the scope) until none is left and every
@@ -107,7 +109,7 @@ func Run(ctx context.Context, kube kubernetes.Interface, c *Cache, cfg Config) (
 	for _, w := range warnings {
 		cfg.Events(Event{Time: time.Now(), Type: "warning", Message: w})
 	}
-	m := &mover{kube: kube, cache: c, cfg: cfg, s: cfg.setup(crit), mem: newMemory(), led: newLedger(),
+	m := &mover{kube: kube, cache: c, cfg: cfg, s: cfg.setup(crit), mem: newMemory(), led: newLedger(), targetNames: names(cfg.Targets),
 		lim:     limits{global: cfg.Concurrency, perNode: cfg.PerNodeConcurrency, maxUnavailable: cfg.MaxUnavailable},
 		answers: make(chan answer, cfg.Concurrency+apiParallelism), sem: make(chan struct{}, apiParallelism),
 		cooling: map[string]time.Time{}, parked: map[string]time.Time{}, attempts: map[string]int{}, restarted: map[Owner]bool{},
@@ -378,13 +380,13 @@ func (m *mover) replacedEvent(e *entry) {
 	if !e.accepted {
 		return
 	}
-	ev := Event{Time: time.Now(), Type: "pod.replaced", Pod: e.key, Owner: ownerName(e.owner), Replacement: e.replacement}
+	ev := Event{Time: time.Now(), Type: "pod.replaced", Pod: e.key, Owner: ownerName(e.owner), Replacement: e.replacement, Pools: m.targetNames}
 	ev.Took = ev.Time.Sub(e.sent).Round(time.Millisecond)
 	if e.ready {
 		m.away = append(m.away, ev.Took)
 	}
 	if !e.ready {
-		ev.Message = "was not Ready: gone, nothing owed"
+		ev.Message = "it was not Ready, so no Ready replacement is owed"
 	}
 	m.cfg.Events(ev)
 }
@@ -437,7 +439,7 @@ func (m *mover) progress(w *world, final bool) {
 		WaitingOnPDB: blockedOnBudget(m.lastWaits), ETA: eta(m.start, now, replaced, total)}
 	if final {
 		r := m.result()
-		ev.Message = fmt.Sprintf("done: pods away p50 %v p95 %v; %d eviction(s) refused (429), %d budget update(s) not seen in time",
+		ev.Message = fmt.Sprintf("done: a pod was away (eviction to replacement Ready) %v at the median, %v at p95; %d eviction(s) refused by a disruption budget (429), %d budget update(s) seen late",
 			r.AwayP50.Round(10*time.Millisecond), r.AwayP95.Round(10*time.Millisecond), r.Refused, r.LateReflections)
 	}
 	m.cfg.Events(ev)
@@ -523,6 +525,14 @@ func ownerName(o Owner) string {
 		return ""
 	}
 	return o.String()
+}
+
+func names(ps []Pool) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.Name
+	}
+	return out
 }
 
 func poolNames(ps []Pool) string {

@@ -31,6 +31,7 @@ func TestFlavourCRD(t *testing.T) {
 
 	res, rep := r.cli(t, "apply", exampleRunbook, "-f", exampleValues, "--yes")
 	res.Must(t, 0)
+	requireLiveOutput(t, "live-output-crd.golden", res.Stdout+res.Stderr)
 	// verify proves allocations with a test workload it removes again: done,
 	// but nothing of the cluster's changed.
 	for _, id := range []string{"add-new-pool", "disable-old-pool", "move-pods", "verify", "delete-old-pool"} {
