@@ -5,7 +5,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin/runbook
 
-.PHONY: build test unit vet demo sandbox-up sandbox-down tools schema fuzz reliability
+.PHONY: build test unit vet demo sandbox-up sandbox-down tools schema fuzz reliability mermaid
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/runbook
@@ -23,7 +23,7 @@ schema:
 
 # Packages that need no cluster.
 unit:
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v '/test/')
+	RUNBOOK_MMDC=$$(bash hack/mermaid-cli.sh --print) $(GO) test -count=1 $$($(GO) list ./... | grep -v '/test/')
 	# deploy/rbac.yaml against every action's declared needs: no cluster needed,
 	# so an action whose permissions are not granted fails here already.
 	$(GO) test -count=1 -run '^TestRBACMatchesDeclaredNeeds$$' ./test/deploy
@@ -31,6 +31,9 @@ unit:
 fuzz:
 	$(GO) test ./runbooks -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-20s}
 	$(GO) test ./runbooks -run '^$$' -fuzz FuzzValues -fuzztime $${FUZZTIME:-20s}
+
+mermaid:
+	@bash hack/mermaid-cli.sh
 
 # --- local test cluster (owned by hack/ and test/sandbox) ---
 tools:
@@ -55,7 +58,8 @@ sandbox-status:
 # finding.
 # The reliability and fault campaigns run last, verbose, through hack/test-campaign.sh,
 # which prints their numbers (crashes injected/survived, restarts survived, scenarios).
-test: vet tools unit
+# mermaid: the Mermaid CLI that renders the reports' charts in a test (hack/mermaid-cli.sh).
+test: vet tools mermaid unit
 	RUNBOOK_TOOLS_DIR=$$(bash hack/build-tools.sh --print-dir) $(GO) test -count=1 -p 1 -timeout 30m \
 		$$($(GO) list ./test/... | grep -v -e '/test/reliability$$' -e '/test/faults$$')
 	RUNBOOK_TOOLS_DIR=$$(bash hack/build-tools.sh --print-dir) bash hack/test-campaign.sh

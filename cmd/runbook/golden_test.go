@@ -99,11 +99,11 @@ func TestGoldenReports(t *testing.T) {
 		printPlan(&b, style{on: color}, samplePlan(), false)
 		golden(t, "plan"+suffix+".txt", b.String())
 	}
-	golden(t, "report.md", markdownReport(sampleReport()))
+	golden(t, "report.md", markdownReport(fullReport{Report: sampleReport()}))
 	golden(t, "plan.md", markdownPlan(samplePlan(), false))
 	plain := sampleReport()
 	plain.Source, plain.Env, plain.LeftToDo, plain.Error, plain.Resumed = nil, "", nil, "", true
-	golden(t, "report-no-git.md", markdownReport(plain))
+	golden(t, "report-no-git.md", markdownReport(fullReport{Report: plain}))
 }
 
 func TestGoldenRuns(t *testing.T) {

@@ -32,6 +32,8 @@ type printer struct {
 	lastProgress map[string]time.Time
 	stopTicker   chan struct{}
 	tickEvery    time.Duration // 0: no animation (tests draw by hand)
+	// moves records the pod moves for the reports (every format).
+	moves moveRecorder
 }
 
 func newPrinter(g *globalOptions) *printer {
@@ -117,6 +119,7 @@ func (p *printer) status(s string) string {
 
 // podEvent renders deletePodsInPool's live progress (actions.WithPodMoveEvents).
 func (p *printer) podEvent(step string, e actions.PodMoveEvent) {
+	p.moves.record(step, e)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch p.format {

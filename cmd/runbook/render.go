@@ -15,15 +15,23 @@ import (
 )
 
 // finish prints the report (text) and writes --report files.
+// fullReport is the report the CLI writes: the engine's, with the pod moves this
+// invocation watched.
+type fullReport struct {
+	*engine.Report
+	Moves []*moveTimeline `json:"moves,omitempty"`
+}
+
 func (s *session) finish(rep *engine.Report) {
 	g := s.g
 	s.printer().close()
+	full := fullReport{Report: rep, Moves: s.printer().moves.timelines()}
 	switch g.output {
 	case "json":
-		b, _ := json.Marshal(map[string]any{"type": "report", "report": rep})
+		b, _ := json.Marshal(map[string]any{"type": "report", "report": full})
 		fprintf(g.out, "%s\n", b)
 	case "yaml":
-		_ = writeStructured(g.out, "yaml", rep)
+		_ = writeStructured(g.out, "yaml", full)
 	default:
 		fprintf(g.out, "\n")
 		printReport(g.out, style{on: g.term.color}, rep)
@@ -31,9 +39,9 @@ func (s *session) finish(rep *engine.Report) {
 	for _, path := range s.f.reports {
 		var b []byte
 		if strings.HasSuffix(path, ".md") {
-			b = []byte(markdownReport(rep))
+			b = []byte(markdownReport(full))
 		} else {
-			b, _ = json.MarshalIndent(rep, "", "  ")
+			b, _ = json.MarshalIndent(full, "", "  ")
 		}
 		if err := engine.WritePrivateFile(path, b); err != nil {
 			fprintf(g.errOut, "warning: write report %s: %v\n", path, err)
@@ -90,7 +98,8 @@ func stepDetail(s engine.StepReport) string {
 
 // markdownReport is the report for a change ticket: the outcome, what it ran from
 // (digests, environment, commit), each step, and what is left to do as a checklist.
-func markdownReport(rep *engine.Report) string {
+func markdownReport(full fullReport) string {
+	rep := full.Report
 	var b strings.Builder
 	fmt.Fprintf(&b, "## runbook %s — run %s: **%s**\n\n", rep.Runbook, rep.RunID, rep.Status)
 	if rep.Resumed {
@@ -119,6 +128,9 @@ func markdownReport(rep *engine.Report) string {
 		for _, f := range rep.Preflight {
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", f.ID, f.Severity, mdCell(f.Subject), mdCell(f.Message), mdCell(f.Fix))
 		}
+	}
+	for _, tl := range full.Moves {
+		fmt.Fprintf(&b, "\n### %s: the move\n\n%s", tl.Step, tl.mermaid())
 	}
 	if rep.Error != "" {
 		fmt.Fprintf(&b, "\n**Error:** %s\n", rep.Error)
