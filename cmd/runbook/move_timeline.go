@@ -20,11 +20,11 @@ import (
 // moveTimeline is one step's pod move as this invocation saw it (a resumed run
 // sees the part it ran).
 type moveTimeline struct {
-	Step    string        `json:"step"`
-	Start   time.Time     `json:"start"`
-	End     time.Time     `json:"end"`
-	Samples []moveSample  `json:"samples"`
-	Owners  []*moveOwner  `json:"owners"`
+	Step    string       `json:"step"`
+	Start   time.Time    `json:"start"`
+	End     time.Time    `json:"end"`
+	Samples []moveSample `json:"samples"`
+	Owners  []*moveOwner `json:"owners"`
 	owners  map[string]*moveOwner
 	last    moveSample
 	started bool

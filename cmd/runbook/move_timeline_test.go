@@ -111,8 +111,8 @@ func TestGoldenMoveReport(t *testing.T) {
 // TestMoveChartsRender renders the report's Mermaid charts with the Mermaid CLI
 // (npm @mermaid-js/mermaid-cli, headless Chromium from Debian; hack/mermaid-cli.sh
 // installs both and `make test` passes RUNBOOK_MMDC): a chart Mermaid cannot
-// parse fails here, not in a reviewer's ticket. It writes the PNGs to
-// docs/report-move-*.png when RUNBOOK_WRITE_DOCS is set.
+// parse fails here, not in a reviewer's ticket. (hack/report-pictures.sh renders
+// a real report's charts to PNGs, as docs/report-move-*.png.)
 func TestMoveChartsRender(t *testing.T) {
 	mmdc := os.Getenv("RUNBOOK_MMDC")
 	if mmdc == "" {
@@ -144,12 +144,6 @@ func TestMoveChartsRender(t *testing.T) {
 		// Mermaid draws a parse error as an SVG too: look for the chart's own text.
 		if strings.Contains(string(svg), "Syntax error") || !strings.Contains(string(svg), "move-pods") {
 			t.Fatalf("chart %d rendered as an error:\n%s", i, blk[1])
-		}
-		if os.Getenv("RUNBOOK_WRITE_DOCS") != "" {
-			png := filepath.Join("..", "..", "docs", []string{"report-move-pods.png", "report-move-owners.png"}[i])
-			if b, err := exec.Command(mmdc, "-i", in, "-o", png, "-q", "-w", "900", "-b", "white").CombinedOutput(); err != nil {
-				t.Fatalf("%s: %v\n%s", png, err, b)
-			}
 		}
 	}
 }
