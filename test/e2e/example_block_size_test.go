@@ -65,6 +65,7 @@ func testChangeBlockSize(t *testing.T, flavour, migrateValues string, planLines 
 		"calico-node may move some there after move-tunnels-to-temp",
 		"once disable-pool disables pool new-pool, calico-node moves its tunnel addresses by itself",
 		"10 step(s) would change the cluster")...)
+	requirePlanOutput(t, "plan-change-block-size-"+flavour+".golden", res.Stdout)
 	for _, never := range []string{"BLOCK", "now: ", "nothing to disable"} {
 		if strings.Contains(res.Stdout+res.Stderr, never) {
 			t.Errorf("plan says %q:\n%s", never, res.Output())

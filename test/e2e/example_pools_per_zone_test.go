@@ -75,6 +75,7 @@ func testPoolsPerZone(t *testing.T, flavour string) {
 	if strings.Contains(res.Stdout, "BLOCK") {
 		t.Errorf("plan refused:\n%s", res.Output())
 	}
+	requirePlanOutput(t, "plan-pools-per-zone-"+flavour+".golden", res.Stdout)
 
 	// Killed while the first zone is verified: that instance and the second are left.
 	r.applyKilledWhen(ctx, t, "zone-a's test namespace", func(ctx context.Context) (bool, error) {

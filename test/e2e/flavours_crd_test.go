@@ -28,6 +28,7 @@ func TestFlavourCRD(t *testing.T) {
 	res.Must(t, 4, `"calico API: crd.projectcalico.org/v1 CRDs"`)
 	res, _ = r.cli(t, "plan", exampleRunbook, "-f", exampleValues)
 	res.Must(t, 4, "create pool new-pool 10.0.0.0/16")
+	requirePlanOutput(t, "plan-migrate-ippool.golden", res.Stdout)
 
 	res, rep := r.cli(t, "apply", exampleRunbook, "-f", exampleValues, "--yes")
 	res.Must(t, 0)

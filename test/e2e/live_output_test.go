@@ -74,6 +74,47 @@ func liveVocabulary(output string) string {
 	return strings.Join(slices.Compact(lines), "\n") + "\n"
 }
 
+// requirePlanOutput keeps a plan's text in a golden file, line for line: a
+// reviewer reads it in a change ticket, so its wording and size are part of the
+// product. What differs between runs is masked: times, digests, the commit, node
+// tunnel and pod addresses (pool CIDRs stay), pod name hashes.
+func requirePlanOutput(t *testing.T, golden, output string) {
+	t.Helper()
+	var lines []string
+	for _, l := range strings.Split(strings.TrimRight(output, "\n"), "\n") {
+		l = strings.TrimRight(l, " ")
+		l = planAddr.ReplaceAllStringFunc(l, func(a string) string {
+			if strings.Contains(a, "/") {
+				return a
+			}
+			return "IP"
+		})
+		for _, m := range liveMasks[:3] { // times, run ids, digests
+			l = m.re.ReplaceAllString(l, m.with)
+		}
+		l = liveMasks[3].re.ReplaceAllString(l, "@COMMIT")
+		l = liveMasks[5].re.ReplaceAllString(l, "-HASH")
+		lines = append(lines, l)
+	}
+	got := strings.Join(lines, "\n") + "\n"
+	path := filepath.Join("testdata", golden)
+	if *updateGolden {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("plan differs from %s (-update rewrites it after a deliberate change):\n%s", path, lineDiff(string(want), got))
+	}
+}
+
+var planAddr = regexp.MustCompile(`\b\d{1,3}(\.\d{1,3}){3}(/\d{1,2})?\b`)
+
 // lineDiff lists the lines only one side has.
 func lineDiff(want, got string) string {
 	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
