@@ -3,7 +3,8 @@
 # SOURCE_DATE_EPOCH give the same bytes in every file, on any machine with the same
 # Go toolchain and GNU tar, gzip and zip.
 #
-#   hack/release.sh [DIST]     (make release)   DIST: default dist/, emptied first
+#   hack/release.sh [DIST]     (make release)   DIST: default dist/ of the repository,
+#                                                 emptied first (a release's only)
 #
 # Writes into DIST:
 #   runbook_<ver>_<os>_<arch>.tar.gz   linux and darwin, amd64 and arm64
@@ -31,9 +32,11 @@ set -euo pipefail
 # this file while a release runs (minutes) cannot change the running one midway.
 {
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# DIST as given, relative to where the script was run; dist/ is the repository's.
+DIST=${1:-$root/dist}
+case $DIST in /*) ;; *) DIST=$PWD/$DIST ;; esac
 cd "$root"
 
-DIST=${1:-dist}
 PLATFORMS=${PLATFORMS:-linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64}
 IMAGE=${IMAGE:-auto}
 SBOM=${SBOM:-yes}
@@ -58,6 +61,13 @@ case $IMAGE in
   no) log "IMAGE=no: skipping the container image" ;;
   *) die "IMAGE=$IMAGE: want auto, yes or no" ;;
 esac
+case $SBOM in yes | no) ;; *) die "SBOM=$SBOM: want yes or no" ;; esac
+# DIST is emptied: only if it holds nothing but what a release (or an interrupted one)
+# writes, so that a mistyped argument cannot remove a directory of something else.
+if [ -e "$DIST" ] && [ ! -d "$DIST" ]; then die "$DIST is not a directory"; fi
+if [ -e "$DIST" ] && find "$DIST" -mindepth 1 -maxdepth 1 ! -name 'runbook*' ! -name checksums.txt | grep -q .; then
+  die "$DIST holds files that a release does not write: not emptying it"
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
