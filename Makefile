@@ -5,10 +5,15 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin/runbook
 
-.PHONY: build test unit vet demo sandbox-up sandbox-down tools schema fuzz reliability mermaid
+.PHONY: build test unit vet demo sandbox-up sandbox-down tools schema fuzz reliability mermaid release
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/runbook
+
+# The release into dist/: archives for five platforms, checksums, SBOMs, the krew
+# manifest and (with buildah) the container image; reproducible (hack/release.sh).
+release:
+	bash hack/release.sh
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 

@@ -6,8 +6,9 @@
 #   hack/image/build.sh [DEST]   DEST: an image reference for buildah commit,
 #                                default oci:bin/image:runbook (an OCI layout)
 #
-# Environment: VERSION (default: git describe, or dev), SOURCE_DATE_EPOCH (default:
-# the last commit's time), BUILDAH_ROOT (default: a temporary store, removed after).
+# Environment: VERSION (default: git describe, see hack/stamp.sh), SOURCE_DATE_EPOCH
+# (default: the last commit's time), BUILDAH_ROOT (default: a temporary store, removed
+# after).
 #
 # Needs root or a user namespace for buildah's store; uses the vfs storage driver,
 # which works inside containers where overlay-on-overlay does not.
@@ -15,8 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 DEST=${1:-oci:bin/image:runbook}
-VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
-SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
+# VERSION, SOURCE_DATE_EPOCH and LDFLAGS: the same stamp as the release archives.
+source hack/stamp.sh
 UID_GID=65532:65532   # "nonroot", as distroless images use
 
 work=$(mktemp -d)
@@ -30,9 +31,9 @@ root=${BUILDAH_ROOT:-$work/store}
 store=(--root "$root/root" --runroot "$root/run" --storage-driver vfs)
 
 # Static and reproducible: no cgo, no paths of this machine, no build id, no VCS stamp
-# (the version says which commit).
+# (the version and commit are stamped by LDFLAGS).
 CGO_ENABLED=0 GOOS=linux GOFLAGS=-buildvcs=false go build -trimpath \
-  -ldflags "-s -w -buildid= -X main.version=$VERSION" -o "$work/runbook" ./cmd/runbook
+  -ldflags "$LDFLAGS" -o "$work/runbook" ./cmd/runbook
 touch -d "@$SOURCE_DATE_EPOCH" "$work/runbook"
 
 ctr=$(buildah "${store[@]}" from --quiet scratch)
