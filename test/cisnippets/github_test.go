@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -57,6 +58,10 @@ type github struct {
 	wf      *ghWorkflow
 	secrets map[string]string
 	event   string
+	// token is github.token; pr the pull request's number (pull_request events);
+	// ghState the gh stand-in's state file and repo the repository it serves.
+	token, ghState, repo string
+	pr                   int
 }
 
 func loadGitHub(t *testing.T, path string) *ghWorkflow {
@@ -112,6 +117,18 @@ func (g *github) expr(e string) string {
 			g.t.Fatalf("the harness has no secret %s", name)
 		}
 		return v
+	}
+	switch e {
+	case "github.token":
+		if g.token == "" {
+			g.t.Fatal("the harness has no github.token for this run")
+		}
+		return g.token
+	case "github.event.pull_request.number":
+		if g.event != "pull_request" {
+			return "" // the event has no pull_request
+		}
+		return strconv.Itoa(g.pr)
 	}
 	g.t.Fatalf("the harness does not evaluate ${{ %s }}", e)
 	return ""
@@ -196,6 +213,7 @@ func (g *github) job(name string, job *ghJob) jobResult {
 			env := g.env(g.wf.Env, job.Env, st.Env)
 			env["GITHUB_STEP_SUMMARY"], env["GITHUB_PATH"], env["RUNNER_TEMP"] = summary, pathFile, g.t.TempDir()
 			env["GITHUB_WORKSPACE"], env["GITHUB_EVENT_NAME"], env["GOPATH"] = dir, g.event, filepath.Join(state, "gopath")
+			env["GITHUB_REPOSITORY"], env[fakeGHStateEnv] = g.repo, g.ghState
 			if extra := readLines(g.t, pathFile); len(extra) > 0 {
 				env["PATH"] = strings.Join(extra, ":") + ":" + g.fakeBin + ":" + os.Getenv("PATH")
 			}
@@ -237,32 +255,76 @@ func readLines(t *testing.T, path string) []string {
 }
 
 // TestGitHubActionsSnippet: a pull request validates and plans (exit 4 shown in the
-// summary, apply skipped); the merge plans again and applies the reviewed plan,
+// summary, apply skipped) and puts the plan in one comment, which a second push
+// updates; the merge plans again, comments nothing, and applies the reviewed plan,
 // migrating the example's pods on the test cluster.
 func TestGitHubActionsSnippet(t *testing.T) {
 	c := sandbox.ForTest(t)
 	w := newWorld(t, c)
 	wf := loadGitHub(t, "../../docs/ci/github-actions.yml")
 	secrets := map[string]string{"KUBECONFIG_STAGING": w.kubeconfigBase64()}
+	const repo, token, pr, marker = "acme/infra", "ghs_test-token", 42, "<!-- runbook-plan migrate-ippool sandbox -->"
+	const unrelated = "LGTM, but please plan it in staging first."
+	ghState := w.installFakeGH(repo, token)
+	st := readState(t, ghState)
+	st.add(pr, unrelated)
+	st.add(pr+1, marker+"\nthe plan of another pull request")
+	writeState(t, ghState, st)
+	run := func(event string) map[string]jobResult {
+		return (&github{world: w, wf: wf, secrets: secrets, event: event, token: token, pr: pr, ghState: ghState, repo: repo}).run()
+	}
 
-	pr := (&github{world: w, wf: wf, secrets: secrets, event: "pull_request"}).run()
+	pr1 := run("pull_request")
 	for _, j := range []string{"validate", "plan"} {
-		if !pr[j].ran || pr[j].code != 0 {
-			t.Fatalf("pull request: job %s: %s", j, pr[j])
+		if !pr1[j].ran || pr1[j].code != 0 {
+			t.Fatalf("pull request: job %s: %s", j, pr1[j])
 		}
 	}
-	if pr["apply"].ran {
-		t.Fatalf("pull request: apply ran: %s", pr["apply"])
+	if pr1["apply"].ran {
+		t.Fatalf("pull request: apply ran: %s", pr1["apply"])
 	}
-	mustContain(t, "PR plan summary", pr["plan"].summary, "<!-- runbook-plan migrate-ippool sandbox -->",
+	mustContain(t, "PR plan summary", pr1["plan"].summary, marker,
 		"### runbook plan: `migrate-ippool` in **sandbox** — 5 step(s) to change", "| `+` | add-new-pool | ensurePool | create | create pool new-pool 10.0.0.0/16", "<details><summary>Details of each step</summary>")
-	mustContain(t, "PR validate log", pr["validate"].log, "runbooks/migrate-ippool/runbook.yaml: valid (6 steps)")
+	mustContain(t, "PR validate log", pr1["validate"].log, "runbooks/migrate-ippool/runbook.yaml: valid (6 steps)")
+	mustContain(t, "PR plan log", pr1["plan"].log, "added the plan comment")
+	st = readState(t, ghState)
+	plan1 := readPlan(t, pr1["plan"])
+	first := requireOnePlanComment(t, *st, pr, marker, unrelated, plan1)
+	if got := strings.Join(st.methods(), " "); got != "GET POST" {
+		t.Fatalf("first push: gh calls %s, want GET POST: %+v", got, st.Calls)
+	}
+	if other := st.on(pr + 1); len(other) != 1 || other[0].Body != marker+"\nthe plan of another pull request" {
+		t.Fatalf("another pull request's comment changed: %+v", other)
+	}
 
-	merge := (&github{world: w, wf: wf, secrets: secrets, event: "push"}).run()
+	w.push("runbooks/migrate-ippool/NOTES.md", "reviewed\n") // a second push to the branch
+	pr2 := run("pull_request")
+	if !pr2["plan"].ran || pr2["plan"].code != 0 {
+		t.Fatalf("second push: job plan: %s", pr2["plan"])
+	}
+	mustContain(t, "second push plan log", pr2["plan"].log, fmt.Sprintf("updated comment %d", first.ID))
+	st = readState(t, ghState)
+	plan2 := readPlan(t, pr2["plan"])
+	if plan2 == plan1 {
+		t.Fatal("the second push planned the same Markdown; the test cannot tell an update from none")
+	}
+	second := requireOnePlanComment(t, *st, pr, marker, unrelated, plan2)
+	if second.ID != first.ID {
+		t.Fatalf("the second push's plan is comment %d, the first's %d", second.ID, first.ID)
+	}
+	if got := strings.Join(st.methods(), " "); got != "GET POST GET PATCH" {
+		t.Fatalf("gh calls %s, want GET POST GET PATCH: %+v", got, st.Calls)
+	}
+	before := len(st.Calls)
+
+	merge := run("push")
 	for _, j := range []string{"validate", "plan", "apply"} {
 		if !merge[j].ran || merge[j].code != 0 {
 			t.Fatalf("merge: job %s: %s", j, merge[j])
 		}
+	}
+	if st = readState(t, ghState); len(st.Calls) != before {
+		t.Fatalf("the merge pipeline called gh: %+v", st.Calls[before:])
 	}
 	mustContain(t, "apply summary", merge["apply"].summary, "## runbook migrate-ippool", ": **done**", "| environment | sandbox |", "| move-pods | deletePodsInPool | done | true |")
 	mustContain(t, "apply log", merge["apply"].log, "uploaded [report.json report.md]")

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -188,17 +189,43 @@ func (g *gitlab) job(name string, job *glJob, earlier map[string]jobResult) jobR
 	return res
 }
 
-// TestGitLabCISnippet: a merge request pipeline validates and plans; the default
-// branch pipeline plans and, once the manual apply job is started, applies the
-// reviewed plan on a cluster of its own.
+// TestGitLabCISnippet: a merge request pipeline validates, plans and puts the plan
+// in one note (an emulated notes API on 127.0.0.1), which a second push updates;
+// the default branch pipeline plans, posts nothing and, once the manual apply job
+// is started, applies the reviewed plan on a cluster of its own.
 func TestGitLabCISnippet(t *testing.T) {
 	c := sandbox.StartForTest(t, sandbox.Options{})
 	w := newWorld(t, c)
 	p := loadGitLab(t, "../../docs/ci/gitlab-ci.yml")
 	files := map[string]string{"KUBECONFIG_STAGING": string(w.kubeconfigBytes())}
+	const project, token, iid, marker = "1234", "glpat-test-token", 7, "<!-- runbook-plan migrate-ippool sandbox -->"
+	const unrelated = "Please plan it in staging first."
+	notes, api := startGitLabNotes(t, project, token)
+	notes.mu.Lock()
+	// More notes than a page holds, the plan's would-be place on the second page.
+	for i := 0; i < 100; i++ {
+		notes.s.add(iid, fmt.Sprintf("review note %d", i))
+	}
+	notes.s.add(iid, unrelated)
+	notes.mu.Unlock()
+	mrVars := map[string]string{"CI_PIPELINE_SOURCE": "merge_request_event", "CI_COMMIT_BRANCH": "", "CI_DEFAULT_BRANCH": "main",
+		"CI_API_V4_URL": api, "CI_PROJECT_ID": project, "CI_MERGE_REQUEST_IID": strconv.Itoa(iid), "RUNBOOK_GITLAB_TOKEN": token}
+	reviewNotes := func(s commentState) {
+		t.Helper()
+		kept := commentState{}
+		for _, n := range s.Comments {
+			if !strings.HasPrefix(n.Body, "review note ") {
+				kept.Comments = append(kept.Comments, n)
+			} else if n.Body != fmt.Sprintf("review note %d", n.ID-1) {
+				t.Fatalf("note %d changed: %q", n.ID, n.Body)
+			}
+		}
+		if len(s.Comments)-len(kept.Comments) != 100 {
+			t.Fatalf("review notes lost: %+v", s.Comments)
+		}
+	}
 
-	mr := (&gitlab{world: w, p: p, files: files, vars: map[string]string{
-		"CI_PIPELINE_SOURCE": "merge_request_event", "CI_COMMIT_BRANCH": "", "CI_DEFAULT_BRANCH": "main"}}).run()
+	mr := (&gitlab{world: w, p: p, files: files, vars: mrVars}).run()
 	for _, j := range []string{"validate", "plan"} {
 		if !mr[j].ran || mr[j].code != 0 {
 			t.Fatalf("merge request: job %s: %s", j, mr[j])
@@ -207,10 +234,38 @@ func TestGitLabCISnippet(t *testing.T) {
 	if mr["apply"].ran {
 		t.Fatalf("merge request: apply ran: %s", mr["apply"])
 	}
-	mustContain(t, "MR plan log", mr["plan"].log, "Plan for migrate-ippool in sandbox", "+ add-new-pool: ensurePool create", "uploaded [plan.json]")
+	mustContain(t, "MR plan log", mr["plan"].log, marker, "### runbook plan: `migrate-ippool` in **sandbox** — 5 step(s) to change",
+		"| `+` | add-new-pool | ensurePool | create |", "added the plan note", "uploaded [plan.json plan.md]")
+	s := notes.state()
+	reviewNotes(s)
+	first := requireOnePlanComment(t, filterReview(s), iid, marker, unrelated, readPlan(t, mr["plan"]))
+	if got := callList(s); got != "GET page=1 GET page=2 POST" {
+		t.Fatalf("first push: API calls %s: %+v", got, s.Calls)
+	}
 
-	main := &gitlab{world: w, p: p, files: files, vars: map[string]string{
-		"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main", "CI_DEFAULT_BRANCH": "main"}}
+	w.push("runbooks/migrate-ippool/NOTES.md", "reviewed\n") // a second push to the branch
+	mr2 := (&gitlab{world: w, p: p, files: files, vars: mrVars}).run()
+	if !mr2["plan"].ran || mr2["plan"].code != 0 {
+		t.Fatalf("second push: job plan: %s", mr2["plan"])
+	}
+	mustContain(t, "second push plan log", mr2["plan"].log, fmt.Sprintf("updated note %d", first.ID))
+	s = notes.state()
+	reviewNotes(s)
+	plan2 := readPlan(t, mr2["plan"])
+	if plan2 == first.Body {
+		t.Fatal("the second push planned the same Markdown; the test cannot tell an update from none")
+	}
+	if second := requireOnePlanComment(t, filterReview(s), iid, marker, unrelated, plan2); second.ID != first.ID {
+		t.Fatalf("the second push's plan is note %d, the first's %d", second.ID, first.ID)
+	}
+	if got := callList(s); got != "GET page=1 GET page=2 POST GET page=1 GET page=2 PUT" {
+		t.Fatalf("API calls %s: %+v", got, s.Calls)
+	}
+	before := len(s.Calls)
+
+	mainVars := map[string]string{"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main", "CI_DEFAULT_BRANCH": "main",
+		"CI_API_V4_URL": api, "CI_PROJECT_ID": project, "RUNBOOK_GITLAB_TOKEN": token}
+	main := &gitlab{world: w, p: p, files: files, vars: mainVars}
 	if r := main.run(); r["apply"].ran {
 		t.Fatalf("the manual apply ran without anyone starting it: %s", r["apply"])
 	}
@@ -221,6 +276,9 @@ func TestGitLabCISnippet(t *testing.T) {
 			t.Fatalf("default branch: job %s: %s", j, r[j])
 		}
 	}
+	if s = notes.state(); len(s.Calls) != before {
+		t.Fatalf("the default branch pipeline called the notes API: %+v", s.Calls[before:])
+	}
 	mustContain(t, "apply log", r["apply"].log, "run ", ": done", "uploaded [report.md report.json]")
 	report, err := os.ReadFile(filepath.Join(r["apply"].dir, "report.md"))
 	if err != nil {
@@ -228,4 +286,29 @@ func TestGitLabCISnippet(t *testing.T) {
 	}
 	mustContain(t, "report.md", string(report), ": **done**", "| environment | sandbox |", "| move-pods | deletePodsInPool | done | true |")
 	requireMigrated(t, c)
+}
+
+// filterReview drops the filler review notes.
+func filterReview(s commentState) commentState {
+	out := s
+	out.Comments = nil
+	for _, n := range s.Comments {
+		if !strings.HasPrefix(n.Body, "review note ") {
+			out.Comments = append(out.Comments, n)
+		}
+	}
+	return out
+}
+
+// callList is the notes API calls as "GET page=1 POST …".
+func callList(s commentState) string {
+	var out []string
+	for _, c := range s.Calls {
+		if c.Method == "GET" {
+			out = append(out, "GET page="+c.Query)
+		} else {
+			out = append(out, c.Method)
+		}
+	}
+	return strings.Join(out, " ")
 }

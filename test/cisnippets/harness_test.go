@@ -16,7 +16,12 @@ import (
 	"github.com/runbookdev/runbook/test/testbin"
 )
 
-func TestMain(m *testing.M) { sandbox.Main(m, sandbox.Options{}) }
+func TestMain(m *testing.M) {
+	if filepath.Base(os.Args[0]) == "gh" { // the test binary as the pipelines' gh
+		os.Exit(fakeGHMain(os.Args[1:]))
+	}
+	sandbox.Main(m, sandbox.Options{})
+}
 
 // fakeGo stands in for the go command of the runner image: `go install` of the
 // runbook module installs the binary under test, `go env GOPATH` answers; anything
@@ -70,6 +75,14 @@ environments:
 	git(t, w.repo, "add", ".")
 	git(t, w.repo, "commit", "-q", "-m", "runbooks")
 	return w
+}
+
+// push commits one more change to the fixture repository, as a second push to a
+// pull request's branch does (the plan's source line names the new commit).
+func (w *world) push(file, content string) {
+	writeFile(w.t, filepath.Join(w.repo, file), content)
+	git(w.t, w.repo, "add", ".")
+	git(w.t, w.repo, "commit", "-q", "-m", "another push")
 }
 
 // checkout is a fresh clone for one job, as runners give each job.
