@@ -22,21 +22,7 @@ var updateGolden = flag.Bool("update", false, "rewrite testdata/*.golden with th
 // `go test ./test/e2e -run TestFlavourCRD -update` rewrites it.
 func requireLiveOutput(t *testing.T, golden, output string) {
 	t.Helper()
-	got := liveVocabulary(output)
-	path := filepath.Join("testdata", golden)
-	if *updateGolden {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("live output differs from %s (-update rewrites it after a deliberate change):\n%s", path, lineDiff(string(want), got))
-	}
+	requireGolden(t, "live output", golden, liveVocabulary(output))
 }
 
 var liveMasks = []struct {
@@ -96,7 +82,14 @@ func requirePlanOutput(t *testing.T, golden, output string) {
 		l = liveMasks[5].re.ReplaceAllString(l, "-HASH")
 		lines = append(lines, l)
 	}
-	got := strings.Join(lines, "\n") + "\n"
+	requireGolden(t, "plan", golden, strings.Join(lines, "\n")+"\n")
+}
+
+var planAddr = regexp.MustCompile(`\b\d{1,3}(\.\d{1,3}){3}(/\d{1,2})?\b`)
+
+// requireGolden compares got with testdata/<golden>, or rewrites it with -update.
+func requireGolden(t *testing.T, what, golden, got string) {
+	t.Helper()
 	path := filepath.Join("testdata", golden)
 	if *updateGolden {
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
@@ -109,11 +102,9 @@ func requirePlanOutput(t *testing.T, golden, output string) {
 		t.Fatalf("%v (run with -update to create it)", err)
 	}
 	if got != string(want) {
-		t.Errorf("plan differs from %s (-update rewrites it after a deliberate change):\n%s", path, lineDiff(string(want), got))
+		t.Errorf("%s differs from %s (-update rewrites it after a deliberate change):\n%s", what, path, lineDiff(string(want), got))
 	}
 }
-
-var planAddr = regexp.MustCompile(`\b\d{1,3}(\.\d{1,3}){3}(/\d{1,2})?\b`)
 
 // lineDiff lists the lines only one side has.
 func lineDiff(want, got string) string {
