@@ -285,16 +285,15 @@ func preflightSteps(ctx context.Context, o Options, done map[string]runbooks.Ste
 		}
 		ps := preflight.Step{ID: st.ID, Pools: st.Decl.PoolParams()}
 		known := true
-		for _, id := range st.With.StepRefs() {
-			if ids, group := rb.Instances(id); group {
-				for _, id := range ids {
-					_, ok := done[id]
-					known = known && ok
-				}
-				continue
+		for _, ref := range st.With.StepRefs() {
+			ids, group := rb.Instances(ref) // a forEach step is known once every item is
+			if !group {
+				ids = []string{ref}
 			}
-			_, ok := done[id]
-			known = known && ok
+			for _, id := range ids {
+				_, ok := done[id]
+				known = known && ok
+			}
 		}
 		if known {
 			env, err := rb.Env(runbooks.Bindings{Params: o.Params.Values, Env: o.Env, Steps: planBindings(rb, done, st), Funcs: o.Funcs, Step: st})

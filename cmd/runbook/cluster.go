@@ -145,8 +145,7 @@ func newSession(cmd *cobra.Command, g *globalOptions, f *runFlags, runbookFile s
 		// forEach steps become their instances before anything plans or runs; items
 		// the bound params make wrong are refused before the cluster is touched.
 		if rb, err = rb.Expand(params, f.env); err != nil {
-			return nil, exitcode.New(exitcode.Refused, fmt.Errorf("refused with these params, before anything touched the cluster:%s",
-				strings.ReplaceAll("\n"+err.Error(), "\n", "\n  ")))
+			return nil, refusedByParams(err)
 		}
 		s.rb, s.param = rb, params
 		s.source = sourceOf(cmd.Context(), runbookFile, f.files, f.envFlags.path)

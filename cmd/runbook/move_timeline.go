@@ -27,7 +27,6 @@ type moveTimeline struct {
 	Owners  []*moveOwner `json:"owners"`
 	owners  map[string]*moveOwner
 	last    moveSample
-	started bool
 }
 
 // moveSample is the move's counts at one instant.
@@ -84,8 +83,8 @@ func (r *moveRecorder) timelines() []*moveTimeline {
 }
 
 func (tl *moveTimeline) add(e actions.PodMoveEvent) {
-	if !tl.started {
-		tl.Start, tl.started = e.Time, true
+	if len(tl.Samples) == 0 { // the first event: the counts start at zero
+		tl.Start = e.Time
 		tl.Samples = append(tl.Samples, moveSample{})
 	}
 	tl.End = e.Time

@@ -130,8 +130,14 @@ func errorsOut(err error, file string) []validateErrOut {
 // cluster: a value the step would refuse is refused now, naming the field.
 func refuseBoundValues(s *session) error {
 	if err := s.rb.CheckParams(s.param, s.f.env, true); err != nil {
-		return exitcode.New(exitcode.Refused, fmt.Errorf("refused with these params, before anything touched the cluster:%s",
-			strings.ReplaceAll("\n"+err.Error(), "\n", "\n  ")))
+		return refusedByParams(err)
 	}
 	return nil
+}
+
+// refusedByParams is exit 11 for what the bound params make wrong (a with: value,
+// a forEach's items), each problem on its own indented line.
+func refusedByParams(err error) error {
+	return exitcode.New(exitcode.Refused, fmt.Errorf("refused with these params, before anything touched the cluster:%s",
+		strings.ReplaceAll("\n"+err.Error(), "\n", "\n  ")))
 }

@@ -25,17 +25,27 @@ func requireLiveOutput(t *testing.T, golden, output string) {
 	requireGolden(t, "live output", golden, liveVocabulary(output))
 }
 
-var liveMasks = []struct {
+// mask replaces what differs from run to run with a placeholder.
+type mask struct {
 	re   *regexp.Regexp
 	with string
-}{
-	{regexp.MustCompile(`\b\d{2}:\d{2}:\d{2}\b`), "HH:MM:SS"},
-	{regexp.MustCompile(`\b\d{8}-\d{6}-[0-9a-f]{6}\b`), "RUN-ID"},
-	{regexp.MustCompile(`sha256:[0-9a-f]{12,64}`), "sha256:…"},
-	{regexp.MustCompile(`@[0-9a-f]{12}( \(uncommitted changes\))?`), "@COMMIT"},
-	{regexp.MustCompile(`\b\d{1,3}(\.\d{1,3}){3}\b`), "IP"},
+}
+
+var (
+	timeMask   = mask{regexp.MustCompile(`\b\d{2}:\d{2}:\d{2}\b`), "HH:MM:SS"}
+	runIDMask  = mask{regexp.MustCompile(`\b\d{8}-\d{6}-[0-9a-f]{6}\b`), "RUN-ID"}
+	digestMask = mask{regexp.MustCompile(`sha256:[0-9a-f]{12,64}`), "sha256:…"}
+	commitMask = mask{regexp.MustCompile(`@[0-9a-f]{12}( \(uncommitted changes\))?`), "@COMMIT"}
 	// Deployment pods: <name>-<replicaset hash>-<5 characters>.
-	{regexp.MustCompile(`-[bcdfghjklmnpqrstvwxz2-9]{8,10}-[bcdfghjklmnpqrstvwxz2-9]{5}\b`), "-HASH"},
+	hashMask = mask{regexp.MustCompile(`-[bcdfghjklmnpqrstvwxz2-9]{8,10}-[bcdfghjklmnpqrstvwxz2-9]{5}\b`), "-HASH"}
+)
+
+// liveMasks apply in order (the duration masks after the addresses, the node mask
+// after both).
+var liveMasks = []mask{
+	timeMask, runIDMask, digestMask, commitMask,
+	{regexp.MustCompile(`\b\d{1,3}(\.\d{1,3}){3}\b`), "IP"},
+	hashMask,
 	{regexp.MustCompile(`\b\d+(\.\d+)?(ns|µs|ms|s|m)\b`), "DUR"},
 	{regexp.MustCompile(`\b(\d+m)?DUR\b`), "DUR"},
 	// The node a pod was scheduled to: the scheduler's choice, not the run's.
@@ -43,6 +53,9 @@ var liveMasks = []struct {
 	// Table columns are as wide as their widest cell.
 	{regexp.MustCompile(` {2,}`), "  "},
 }
+
+// planMasks: a plan keeps its pool CIDRs (planAddr masks only the addresses).
+var planMasks = []mask{timeMask, runIDMask, digestMask, commitMask, hashMask}
 
 func liveVocabulary(output string) string {
 	var lines []string
@@ -75,11 +88,9 @@ func requirePlanOutput(t *testing.T, golden, output string) {
 			}
 			return "IP"
 		})
-		for _, m := range liveMasks[:3] { // times, run ids, digests
+		for _, m := range planMasks {
 			l = m.re.ReplaceAllString(l, m.with)
 		}
-		l = liveMasks[3].re.ReplaceAllString(l, "@COMMIT")
-		l = liveMasks[5].re.ReplaceAllString(l, "-HASH")
 		lines = append(lines, l)
 	}
 	requireGolden(t, "plan", golden, strings.Join(lines, "\n")+"\n")
