@@ -64,6 +64,12 @@ func liveVocabulary(output string) string {
 		if l == "" || (strings.Contains(l, " pods replaced, ") && !strings.Contains(l, "done: ")) {
 			continue
 		}
+		// How many tunnel addresses move-tunnels still finds depends on how fast
+		// calico-node moved them itself after the disable (none to all nodes, seen
+		// in CI): its outcome line and table row are not part of the vocabulary.
+		if strings.Contains(l, "move-tunnels") && !strings.Contains(l, "▶ move-tunnels") {
+			continue
+		}
 		for _, m := range liveMasks {
 			l = m.re.ReplaceAllString(l, m.with)
 		}
