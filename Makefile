@@ -27,6 +27,9 @@ unit:
 	# deploy/rbac.yaml against every action's declared needs: no cluster needed,
 	# so an action whose permissions are not granted fails here already.
 	$(GO) test -count=1 -run '^TestRBACMatchesDeclaredNeeds$$' ./test/deploy
+	# The binary sets hack/build-tools.sh builds per flavour against what each flavour
+	# starts and README's tables: no cluster either.
+	$(GO) test -count=1 -run '^(TestBuildSetsMatchFlavours|TestMissingToolsNamesBinaryAndCommand)$$' ./test/sandbox
 
 fuzz:
 	$(GO) test ./runbooks -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-20s}

@@ -25,7 +25,7 @@
 #              binaries; the flavour decides. No selection, or --all: every set (make test).
 #   --print-dir      build if needed, print ONLY the binary directory on stdout
 #   --list-sets      build nothing, print the selection's set names, one a line
-#   --list-binaries  build nothing, print the selection's binaries, one a line
+#   --list-binaries  build nothing, print the selection's binaries, one a line: <set> <binary>
 #
 # Cache: ${RUNBOOK_TOOLS_CACHE:-$HOME/.cache/runbook-tools}/. Each set builds into
 # <cache>/<key>/, where <key> hashes its module (go.mod, go.sum, sources), its recipe
@@ -129,7 +129,7 @@ case "$mode" in
   list-sets) printf '%s\n' "${selected[@]}"; exit 0 ;;
   list-binaries)
     for s in "${selected[@]}"; do
-      [ -z "${specs[$s]}" ] || while read -r spec; do echo "${spec#*=}"; done <<<"${specs[$s]}"
+      [ -z "${specs[$s]}" ] || while read -r spec; do echo "$s ${spec#*=}"; done <<<"${specs[$s]}"
     done
     exit 0 ;;
 esac
