@@ -65,7 +65,7 @@ done
 
 # --- the sets ---
 all_sets=(kubernetes calico calico-apiserver tigera-operator-v1.40)
-declare -A label mod ldflags specs
+declare -A set_label set_mod set_ldflags set_specs
 # The Kubernetes version stamp kubectl, the apiserver's /version and the skew checks
 # read; Kubernetes' own build sets the same variables (hack/lib/version.sh).
 k8s_version=v1.37.2
@@ -74,27 +74,27 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   k8s_ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=37"
   k8s_ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
-label[kubernetes]="the Kubernetes control plane"
-mod[kubernetes]=$root/hack/tools
-ldflags[kubernetes]=$k8s_ldflags
-specs[kubernetes]="k8s.io/kubernetes/cmd/kube-apiserver=kube-apiserver
+set_label[kubernetes]="the Kubernetes control plane"
+set_mod[kubernetes]=$root/hack/tools
+set_ldflags[kubernetes]=$k8s_ldflags
+set_specs[kubernetes]="k8s.io/kubernetes/cmd/kube-apiserver=kube-apiserver
 k8s.io/kubernetes/cmd/kube-controller-manager=kube-controller-manager
 k8s.io/kubernetes/cmd/kube-scheduler=kube-scheduler
 k8s.io/kubernetes/cmd/kubectl=kubectl
 sigs.k8s.io/kwok/cmd/kwok=kwok
 ./cmd/etcd=etcd"
-label[calico]="Calico's kube-controllers and tunnel-address allocator"
-mod[calico]=$root/hack/tools-calico
-ldflags[calico]="-s -w"
-specs[calico]="github.com/projectcalico/calico/kube-controllers/cmd/kube-controllers=calico-kube-controllers
+set_label[calico]="Calico's kube-controllers and tunnel-address allocator"
+set_mod[calico]=$root/hack/tools-calico
+set_ldflags[calico]="-s -w"
+set_specs[calico]="github.com/projectcalico/calico/kube-controllers/cmd/kube-controllers=calico-kube-controllers
 ./cmd/calico-allocate-tunnel-addrs=calico-allocate-tunnel-addrs"
-label[calico-apiserver]="the Calico API server"
-mod[calico-apiserver]=$root/hack/tools-calico
-ldflags[calico-apiserver]="-s -w"
-specs[calico-apiserver]="github.com/projectcalico/calico/apiserver/cmd/apiserver=calico-apiserver"
-label[tigera-operator-v1.40]="tigera-operator v1.40.0's module (CRDs)"
-mod[tigera-operator-v1.40]=$root/hack/tools-operator-v1.40
-specs[tigera-operator-v1.40]=""
+set_label[calico-apiserver]="the Calico API server"
+set_mod[calico-apiserver]=$root/hack/tools-calico
+set_ldflags[calico-apiserver]="-s -w"
+set_specs[calico-apiserver]="github.com/projectcalico/calico/apiserver/cmd/apiserver=calico-apiserver"
+set_label[tigera-operator-v1.40]="tigera-operator v1.40.0's module (CRDs)"
+set_mod[tigera-operator-v1.40]=$root/hack/tools-operator-v1.40
+set_specs[tigera-operator-v1.40]=""
 
 # sets_for_flavour prints the sets a sandbox of that flavour starts binaries from
 # (test/sandbox: toolsFor; a test keeps the two and README's table in step).
@@ -129,7 +129,7 @@ case "$mode" in
   list-sets) printf '%s\n' "${selected[@]}"; exit 0 ;;
   list-binaries)
     for s in "${selected[@]}"; do
-      [ -z "${specs[$s]}" ] || while read -r spec; do echo "$s ${spec#*=}"; done <<<"${specs[$s]}"
+      [ -z "${set_specs[$s]}" ] || while read -r spec; do echo "$s ${spec#*=}"; done <<<"${set_specs[$s]}"
     done
     exit 0 ;;
 esac
@@ -161,23 +161,23 @@ duration() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 # packages the go command has compiled (go build -v prints each one's path as it is
 # compiled; packages from the build cache are not printed).
 ticker() {
-  local label=$1 total=$2 log=$3 start=$4 parent=$$ done sleeper=""
+  local label=$1 total=$2 log=$3 start=$4 parent=$$ n sleeper=""
   trap '[ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null; exit 0' TERM
   while :; do
     sleep "${BUILD_TOOLS_PROGRESS_SECONDS:-15}" &
     sleeper=$!
     wait "$sleeper" || true
     kill -0 "$parent" 2>/dev/null || exit 0
-    done=$(grep -cv -e '^go: ' -e '^#' "$log" || true)
-    echo "build-tools: building $label: $done/$total packages, $(duration $((SECONDS - start)))" >&2
+    n=$(grep -cv -e '^go: ' -e '^#' "$log" || true)
+    echo "build-tools: building $label: $n/$total packages, $(duration $((SECONDS - start)))" >&2
   done
 }
 
 # build_set <set>: builds into $cache/<key>/ unless complete there, then sets $set_dir.
 build_set() {
-  local set=$1 label=${label[$1]} mod=${mod[$1]} flags=${ldflags[$1]}
+  local set=$1 label=${set_label[$1]} mod=${set_mod[$1]} flags=${set_ldflags[$1]}
   local specs_a key dir spec
-  mapfile -t specs_a <<<"${specs[$set]}"
+  mapfile -t specs_a <<<"${set_specs[$set]}"
   # The recipe in the key is what main's one-set-per-module script hashed, so a set
   # whose module, flags and binaries are unchanged keeps its cached build.
   key=$(
@@ -203,14 +203,15 @@ build_set() {
   # GOWORK=off and -mod=readonly: build exactly the pinned graph, whatever the
   # caller's environment. One go build for the whole set (links in parallel).
   export GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=0
-  # The packages to compile ("unsafe" is never compiled).
+  echo "build-tools: first run: building $label ($set set: ${specs_a[*]##*=}); log $log" >&2
+  # The packages to compile ("unsafe" is never compiled). With a cold module cache
+  # this is where the modules download.
   if ! total=$(cd "$mod" && "$go" list -deps "${pkgs[@]}" 2>"$log" 9>&-); then
     echo "build-tools: listing the packages of $label failed; the end of $log:" >&2
     tail -n 30 "$log" >&2
     return 1
   fi
   total=$(grep -cvx unsafe <<<"$total")
-  echo "build-tools: first run: building $label ($set set: ${specs_a[*]##*=}), $total packages; log $log" >&2
   # In its own process group (setsid), so that stopping it stops the compilers too.
   (cd "$mod" && exec setsid "$go" build -v -trimpath -ldflags "$flags" -o "$tmp_dir/" "${pkgs[@]}") >"$log" 2>&1 9>&- &
   builder_pid=$!
@@ -248,8 +249,8 @@ build_set() {
 # keeps tests offline. (Flavour operator's, v1.34.13's, are in the pinned Calico module.)
 fetch_module() {
   local log="$cache/$1.log"
-  if ! (cd "${mod[$1]}" && GOWORK=off GOFLAGS=-mod=readonly "$go" mod download github.com/tigera/operator) >"$log" 2>&1 9>&-; then
-    echo "build-tools: downloading ${label[$1]} failed; the end of $log:" >&2
+  if ! (cd "${set_mod[$1]}" && GOWORK=off GOFLAGS=-mod=readonly "$go" mod download github.com/tigera/operator) >"$log" 2>&1 9>&-; then
+    echo "build-tools: downloading ${set_label[$1]} failed; the end of $log:" >&2
     tail -n 20 "$log" >&2
     return 1
   fi
@@ -257,7 +258,7 @@ fetch_module() {
 
 dirs=()
 for s in "${selected[@]}"; do
-  if [ -z "${specs[$s]}" ]; then
+  if [ -z "${set_specs[$s]}" ]; then
     fetch_module "$s"
   else
     build_set "$s"
