@@ -158,8 +158,8 @@ trap 'exit 143' TERM
 duration() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 
 # ticker <label> <total> <log> <start>: every few seconds, how many of the set's
-# packages the go command has compiled (go build -v prints each one's path as it is
-# compiled; packages from the build cache are not printed).
+# <total> packages to compile the go command has compiled (go build -v prints each
+# one's path as it is compiled; packages from the build cache are not printed).
 ticker() {
   local label=$1 total=$2 log=$3 start=$4 parent=$$ n sleeper=""
   trap '[ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null; exit 0' TERM
@@ -204,14 +204,17 @@ build_set() {
   # caller's environment. One go build for the whole set (links in parallel).
   export GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=0
   echo "build-tools: first run: building $label ($set set: ${specs_a[*]##*=}); log $log" >&2
-  # The packages to compile ("unsafe" is never compiled). With a cold module cache
-  # this is where the modules download.
-  if ! total=$(cd "$mod" && "$go" list -deps "${pkgs[@]}" 2>"$log" 9>&-); then
+  # The packages to compile: those of the set not in the Go build cache already
+  # (.Stale, with the build's flags; another set of the module may have compiled
+  # many). With a cold module cache this is where the modules download.
+  local listed cached
+  if ! listed=$(cd "$mod" && "$go" list -deps -trimpath -ldflags "$flags" -f '{{if .Stale}}stale{{else}}cached{{end}}' "${pkgs[@]}" 2>"$log" 9>&-); then
     echo "build-tools: listing the packages of $label failed; the end of $log:" >&2
     tail -n 30 "$log" >&2
     return 1
   fi
-  total=$(grep -cvx unsafe <<<"$total")
+  total=$(grep -cx stale <<<"$listed" || true)
+  cached=$(grep -cx cached <<<"$listed" || true)
   # In its own process group (setsid), so that stopping it stops the compilers too.
   (cd "$mod" && exec setsid "$go" build -v -trimpath -ldflags "$flags" -o "$tmp_dir/" "${pkgs[@]}") >"$log" 2>&1 9>&- &
   builder_pid=$!
@@ -239,9 +242,7 @@ build_set() {
   tmp_dir=""
   local compiled
   compiled=$(grep -cv -e '^go: ' -e '^#' "$log" || true)
-  local from_cache=""
-  [ "$compiled" -ge "$total" ] || from_cache=", the rest from the Go build cache"
-  echo "build-tools: $label built in $(duration $((SECONDS - start))) ($compiled of $total packages compiled$from_cache) into $dir" >&2
+  echo "build-tools: $label built in $(duration $((SECONDS - start))) ($compiled packages compiled, $cached from the Go build cache) into $dir" >&2
 }
 
 # fetch_module <set>: not a binary. Flavour operator-v1.40 installs tigera-operator
