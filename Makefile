@@ -32,6 +32,9 @@ unit:
 	# deploy/rbac.yaml against every action's declared needs: no cluster needed,
 	# so an action whose permissions are not granted fails here already.
 	$(GO) test -count=1 -run '^TestRBACMatchesDeclaredNeeds$$' ./test/deploy
+	# The binary sets hack/build-tools.sh builds per flavour against what each flavour
+	# starts and README's tables: no cluster either.
+	$(GO) test -count=1 -run '^(TestBuildSetsMatchFlavours|TestMissingToolsNamesBinaryAndCommand)$$' ./test/sandbox
 
 fuzz:
 	$(GO) test ./runbooks -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-20s}
@@ -41,8 +44,9 @@ mermaid:
 	@bash hack/mermaid-cli.sh
 
 # --- local test cluster (owned by hack/ and test/sandbox) ---
+# Every binary set (make test's); `bash hack/build-tools.sh --flavour X` builds one flavour's.
 tools:
-	@bash hack/build-tools.sh
+	@bash hack/build-tools.sh --all
 
 # SCENARIO=<name|file> (default: default) FLAVOUR=crd|apiserver|operator|operator-v1.40 (default: crd;
 # operator: tigera-operator v1.34.13 as Calico v3.28.5 ships it, operator-v1.40: a newer one; both stand-ins)
@@ -65,9 +69,9 @@ sandbox-status:
 # which prints their numbers (crashes injected/survived, restarts survived, scenarios).
 # mermaid: the Mermaid CLI that renders the reports' charts in a test (hack/mermaid-cli.sh).
 test: vet tools mermaid unit
-	RUNBOOK_TOOLS_DIR=$$(bash hack/build-tools.sh --print-dir) $(GO) test -count=1 -p 1 -timeout 30m \
+	RUNBOOK_TOOLS_DIR=$$(bash hack/build-tools.sh --print-dir --all) $(GO) test -count=1 -p 1 -timeout 30m \
 		$$($(GO) list ./test/... | grep -v -e '/test/reliability$$' -e '/test/faults$$')
-	RUNBOOK_TOOLS_DIR=$$(bash hack/build-tools.sh --print-dir) bash hack/test-campaign.sh
+	RUNBOOK_TOOLS_DIR=$$(bash hack/build-tools.sh --print-dir --all) bash hack/test-campaign.sh
 	# A count, not a time: a time-limited fuzz run on a loaded 2-core machine can end in
 	# "context deadline exceeded" when the deadline lands while a worker starts (seen in CI).
 	$(MAKE) fuzz FUZZTIME=3000x
@@ -78,10 +82,11 @@ test: vet tools mermaid unit
 # some 35 leases). `make test` runs its reduced set.
 # RELIABILITY_SEED=<n> replays the random kill instants of a logged run.
 reliability: tools
-	RELIABILITY=long RUNBOOK_TOOLS_DIR=$$(bash hack/build-tools.sh --print-dir) $(GO) test -count=1 -v -timeout 90m ./test/reliability
+	RELIABILITY=long RUNBOOK_TOOLS_DIR=$$(bash hack/build-tools.sh --print-dir --all) $(GO) test -count=1 -v -timeout 90m ./test/reliability
 
-# A fresh sandbox each time: the demo migrates it.
+# A fresh sandbox each time: the demo migrates it. It builds only the binary sets of
+# its FLAVOUR (default crd: no Calico API server), like sandbox-up.
 demo: build
 	@bash hack/sandbox.sh down >/dev/null 2>&1 || true
-	@bash hack/sandbox.sh up
-	bash examples/migrate-ippool/demo.sh
+	@SCENARIO="$(SCENARIO)" FLAVOUR="$(FLAVOUR)" bash hack/sandbox.sh up
+	SCENARIO="$(SCENARIO)" FLAVOUR="$(FLAVOUR)" bash examples/migrate-ippool/demo.sh

@@ -31,7 +31,8 @@ mkdir -p "$dir/bin"
 
 case "$cmd" in
   up)
-    tools=$(bash hack/build-tools.sh --print-dir)
+    # Only the binary sets this flavour starts (the default flavour needs no Calico API server).
+    tools=$(bash hack/build-tools.sh --print-dir --flavour "${FLAVOUR:-crd}" --scenario "${SCENARIO:-default}")
     ln -sfn "$tools/kubectl" "$dir/bin/kubectl"
     exec "$dir/bin/sandbox" up -dir="$dir" -tools="$tools" \
       -scenario="${SCENARIO:-default}" -flavour="${FLAVOUR:-crd}"

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../.."
 RB=examples/migrate-ippool/runbook.yaml
 VALUES=examples/migrate-ippool/values/sandbox.yaml
 KUBECONFIG_PATH=.sandbox/kubeconfig
-TOOLS=$(bash hack/build-tools.sh --print-dir)
+TOOLS=$(bash hack/build-tools.sh --print-dir --flavour "${FLAVOUR:-crd}" --scenario "${SCENARIO:-default}")
 kubectl() { "$TOOLS/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 runbook() { bin/runbook "$@" --kubeconfig "$KUBECONFIG_PATH"; }
 show() {

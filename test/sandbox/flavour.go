@@ -2,6 +2,8 @@ package sandbox
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -36,11 +38,31 @@ func CheckFlavour(name string) error {
 	return nil
 }
 
-// toolsFor lists the binaries a flavour needs from the tools directory.
+// toolsFor lists the binaries a sandbox of the flavour starts from the tools
+// directory, whatever the scenario. hack/build-tools.sh --flavour builds exactly
+// these (and kubectl, for hack/sandbox.sh and tests); TestBuildSetsMatchFlavours
+// keeps the two in step.
 func toolsFor(flavour string) []string {
-	tools := []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
+	tools := []string{Etcd, APIServer, ControllerManager, Scheduler, Kwok, tunnelAllocatorBinary, kubeControllersBinary}
 	if flavour != FlavourCRD {
 		tools = append(tools, calicoAPIServerBinary)
 	}
 	return tools
+}
+
+// missingTools reports the binaries of the flavour that toolsDir lacks, naming
+// them and the command that builds them.
+func missingTools(toolsDir, flavour string) error {
+	var missing []string
+	for _, bin := range toolsFor(flavour) {
+		if _, err := os.Stat(filepath.Join(toolsDir, bin)); err != nil {
+			missing = append(missing, bin)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("tools directory %s has no %s, which flavour %s starts: build it with `bash hack/build-tools.sh --flavour %s` "+
+		"and pass the directory `bash hack/build-tools.sh --print-dir --flavour %s` prints (make test builds every flavour's)",
+		toolsDir, strings.Join(missing, ", "), flavour, flavour, flavour)
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/runbookdev/runbook/test/scenarios"
@@ -16,8 +15,11 @@ const ToolsDirEnv = "RUNBOOK_TOOLS_DIR"
 
 // Options configure Start. The zero value is usable when RUNBOOK_TOOLS_DIR is set.
 type Options struct {
-	// ToolsDir holds kube-apiserver, etcd, kube-controller-manager, kube-scheduler
-	// and kwok. Default: $RUNBOOK_TOOLS_DIR.
+	// ToolsDir holds the binaries the flavour starts: kube-apiserver, etcd,
+	// kube-controller-manager, kube-scheduler, kwok, calico-kube-controllers and
+	// calico-allocate-tunnel-addrs, and calico-apiserver for every flavour but crd
+	// (bash hack/build-tools.sh --print-dir --flavour <flavour>). Default:
+	// $RUNBOOK_TOOLS_DIR.
 	ToolsDir string
 	// WorkDir receives certificates, etcd data, kubeconfigs and logs/. Default: a
 	// new temporary directory, removed by Stop.
@@ -57,10 +59,8 @@ func (o Options) withDefaults() (Options, error) {
 	if err := CheckFlavour(o.Flavour); err != nil {
 		return o, err
 	}
-	for _, bin := range toolsFor(o.Flavour) {
-		if _, err := os.Stat(filepath.Join(o.ToolsDir, bin)); err != nil {
-			return o, fmt.Errorf("tools directory %s: %w (run bash hack/build-tools.sh)", o.ToolsDir, err)
-		}
+	if err := missingTools(o.ToolsDir, o.Flavour); err != nil {
+		return o, err
 	}
 	if o.Scenario == nil {
 		s, err := scenarios.Load(scenarios.Default)
